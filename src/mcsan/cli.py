@@ -1,0 +1,58 @@
+"""The one `mcsan` entry point.
+
+Each subcommand lives in its own module under :mod:`mcsan.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a function
+``run(args) -> int``. Commands import heavy libraries inside ``run`` so that
+``mcsan --help`` stays fast. This module only discovers, dispatches and reports errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from mcsan import __version__, progress
+from mcsan.errors import MCSANError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand found in :mod:`mcsan.commands`."""
+    import mcsan.commands as commands_pkg
+
+    parser = argparse.ArgumentParser(
+        prog="mcsan",
+        description="Text-video retrieval with the Multi-Level Cross-Modal Semantic Alignment Network.",
+    )
+    parser.add_argument("--version", action="version", version=f"mcsan {__version__}")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"mcsan.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    progress.set_enabled(not args.quiet and sys.stderr.isatty())
+    try:
+        return int(args.func(args) or 0)
+    except MCSANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Data side: clips, frame features, captions, attribute labels, dataset formats.
+
+Nothing here knows about the model.
+"""
