@@ -1,0 +1,232 @@
+"""MCSAN losses: bidirectional triplet ranking (VSE++), focal BCE on attributes, and KL
+between the video's and the text's attribute distributions.
+
+They take embeddings and logits (``LevelOutput``), never the model, so a distributed trainer
+can gather both modalities across ranks first.
+
+Batch convention: ``Nt`` captions and ``Nv`` videos; ``video_keys`` (Nv,) are the videos' ids
+(any integers; duplicates allowed) and ``caption_keys`` (Nt,) the id of each caption's video
+(defaults to ``video_keys``, i.e. caption i belongs to video row i, Nt == Nv == B). Every
+(caption, video) pair with equal ids is a positive and is never used as a negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mcsan.errors import ConfigError
+from mcsan.model.heads import LevelOutput, level_similarities
+
+KL_DIRECTIONS = ("video_to_text", "text_to_video", "symmetric")
+
+
+@dataclass
+class LossConfig:
+    """Weights and switches of the training objective (our defaults where the paper is silent)."""
+
+    # Triplet margin and hardest-negative mining (VSE++), as in HGR.
+    margin: float = 0.2
+    hardest_negative: bool = True
+    # One triplet term per enabled level, and one on the fused similarity. With a single
+    # level both would be the same term, so the fused one is then skipped.
+    per_level_triplet: bool = True
+    fused_triplet: bool = True
+    # "mean" over positive pairs (batch-size independent) or "sum" (VSE++'s own reduction).
+    triplet_reduction: str = "mean"
+    # Focal BCE on attribute logits (False = plain BCE ablation). alpha weighs positives,
+    # gamma down-weighs easy examples; 0.25 / 2.0 are RetinaNet's defaults.
+    use_focal: bool = True
+    fbce_alpha: float = 0.25
+    fbce_gamma: float = 2.0
+    # Weight of the attribute loss (summed over levels and both modalities; each term is the
+    # per-sample sum over the level's classes, averaged over samples).
+    lambda_fbce: float = 0.02
+    # KL between attribute distributions (softmax of logits / temperature) of matched pairs.
+    # "video_to_text": KL(p_text || p_video), the video distribution is pulled to the text's
+    # (PyTorch KLDivLoss(video log-probs, text probs)); "text_to_video" the reverse;
+    # "symmetric" the mean of both. Gradients reach both modalities (no stop-gradient).
+    use_kl: bool = True
+    lambda_kl: float = 0.1
+    kl_direction: str = "video_to_text"
+    kl_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kl_direction not in KL_DIRECTIONS:
+            raise ConfigError(
+                f"loss.kl_direction={self.kl_direction!r}; use one of {KL_DIRECTIONS}"
+            )
+        if self.triplet_reduction not in ("mean", "sum"):
+            raise ConfigError(f"loss.triplet_reduction={self.triplet_reduction!r}; use mean or sum")
+        if not (self.per_level_triplet or self.fused_triplet):
+            raise ConfigError("loss: enable per_level_triplet or fused_triplet (both are off)")
+        if self.kl_temperature <= 0 or self.margin < 0 or not 0 <= self.fbce_alpha <= 1:
+            raise ConfigError("loss: need kl_temperature > 0, margin >= 0, 0 <= fbce_alpha <= 1")
+
+
+def triplet_loss(
+    sim: torch.Tensor,
+    positive_mask: torch.Tensor,
+    margin: float = 0.2,
+    hardest: bool = True,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Bidirectional triplet ranking loss over a (Nt captions, Nv videos) similarity.
+
+    For each positive pair (i, j): caption->video hinge ``[m + s(i, k) - s(i, j)]+`` over
+    negative videos k of caption i, and video->caption ``[m + s(c, j) - s(i, j)]+`` over
+    negative captions c of video j; the hardest negative only (VSE++) or the sum over all.
+    Positives are never negatives. ``reduction``: mean over positive pairs, or sum.
+    """
+    positive = positive_mask.bool()
+    negative = ~positive
+    if hardest:
+        floor = torch.finfo(sim.dtype).min
+        masked = sim.masked_fill(positive, floor)
+        hardest_video = masked.max(dim=1).values.masked_fill(~negative.any(dim=1), floor)
+        hardest_caption = masked.max(dim=0).values.masked_fill(~negative.any(dim=0), floor)
+        to_video = F.relu(margin + hardest_video[:, None] - sim)
+        to_caption = F.relu(margin + hardest_caption[None, :] - sim)
+    else:
+        # cost[i, j, k] for positive (i, j) and video k / caption k.
+        to_video = (F.relu(margin + sim[:, None, :] - sim[:, :, None]) * negative[:, None, :]).sum(
+            -1
+        )
+        to_caption = (
+            F.relu(margin + sim.t()[None, :, :] - sim[:, :, None]) * negative.t()[None, :, :]
+        ).sum(-1)
+    cost = ((to_video + to_caption) * positive).sum()
+    if reduction == "sum":
+        return cost
+    return cost / positive.sum().clamp_min(1)
+
+
+def focal_bce_with_logits(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """Focal BCE ``-[a y (1-p)^g log p + (1-a)(1-y) p^g log(1-p)]``, p = sigmoid(logits).
+
+    Computed from logits with log-sigmoids (finite for any logit). ``reduction``: "none",
+    "mean" (over all elements) or "sum".
+    """
+    targets = targets.to(logits.dtype)
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    positive = alpha * targets * torch.exp(gamma * log_not_p) * log_p
+    negative = (1 - alpha) * (1 - targets) * torch.exp(gamma * log_p) * log_not_p
+    loss = -(positive + negative)
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def attribute_kl(
+    video_logits: torch.Tensor,
+    text_logits: torch.Tensor,
+    temperature: float = 1.0,
+    direction: str = "video_to_text",
+) -> torch.Tensor:
+    """KL between matched rows' attribute distributions, averaged over rows.
+
+    Each row's distribution is softmax(logits / temperature) over the level's attributes.
+    "video_to_text" = KL(p_text || p_video); "text_to_video" = KL(p_video || p_text);
+    "symmetric" = their mean.
+    """
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"direction must be one of {KL_DIRECTIONS}, not {direction!r}")
+    log_video = F.log_softmax(video_logits / temperature, dim=-1)
+    log_text = F.log_softmax(text_logits / temperature, dim=-1)
+
+    def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+    if direction == "video_to_text":
+        return kl(log_text, log_video)
+    if direction == "text_to_video":
+        return kl(log_video, log_text)
+    return 0.5 * (kl(log_text, log_video) + kl(log_video, log_text))
+
+
+class MCSANLoss(nn.Module):
+    """total = triplet terms + lambda_fbce * attribute BCE terms + lambda_kl * KL terms."""
+
+    def __init__(self, cfg: LossConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or LossConfig()
+
+    def _attribute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.use_focal:
+            per_element = focal_bce_with_logits(logits, targets, cfg.fbce_alpha, cfg.fbce_gamma)
+        else:
+            per_element = F.binary_cross_entropy_with_logits(
+                logits, targets.to(logits.dtype), reduction="none"
+            )
+        return per_element.sum(-1).mean()
+
+    def forward(
+        self,
+        video_out: LevelOutput,
+        text_out: LevelOutput,
+        level_weights: Mapping[str, torch.Tensor | float],
+        video_keys: torch.Tensor,
+        text_targets: Mapping[str, torch.Tensor],
+        video_targets: Mapping[str, torch.Tensor],
+        caption_keys: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total loss and its named parts (detached scalars), see the module docstring."""
+        cfg = self.cfg
+        caption_keys = video_keys if caption_keys is None else caption_keys
+        positive = caption_keys[:, None] == video_keys[None, :]
+        matched_video = positive.to(torch.uint8).argmax(dim=1)  # first video of each caption
+        levels = list(level_weights)
+        sims = level_similarities(text_out.embeddings, video_out.embeddings, level_weights, levels)
+
+        terms: dict[str, dict[str, torch.Tensor]] = {"triplet": {}, "fbce": {}, "kl": {}}
+        triplet_on = list(levels) if cfg.per_level_triplet else []
+        if cfg.fused_triplet and not (cfg.per_level_triplet and len(levels) == 1):
+            triplet_on.append("fused")
+        for name in triplet_on:
+            terms["triplet"][name] = triplet_loss(
+                sims[name], positive, cfg.margin, cfg.hardest_negative, cfg.triplet_reduction
+            )
+        for modality, out, targets in (
+            ("video", video_out, video_targets),
+            ("text", text_out, text_targets),
+        ):
+            for lvl, logits in out.attribute_logits.items():
+                if lvl not in targets:
+                    raise KeyError(f"no {modality} attribute targets for level {lvl!r}")
+                terms["fbce"][f"{modality}/{lvl}"] = self._attribute_loss(logits, targets[lvl])
+        if cfg.use_kl:
+            for lvl, text_logits in text_out.attribute_logits.items():
+                if lvl in video_out.attribute_logits:
+                    terms["kl"][lvl] = attribute_kl(
+                        video_out.attribute_logits[lvl][matched_video],
+                        text_logits,
+                        cfg.kl_temperature,
+                        cfg.kl_direction,
+                    )
+
+        weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl}
+        zero = sims["fused"].new_zeros(())
+        sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
+        total = sum((weights[kind] * sums[kind] for kind in sums), zero)
+        report = {
+            f"{kind}/{name}": v.detach()
+            for kind, parts in terms.items()
+            for name, v in parts.items()
+        }
+        report.update({kind: s.detach() for kind, s in sums.items()})
+        report["total"] = total.detach()
+        return total, report
