@@ -1,0 +1,113 @@
+"""Text queries against a :class:`~mcsan.search.index.VideoIndex`, with input validation."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from mcsan.errors import SearchError
+from mcsan.search.index import VideoIndex
+
+MAX_QUERY_CHARS = 1_000
+MAX_K = 1_000
+
+
+class RetrieverLike(Protocol):
+    """What search needs of an encoder: the interface of ``mcsan.inference.Retriever``."""
+
+    level_weights: Mapping[str, float]
+    checkpoint_sha256: str
+
+    def encode_captions(self, captions: list[str]) -> dict[str, np.ndarray]:
+        """Per-level (N, d) embeddings of N captions."""
+        ...
+
+    def encode_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Per-level (N, d) embeddings of N videos' feature streams."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked video: its fused score and each level's contribution to it."""
+
+    rank: int
+    video_id: str
+    path: str | None
+    score: float
+    level_scores: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        """The hit as a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def validate_query(query: object) -> str:
+    """The query with surrounding whitespace removed; SearchError when unusable."""
+    if not isinstance(query, str):
+        raise SearchError(f"the query must be text, got {type(query).__name__}")
+    text = query.strip()
+    if not text:
+        raise SearchError("the query is empty; type a few words describing the video")
+    if len(text) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"the query has {len(text)} characters; the limit is {MAX_QUERY_CHARS}, shorten it"
+        )
+    bad = [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cs") and not ch.isspace()]
+    if bad:
+        raise SearchError(
+            f"the query contains control character {bad[0]!r}; remove it and search again"
+        )
+    return text
+
+
+def validate_k(k: object) -> int:
+    """``k`` as an int in 1..MAX_K; SearchError for anything else (bools, floats, text)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        digits = k.strip().lstrip("+-") if isinstance(k, str) else ""
+        if digits.isascii() and digits.isdigit() and len(digits) <= 12:
+            k = int(k.strip())
+        else:
+            raise SearchError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    if not 1 <= int(k) <= MAX_K:
+        raise SearchError(f"k must be from 1 to {MAX_K}, got {int(k)}")
+    return int(k)
+
+
+def search(index: VideoIndex, retriever: RetrieverLike, query: str, k: int = 10) -> list[Hit]:
+    """The top-``k`` videos of ``index`` for the text ``query``, best first."""
+    return search_many(index, retriever, [query], k)[0]
+
+
+def search_many(
+    index: VideoIndex, retriever: RetrieverLike, queries: Sequence[str], k: int = 10
+) -> list[list[Hit]]:
+    """Ranked hits for each of ``queries`` (validated, encoded in one batch)."""
+    texts = [validate_query(q) for q in queries]
+    k = validate_k(k)
+    index.check_checkpoint(retriever.checkpoint_sha256)
+    encoded = retriever.encode_captions(texts)
+    missing = [lv for lv in index.levels if lv not in encoded]
+    if missing:
+        raise SearchError(f"the encoder returned no {missing} embeddings; the index needs them")
+    results = index.search_vectors({lv: encoded[lv] for lv in index.levels}, k)
+    return [_hits(index, result.rows, result.scores, result.level_scores) for result in results]
+
+
+def _hits(
+    index: VideoIndex, rows: np.ndarray, scores: np.ndarray, level_scores: dict[str, np.ndarray]
+) -> list[Hit]:
+    return [
+        Hit(
+            rank=rank,
+            video_id=index.ids[row],
+            path=index.paths[row],
+            score=float(scores[pos]),
+            level_scores={lv: float(level_scores[lv][pos]) for lv in index.levels},
+        )
+        for pos, (rank, row) in enumerate(zip(range(1, len(rows) + 1), rows.tolist(), strict=True))
+    ]

@@ -1,0 +1,179 @@
+"""The HTTP API and web page over an index (FastAPI; run it with uvicorn).
+
+    GET /api/health             index size, levels, weights, checkpoint
+    GET /api/search?q=...&k=... ranked hits as JSON
+    GET /media/{path}           a clip of the index, only from the index's media root
+    GET /                       the search page (static/index.html)
+
+Every client mistake gets a 4xx with ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mcsan.errors import MCSANError, SearchError
+from mcsan.search.index import VideoIndex
+from mcsan.search.query import RetrieverLike, search
+
+STATIC_DIR = Path(__file__).parent / "static"
+SEARCH_PARAMS = frozenset({"q", "k"})
+MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".m4v", ".gif", ".jpg", ".jpeg", ".png", ".webp"})
+
+
+class ClientError(Exception):
+    """A request the client must change: becomes ``status`` with a JSON message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def load_retriever(checkpoint: str | os.PathLike[str]) -> RetrieverLike:
+    """The trained encoder of ``checkpoint`` (``mcsan.inference.Retriever``)."""
+    from mcsan.inference import Retriever
+
+    return Retriever.from_checkpoint(checkpoint)
+
+
+def resolve_media(index: VideoIndex, requested: str) -> Path:
+    """The file under the index's media root that ``requested`` names; ClientError otherwise.
+
+    Refuses absolute paths, ``..`` segments, backslashes, NUL bytes, files the index does
+    not list, unknown file types and anything (symlinks included) resolving outside the root.
+    """
+    if index.media_root is None:
+        raise ClientError(404, "this index has no media folder; it was built from features only")
+    if "\x00" in requested or "\\" in requested:
+        raise ClientError(400, "media path contains a NUL byte or a backslash")
+    posix = PurePosixPath(requested)
+    if requested.startswith("/") or posix.is_absolute():
+        raise ClientError(400, "media path must be relative to the index's media folder")
+    if any(part in ("..", ".") for part in requested.split("/")):
+        raise ClientError(400, "media path must not contain '.' or '..' segments")
+    if posix.suffix.lower() not in MEDIA_SUFFIXES:
+        raise ClientError(404, f"{requested!r} is not a clip or thumbnail of this index")
+    if requested not in _known_media(index):
+        raise ClientError(404, f"{requested!r} is not a clip of this index")
+    root = Path(index.media_root).resolve()
+    target = (root / posix).resolve()
+    if not target.is_relative_to(root):
+        raise ClientError(403, f"{requested!r} points outside the index's media folder")
+    if not target.is_file():
+        raise ClientError(404, f"{requested!r} is listed in the index but missing on disk")
+    return target
+
+
+def _known_media(index: VideoIndex) -> frozenset[str]:
+    known = getattr(index, "_known_media_cache", None)
+    if known is None:
+        known = frozenset(p for p in index.paths if p)
+        index._known_media_cache = known  # type: ignore[attr-defined]
+    return known
+
+
+def parse_search_params(request: Request) -> tuple[str, str]:
+    """The raw ``q`` and ``k`` of a search request; ClientError on unknown or repeated ones."""
+    params = request.query_params
+    unknown = sorted(set(params.keys()) - SEARCH_PARAMS)
+    if unknown:
+        raise ClientError(400, f"unknown parameter(s) {unknown}; use only q and k")
+    for name in SEARCH_PARAMS:
+        if len(params.getlist(name)) > 1:
+            raise ClientError(400, f"parameter {name!r} given more than once")
+    if "q" not in params:
+        raise ClientError(400, "missing parameter q; pass the query text as ?q=...")
+    return params["q"], params.get("k", "10")
+
+
+def create_app(
+    index_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    retriever: RetrieverLike | None = None,
+) -> FastAPI:
+    """The search app over the index in ``index_dir``.
+
+    The query encoder is ``retriever`` if given, else loaded from ``checkpoint``, else from
+    the checkpoint path recorded in the index. A checkpoint other than the index's is refused.
+    """
+    index = VideoIndex.load(index_dir)
+    if retriever is None:
+        source = checkpoint or index.extra.get("checkpoint")
+        if not source:
+            raise SearchError(
+                f"{index_dir}: the index records no checkpoint path; pass --checkpoint"
+            )
+        retriever = load_retriever(source)
+    index.check_checkpoint(retriever.checkpoint_sha256, where=f"index {index_dir}")
+    encoder = retriever
+    lock = threading.Lock()
+
+    app = FastAPI(title="mcsan search", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.index = index
+    app.state.retriever = encoder
+
+    @app.exception_handler(ClientError)
+    async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(MCSANError)
+    async def _mcsan_error(_: Request, exc: MCSANError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"invalid request: {exc.errors()}"}, status_code=400)
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "videos": len(index),
+            "levels": list(index.levels),
+            "weights": index.weights,
+            "kind": "ivf_flat" if index.approx else "flat",
+            "checkpoint_sha256": index.checkpoint_sha256,
+            "has_media": index.media_root is not None,
+        }
+
+    @app.get("/api/search")
+    def api_search(request: Request) -> dict[str, Any]:
+        query, k = parse_search_params(request)
+        with lock:
+            hits = search(index, encoder, query, k)
+        return {
+            "query": query.strip(),
+            "k": len(hits),
+            "levels": list(index.levels),
+            "weights": index.weights,
+            "hits": [
+                {**hit.to_json(), "media_url": f"/media/{quote(hit.path)}" if hit.path else None}
+                for hit in hits
+            ],
+        }
+
+    @app.get("/media/{requested:path}")
+    def media(requested: str) -> FileResponse:
+        return FileResponse(resolve_media(index, requested))
+
+    @app.get("/")
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
