@@ -28,7 +28,9 @@ from mcsan.search.query import RetrieverLike, search
 
 STATIC_DIR = Path(__file__).parent / "static"
 SEARCH_PARAMS = frozenset({"q", "k"})
-MEDIA_SUFFIXES = frozenset({".mp4", ".webm", ".m4v", ".gif", ".jpg", ".jpeg", ".png", ".webp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".m4v"})
+IMAGE_SUFFIXES = frozenset({".gif", ".jpg", ".jpeg", ".png", ".webp"})
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 
 class ClientError(Exception):
@@ -81,6 +83,18 @@ def _known_media(index: VideoIndex) -> frozenset[str]:
         known = frozenset(p for p in index.paths if p)
         index._known_media_cache = known  # type: ignore[attr-defined]
     return known
+
+
+def media_fields(path: str | None) -> dict[str, str | None]:
+    """``media_url`` and ``media_kind`` (video / image / None) of a hit's clip for the page."""
+    suffix = PurePosixPath(path).suffix.lower() if path else ""
+    if suffix in VIDEO_SUFFIXES:
+        kind = "video"
+    elif suffix in IMAGE_SUFFIXES:
+        kind = "image"
+    else:
+        return {"media_url": None, "media_kind": None}
+    return {"media_url": f"/media/{quote(path or '')}", "media_kind": kind}
 
 
 def parse_search_params(request: Request) -> tuple[str, str]:
@@ -161,10 +175,7 @@ def create_app(
             "k": len(hits),
             "levels": list(index.levels),
             "weights": index.weights,
-            "hits": [
-                {**hit.to_json(), "media_url": f"/media/{quote(hit.path)}" if hit.path else None}
-                for hit in hits
-            ],
+            "hits": [{**hit.to_json(), **media_fields(hit.path)} for hit in hits],
         }
 
     @app.get("/media/{requested:path}")

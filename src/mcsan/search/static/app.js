@@ -56,7 +56,9 @@ function levelBars(hit, levels, scale) {
 
 function mediaBox(hit) {
   const box = el("div", { class: "media" });
-  if (hit.media_url) {
+  if (hit.media_url && hit.media_kind === "image") {
+    box.appendChild(el("img", { src: hit.media_url, alt: hit.video_id, loading: "lazy" }));
+  } else if (hit.media_url) {
     const video = el("video", {
       src: hit.media_url, muted: "", loop: "", autoplay: "", playsinline: "",
       preload: "metadata", title: hit.path,

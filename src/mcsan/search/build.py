@@ -1,0 +1,227 @@
+"""Turn a video collection into a :class:`VideoIndex`: find or extract features, encode, index.
+
+Two sources:
+
+- a folder of clips (``--videos``): features are extracted with the checkpoint's feature
+  spec into ``INDEX/features.h5``, an extraction cache reused by the next run;
+- a native dataset (``--dataset``): its ``features/<set>.h5`` whose spec matches the
+  checkpoint; clips under ``<dataset>/videos`` become the media.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcsan import LEVELS
+from mcsan.errors import FeatureError, SearchError
+from mcsan.progress import track
+from mcsan.search.index import VideoIndex
+from mcsan.search.query import RetrieverLike
+
+CACHE_NAME = "features.h5"
+ENCODE_BATCH = 64
+
+
+@dataclass
+class IndexSummary:
+    """What :func:`index_videos` / :func:`index_dataset` did."""
+
+    out: str
+    videos: int
+    kind: str
+    feature_file: str
+    extracted: int = 0
+    reused: int = 0
+    failed: list[str] = field(default_factory=list)
+    with_media: int = 0
+    seconds: float = 0.0
+
+
+def retriever_levels(retriever: RetrieverLike) -> tuple[str, ...]:
+    """The levels the encoder produces, in canonical order."""
+    levels = getattr(retriever, "levels", None)
+    return tuple(levels) if levels else LEVELS
+
+
+def retriever_spec(retriever: RetrieverLike) -> Any:
+    """The FeatureSpec the checkpoint was trained on (``feature_spec`` of the Retriever)."""
+    spec = getattr(retriever, "feature_spec", None)
+    if spec is None:
+        raise SearchError(
+            "the checkpoint records no feature spec, so clips cannot be extracted for it; "
+            "index a dataset with --dataset instead"
+        )
+    return spec
+
+
+def encode_store(
+    retriever: RetrieverLike, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH
+) -> dict[str, np.ndarray]:
+    """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore."""
+    levels = retriever_levels(retriever)
+    parts: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
+    starts = range(0, len(ids), batch_size)
+    for start in track(starts, total=len(starts), desc="encode", unit="batch"):
+        batch = [store.read(video_id) for video_id in ids[start : start + batch_size]]
+        encoded = retriever.encode_features(batch)
+        for level in levels:
+            parts[level].append(np.asarray(encoded[level], dtype=np.float32))
+    return {lv: np.concatenate(chunks, axis=0) for lv, chunks in parts.items()}
+
+
+def build_from_store(
+    retriever: RetrieverLike,
+    store_path: Path,
+    ids: Sequence[str],
+    paths: Sequence[str | None],
+    out: Path,
+    *,
+    media_root: Path | None,
+    approx: bool,
+    checkpoint: str | os.PathLike[str] | None,
+    source: dict[str, Any],
+) -> VideoIndex:
+    """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``."""
+    from mcsan.data.features import FeatureStore
+
+    with FeatureStore.open(store_path, mode="r", expect=retriever_spec(retriever)) as store:
+        embeddings = encode_store(retriever, store, ids)
+    extra = {"source": source, "feature_file": str(store_path)}
+    if checkpoint is not None:
+        extra["checkpoint"] = str(Path(checkpoint).resolve())
+    index = VideoIndex.build(
+        embeddings, ids, paths, retriever.level_weights, retriever.checkpoint_sha256,
+        media_root=media_root, approx=approx, extra=extra,
+    )
+    index.save(out)
+    return index
+
+
+def index_dataset(
+    retriever: RetrieverLike,
+    dataset: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    approx: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> IndexSummary:
+    """Index every video of a native dataset's feature set that matches the checkpoint."""
+    from mcsan.data.features import FeatureStore
+    from mcsan.data.native import feature_path, read_card, videos_dir
+
+    started = time.perf_counter()
+    root = Path(dataset)
+    spec = retriever_spec(retriever)
+    card = read_card(root)
+    names = list(card.get("feature_sets") or {})
+    preferred = getattr(retriever, "feature_set", None)
+    if preferred in names:
+        names.remove(preferred)
+        names.insert(0, preferred)
+    store_path, problems = None, []
+    for name in names:
+        candidate = feature_path(root, name)
+        try:
+            FeatureStore.open(candidate, mode="r", expect=spec).close()
+        except FeatureError as exc:
+            problems.append(str(exc))
+            continue
+        store_path = candidate
+        break
+    if store_path is None:
+        detail = "; ".join(problems) or "the card lists no feature sets"
+        raise SearchError(
+            f"{root}: no feature set matches the checkpoint's spec ({detail}); extract one "
+            "with `mcsan extract` using the checkpoint's options"
+        )
+    with FeatureStore.open(store_path, mode="r") as store:
+        ids = store.ids()
+    clips = _clips_by_id(videos_dir(root))
+    media_root = videos_dir(root) if clips else None
+    paths = [clips.get(video_id) for video_id in ids]
+    index = build_from_store(
+        retriever, store_path, ids, paths, Path(out), media_root=media_root, approx=approx,
+        checkpoint=checkpoint, source={"dataset": str(root.resolve())},
+    )
+    return IndexSummary(
+        out=str(out), videos=len(index), kind=index.meta()["kind"],
+        feature_file=str(store_path), reused=len(index),
+        with_media=sum(p is not None for p in paths), seconds=time.perf_counter() - started,
+    )
+
+
+def index_videos(
+    retriever: RetrieverLike,
+    videos: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    approx: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> IndexSummary:
+    """Extract (or reuse) features of every clip in ``videos`` and index them."""
+    from mcsan.data.video import list_videos
+
+    started = time.perf_counter()
+    folder = Path(videos)
+    found = list_videos(folder)
+    if not found:
+        raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
+    out_dir = Path(out)
+    cache = out_dir / CACHE_NAME
+    extraction = _extract(retriever, found, cache)
+    failed = set(extraction.get("failed", []))
+    ids = [video_id for video_id in found if video_id not in failed]
+    if not ids:
+        raise SearchError(f"{folder}: no clip could be decoded; see the failures above")
+    paths = [_relative(found[video_id], folder) for video_id in ids]
+    index = build_from_store(
+        retriever, cache, ids, paths, out_dir, media_root=folder, approx=approx,
+        checkpoint=checkpoint, source={"videos": str(folder.resolve())},
+    )
+    return IndexSummary(
+        out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),
+        extracted=int(extraction.get("extracted", 0)), reused=int(extraction.get("reused", 0)),
+        failed=sorted(failed), with_media=len(ids), seconds=time.perf_counter() - started,
+    )
+
+
+def _extract(retriever: RetrieverLike, found: dict[str, Path], cache: Path) -> dict[str, Any]:
+    """Run the extraction driver into ``cache``; return extracted / reused / failed."""
+    from mcsan.data.extract import extract_features
+
+    result = extract_features(found, cache, retriever_spec(retriever))
+    return _as_dict(result)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
+    if hasattr(result, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(result)
+    return {}
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _clips_by_id(folder: Path) -> dict[str, str]:
+    """Playable clips of a dataset's videos folder by id (file stem), as relative paths."""
+    if not folder.is_dir():
+        return {}
+    from mcsan.data.video import list_videos
+
+    return {
+        video_id: _relative(path, folder)
+        for video_id, path in list_videos(folder).items()
+        if path.is_file()
+    }
