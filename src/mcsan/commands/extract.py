@@ -1,0 +1,117 @@
+"""`mcsan extract`: frame features of a folder of clips into a FeatureStore.
+
+mcsan extract --videos DIR --out FEATURES.h5 [--frames T] [--size PX] [--grid G]
+              [--streams a,b,c] [--shard i/N] [--batch B] [--allow-failures]
+mcsan extract --out FEATURES.h5 --merge [SHARD.h5 ...]   (default: FEATURES.shard*of*.h5)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``extract`` subcommand."""
+    parser = subparsers.add_parser(
+        "extract",
+        help="extract frame features of video clips (resumable, sharded)",
+        description="Decode clips, run the pretrained frame encoder, store features. "
+        "A killed run resumes where it stopped when started again with the same command.",
+    )
+    parser.add_argument("--videos", type=Path, help="folder of clips (or of image folders)")
+    parser.add_argument("--out", type=Path, required=True, help="the FeatureStore (.h5)")
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    parser.add_argument("--size", type=int, default=224, help="frame size in px (default 224)")
+    parser.add_argument("--fps", type=float, default=None, help="sample at a fixed rate instead")
+    parser.add_argument("--grid", type=int, default=2, help="G of *_grid streams (default 2)")
+    parser.add_argument(
+        "--streams",
+        default="world",
+        help="comma list: head, head_grid<G>, block10, block10_grid<G>, rgbhist, or 'world' "
+        "(= head_grid2,block10,rgbhist; the default)",
+    )
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--shard", default=None, help="i/N: this process does shard i of N")
+    parser.add_argument("--batch", type=int, default=64, help="frames per forward pass")
+    parser.add_argument("--workers", type=int, default=2, help="decoding threads")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=64, help="videos per saved part (resume unit)"
+    )
+    parser.add_argument("--allow-failures", action="store_true", help="exit 0 despite failures")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="SHARD",
+        help="merge shard files into --out instead of extracting",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract (or merge) and print a one-line summary; non-zero exit if anything failed."""
+    from mcsan.data.extract import (
+        extract_features,
+        find_shards,
+        merge_shards,
+        parse_shard,
+        shard_from_env,
+    )
+    from mcsan.data.video import list_videos
+    from mcsan.errors import ConfigError
+
+    if args.merge is not None:
+        shards = list(args.merge) or find_shards(args.out)
+        if not shards:
+            raise ConfigError(f"{args.out}: no shard files given or found next to it")
+        count = merge_shards(shards, args.out)
+        print(f"{args.out}: merged {len(shards)} files, {count} videos")
+        return 0
+    if args.videos is None:
+        raise ConfigError("give --videos DIR (or --merge to join shard files)")
+    shard = parse_shard(args.shard) if args.shard else shard_from_env()
+    videos = list_videos(args.videos)
+    summary = extract_features(
+        videos,
+        args.out,
+        backbone=args.backbone,
+        frames=args.frames,
+        size=args.size,
+        grid=args.grid,
+        streams=args.streams,
+        fps=args.fps,
+        shard=shard,
+        batch_frames=args.batch,
+        workers=args.workers,
+        checkpoint_every=args.checkpoint_every,
+    )
+    if shard is None:
+        _record_in_card(args.videos, summary.out_path)
+    print(summary.line())
+    if summary.failed and not args.allow_failures:
+        print(
+            f"error: {summary.failed} clips failed (listed in the failures file); "
+            "fix or remove them, or pass --allow-failures",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _record_in_card(videos_dir: Path, out_path: Path) -> None:
+    """When extracting ``<root>/videos`` into ``<root>/features/<set>.h5`` of a native
+    dataset, add the feature set to its dataset.yaml."""
+    from mcsan.data.features import FeatureStore
+    from mcsan.data.native import card_path, update_card
+
+    root = videos_dir.resolve().parent
+    out = out_path.resolve()
+    if not card_path(root).is_file() or out.parent != root / "features":
+        return
+    with FeatureStore.open(out) as store:
+        spec = store.spec.to_json()
+    entry = {"path": str(out.relative_to(root)), **spec}
+    update_card(root, feature_sets={out.stem: entry})

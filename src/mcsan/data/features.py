@@ -1,0 +1,358 @@
+"""FeatureStore: per-video frame features in one HDF5 file, with their spec.
+
+Layout::
+
+    /                 attrs: mcsan_feature_spec (JSON of FeatureSpec), mcsan_format
+    /videos/<id>/     one group per video; attr ``complete`` set last
+        <stream>      (T, *shape) float16, one dataset per stream
+
+Video ids are escaped reversibly into HDF5 names (``%`` and ``/`` become ``%25`` and
+``%2F``, a leading ``.`` becomes ``%2E``). An entry exists only once its ``complete``
+attribute is written and the file flushed; a group left behind by a crash is invisible to
+readers and replaced by the next write of that id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import numpy as np
+
+from mcsan.errors import FeatureError
+
+SPEC_ATTR = "mcsan_feature_spec"
+FORMAT_ATTR = "mcsan_format"
+FORMAT_VERSION = 1
+VIDEOS_GROUP = "videos"
+COMPLETE_ATTR = "complete"
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a store holds: backbone, frame size (px), frames per clip (0 = variable),
+    and the per-frame shape of each named stream."""
+
+    backbone: str
+    size: int
+    frames: int
+    streams: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        streams = {str(k): tuple(int(d) for d in v) for k, v in dict(self.streams).items()}
+        object.__setattr__(self, "streams", streams)
+        object.__setattr__(self, "size", int(self.size))
+        object.__setattr__(self, "frames", int(self.frames))
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as a JSON-able dict."""
+        return {
+            "backbone": self.backbone,
+            "size": self.size,
+            "frames": self.frames,
+            "streams": {name: list(shape) for name, shape in self.streams.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            backbone=str(data["backbone"]),
+            size=int(data["size"]),
+            frames=int(data["frames"]),
+            streams={str(k): tuple(v) for k, v in dict(data["streams"]).items()},
+        )
+
+    def to_attrs(self, attrs: Any) -> None:
+        """Store the spec in HDF5 attributes."""
+        attrs[SPEC_ATTR] = json.dumps(self.to_json())
+        attrs[FORMAT_ATTR] = FORMAT_VERSION
+
+    @classmethod
+    def from_attrs(cls, attrs: Any, path: str | os.PathLike[str]) -> FeatureSpec:
+        """Read the spec from HDF5 attributes; a file without one is not a FeatureStore."""
+        if SPEC_ATTR not in attrs:
+            raise FeatureError(
+                f"{path}: not an mcsan feature store (no {SPEC_ATTR} attribute); create it "
+                "with `mcsan extract` or FeatureStore.create"
+            )
+        try:
+            raw = attrs[SPEC_ATTR]
+            return cls.from_json(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FeatureError(f"{path}: unreadable feature spec ({exc}); re-extract") from exc
+
+    def mismatch(self, expected: FeatureSpec) -> str | None:
+        """A description of the first field that differs from ``expected``, or None."""
+        for name in ("backbone", "size", "frames"):
+            have, want = getattr(self, name), getattr(expected, name)
+            if have != want:
+                return f"field {name!r} is {have!r}, expected {want!r}"
+        if list(self.streams) != list(expected.streams):
+            return f"field 'streams' is {list(self.streams)}, expected {list(expected.streams)}"
+        for name, shape in self.streams.items():
+            if shape != expected.streams[name]:
+                return f"field 'streams[{name!r}]' is {shape}, expected {expected.streams[name]}"
+        return None
+
+    def check(self, expected: FeatureSpec, path: str | os.PathLike[str]) -> None:
+        """Raise :class:`FeatureError` naming ``path`` and the field when specs differ."""
+        problem = self.mismatch(expected)
+        if problem:
+            raise FeatureError(
+                f"{path}: feature spec mismatch: {problem}; re-extract the features with "
+                "matching options or point to the right file"
+            )
+
+
+def escape_id(video_id: str) -> str:
+    """Reversible HDF5-safe name of a video id."""
+    if not video_id:
+        raise FeatureError("empty video id; every video needs a non-empty id")
+    name = quote(video_id, safe="", encoding="utf-8", errors="surrogatepass")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name
+
+
+def unescape_id(name: str) -> str:
+    """Inverse of :func:`escape_id`."""
+    return unquote(name, encoding="utf-8", errors="surrogatepass")
+
+
+class FeatureStore:
+    """An HDF5 file of per-video feature streams (see the module docstring)."""
+
+    def __init__(self, handle: Any, path: Path, spec: FeatureSpec, mode: str) -> None:
+        self._h5 = handle
+        self.path = path
+        self.spec = spec
+        self.mode = mode
+        self._ids: list[str] | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], spec: FeatureSpec, overwrite: bool = False
+    ) -> FeatureStore:
+        """A new, empty store at ``path`` (an existing file is an error unless overwrite)."""
+        import h5py
+
+        target = Path(path)
+        if target.exists() and not overwrite and target.stat().st_size > 0:
+            raise FeatureError(
+                f"{target}: already exists; open it with FeatureStore.open(mode='a') or "
+                "remove it first"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = h5py.File(target, "w")
+        spec.to_attrs(handle.attrs)
+        handle.create_group(VIDEOS_GROUP)
+        handle.flush()
+        store = cls(handle, target, spec, "a")
+        store._ids = []
+        return store
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        mode: str = "r",
+        expect: FeatureSpec | None = None,
+    ) -> FeatureStore:
+        """Open an existing store for reading (``r``) or appending (``a``).
+
+        With ``expect``, a different spec raises :class:`FeatureError` naming the file and
+        the field.
+        """
+        import h5py
+
+        if mode not in ("r", "a"):
+            raise FeatureError(f"{path}: mode must be 'r' or 'a', not {mode!r}")
+        source = Path(path)
+        if not source.is_file():
+            raise FeatureError(f"{source}: feature file not found; run `mcsan extract` first")
+        try:
+            handle = h5py.File(source, "r" if mode == "r" else "r+")
+        except OSError as exc:
+            raise FeatureError(
+                f"{source}: not a readable HDF5 file ({exc}); re-extract or restore it"
+            ) from exc
+        try:
+            spec = FeatureSpec.from_attrs(handle.attrs, source)
+            if expect is not None:
+                spec.check(expect, source)
+            if VIDEOS_GROUP not in handle:
+                if mode == "r":
+                    raise FeatureError(f"{source}: no '{VIDEOS_GROUP}' group; re-extract")
+                handle.create_group(VIDEOS_GROUP)
+        except BaseException:
+            handle.close()
+            raise
+        return cls(handle, source, spec, mode)
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._h5 is not None and self._h5.id.valid:
+            if self.mode != "r":
+                self._h5.flush()
+            self._h5.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        """Ids of the complete entries, sorted."""
+        if self._ids is None:
+            group = self._h5[VIDEOS_GROUP]
+            self._ids = sorted(
+                unescape_id(name)
+                for name, entry in group.items()
+                if entry.attrs.get(COMPLETE_ATTR, False)
+            )
+        return list(self._ids)
+
+    def __contains__(self, video_id: object) -> bool:
+        if not isinstance(video_id, str) or not video_id:
+            return False
+        entry = self._h5[VIDEOS_GROUP].get(escape_id(video_id))
+        return entry is not None and bool(entry.attrs.get(COMPLETE_ATTR, False))
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def read(self, video_id: str) -> dict[str, np.ndarray]:
+        """Every stream of one video as float32 (T, *shape)."""
+        if video_id not in self:
+            raise FeatureError(
+                f"{self.path}: no features for video id {video_id!r}; extract it or drop it "
+                "from the captions"
+            )
+        entry = self._h5[VIDEOS_GROUP][escape_id(video_id)]
+        return {name: entry[name][()].astype(np.float32) for name in self.spec.streams}
+
+    def read_all(self, ids: Iterable[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """``{video_id: streams}`` for ``ids`` (default: every complete entry)."""
+        return {video_id: self.read(video_id) for video_id in (self.ids() if ids is None else ids)}
+
+    # -- writing ---------------------------------------------------------------------------
+    def validate(self, video_id: str, streams: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check stream names, shapes and values against the spec; return float16 arrays."""
+        where = f"{self.path}: video {video_id!r}"
+        if set(streams) != set(self.spec.streams):
+            raise FeatureError(
+                f"{where}: streams {sorted(streams)} do not match the store's "
+                f"{sorted(self.spec.streams)}"
+            )
+        frames: int | None = None
+        out: dict[str, np.ndarray] = {}
+        for name, shape in self.spec.streams.items():
+            array = np.asarray(streams[name])
+            if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
+                raise FeatureError(
+                    f"{where}: stream {name!r} has shape {array.shape}, expected (T, "
+                    f"{', '.join(map(str, shape))})"
+                )
+            if frames is None:
+                frames = array.shape[0]
+            if array.shape[0] != frames or frames < 1:
+                raise FeatureError(f"{where}: streams need the same T >= 1 frames")
+            if self.spec.frames and frames != self.spec.frames:
+                raise FeatureError(
+                    f"{where}: {frames} frames, the store's spec says {self.spec.frames}"
+                )
+            if not np.issubdtype(array.dtype, np.number):
+                raise FeatureError(f"{where}: stream {name!r} is not numeric ({array.dtype})")
+            if not np.isfinite(array).all() or np.abs(array).max() > FLOAT16_MAX:
+                raise FeatureError(
+                    f"{where}: stream {name!r} has NaN, inf or values beyond float16; "
+                    "the features are broken, not stored"
+                )
+            out[name] = array.astype(np.float16)
+        return out
+
+    def write(
+        self, video_id: str, streams: Mapping[str, np.ndarray], overwrite: bool = False
+    ) -> None:
+        """Store one video's streams (float16); the entry appears complete or not at all."""
+        if self.mode == "r":
+            raise FeatureError(f"{self.path}: opened read-only; open with mode='a' to write")
+        arrays = self.validate(video_id, streams)
+        group = self._h5[VIDEOS_GROUP]
+        name = escape_id(video_id)
+        if name in group:
+            if group[name].attrs.get(COMPLETE_ATTR, False) and not overwrite:
+                raise FeatureError(
+                    f"{self.path}: video {video_id!r} is already stored; pass overwrite=True "
+                    "to replace it"
+                )
+            del group[name]
+        entry = group.create_group(name)
+        for stream, array in arrays.items():
+            entry.create_dataset(stream, data=array)
+        entry.attrs[COMPLETE_ATTR] = True
+        self._h5.flush()
+        if self._ids is not None and video_id not in self._ids:
+            self._ids.append(video_id)
+            self._ids.sort()
+
+    def copy_entry(self, source: FeatureStore, video_id: str) -> None:
+        """Copy one complete entry from another store with an equal spec, without decoding."""
+        group = self._h5[VIDEOS_GROUP]
+        name = escape_id(video_id)
+        if name in group:
+            del group[name]
+        source._h5.copy(source._h5[VIDEOS_GROUP][name], group, name=name)
+        if self._ids is not None and video_id not in self._ids:
+            self._ids.append(video_id)
+            self._ids.sort()
+
+    def flush(self) -> None:
+        """Write buffered data to disk."""
+        self._h5.flush()
+
+
+def merge_stores(
+    sources: Iterable[str | os.PathLike[str]],
+    out_path: str | os.PathLike[str],
+    expect: FeatureSpec | None = None,
+) -> int:
+    """Join stores with one spec into ``out_path`` (written atomically); return the entry count.
+
+    An id present in several sources is taken from the first. ``out_path`` may be one of the
+    sources (it is then rewritten with the others added).
+    """
+    from mcsan.io import atomic_path
+
+    paths = [Path(p) for p in sources]
+    if not paths:
+        raise FeatureError(f"{out_path}: nothing to merge; give at least one feature file")
+    spec = expect
+    with atomic_path(out_path) as tmp:
+        merged: FeatureStore | None = None
+        try:
+            for path in paths:
+                with FeatureStore.open(path, "r", expect=spec) as source:
+                    spec = source.spec
+                    if merged is None:
+                        merged = FeatureStore.create(tmp, spec, overwrite=True)
+                    have = set(merged.ids())
+                    for video_id in source.ids():
+                        if video_id not in have:
+                            merged.copy_entry(source, video_id)
+            assert merged is not None
+            count = len(merged.ids())
+        finally:
+            if merged is not None:
+                merged.close()
+    return count
