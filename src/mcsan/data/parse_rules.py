@@ -180,9 +180,7 @@ def repair_lemmas(table: TokenTable, verbs: frozenset[str]) -> None:
             table.lemma[i] = stem + "e"
 
 
-def _looks_like_verb(
-    table: TokenTable, i: int, repaired: set[int], verbs: frozenset[str]
-) -> bool:
+def _looks_like_verb(table: TokenTable, i: int, repaired: set[int], verbs: frozenset[str]) -> bool:
     """Whether a token tagged as a plural noun is really a simple-present verb."""
     if table.pos[i] not in NOUN_POS or not table.lower[i].endswith("s"):
         return False
@@ -329,7 +327,9 @@ def prep_units(table: TokenTable) -> list[PrepUnit]:
         objects = [o for o in objects if not start <= o < end][:1]
         if governor >= 0 and objects:
             units.append(
-                PrepUnit(start, end, lemma, locative, governor, tuple(_with_conjuncts(table, objects)))
+                PrepUnit(
+                    start, end, lemma, locative, governor, tuple(_with_conjuncts(table, objects))
+                )
             )
     for i in range(len(table)):
         if i in covered or table.dep[i] not in ("prep", "dative") or table.pos[i] != "ADP":
@@ -386,7 +386,9 @@ def verb_triplets(table: TokenTable, verb: int) -> list[tuple[int, tuple[int, in
     lemma = " ".join([table.lemma[verb], *(table.lower[p] for p in particles)])
     span = (verb, max([verb, *particles]) + 1)
     if _is_passive(table, verb):
-        patients = _with_conjuncts(table, [_resolve(table, t) for t in table.kids(verb, "nsubjpass")])
+        patients = _with_conjuncts(
+            table, [_resolve(table, t) for t in table.kids(verb, "nsubjpass")]
+        )
         if not patients and table.dep[verb] == "acl":
             patients = _with_conjuncts(table, [table.head[verb]])
         agents = [o for a in table.kids(verb, "agent") for o in table.kids(a, "pobj")]

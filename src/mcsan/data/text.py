@@ -30,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.data.parse_rules import TokenTable, extract, table_from_doc
-from mcsan.data.vocab import PAD, UNK, Vocabulary, load_word_vectors
+from mcsan.data.vocab import PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, Vocabulary, load_word_vectors
 from mcsan.errors import DataError, ParseError
 from mcsan.io import read_jsonl, write_jsonl
 from mcsan.progress import track
 
 __all__ = [
-    "PAD",
-    "UNK",
+    "PAD_ID",
+    "PAD_TOKEN",
+    "UNK_ID",
+    "UNK_TOKEN",
     "CaptionParser",
     "ParseError",
     "ParsedCaption",
@@ -302,18 +304,23 @@ def parse_with_cache(
     cache_path: str | os.PathLike[str],
     parser: CaptionParser | None = None,
     batch_size: int = 256,
+    report: dict[str, int] | None = None,
 ) -> list[ParsedCaption]:
     """Parse ``captions``, reusing records cached by caption text in ``cache_path`` (JSONL).
 
     Only captions missing from the cache are parsed; the cache (old and new records) is then
     rewritten atomically. A cache from another model or rules version is ignored. Bad
-    captions raise ``ParseError`` as in :meth:`CaptionParser.parse`.
+    captions raise ``ParseError`` as in :meth:`CaptionParser.parse`. A ``report`` dict, if
+    given, receives ``cached`` and ``parsed`` (distinct captions taken from the cache / parsed).
     """
     check_captions(captions)
     path = Path(cache_path)
     parser = parser or CaptionParser()
     cached = _read_cache(path, parser.signature)
     missing = list(dict.fromkeys(c for c in captions if c not in cached))
+    if report is not None:
+        report["parsed"] = len(missing)
+        report["cached"] = len(set(captions)) - len(missing)
     if missing:
         for parsed in parser.parse(missing, batch_size=batch_size):
             assert parsed is not None

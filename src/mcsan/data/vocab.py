@@ -1,6 +1,7 @@
 """Word vocabulary (built from training captions) and word vectors (GloVe) for it.
 
-``Vocabulary`` ids: ``PAD`` (``"<pad>"``) is 0, ``UNK`` (``"<unk>"``) is 1, then the words
+``Vocabulary`` ids: PAD (``"<pad>"``) is 0, UNK (``"<unk>"``) is 1 (``Vocabulary.PAD`` and
+``Vocabulary.UNK`` are these ids; ``PAD_TOKEN``/``UNK_TOKEN`` the strings), then the words
 that reach ``min_count``, most frequent first (ties alphabetical). Saved as JSON.
 """
 
@@ -18,8 +19,10 @@ import numpy as np
 from mcsan.errors import DataError
 from mcsan.io import atomic_write_json
 
-PAD = "<pad>"
-UNK = "<unk>"
+PAD_TOKEN = "<pad>"
+UNK_TOKEN = "<unk>"
+PAD_ID = 0
+UNK_ID = 1
 GLOVE_6B_50D = "glove-6b-50d"
 MISSING_VECTOR_STD = 0.1
 """Standard deviation of the random normal vectors given to words without a vector."""
@@ -28,10 +31,17 @@ MISSING_VECTOR_STD = 0.1
 class Vocabulary:
     """A mapping between tokens and integer ids, with PAD = 0 and UNK = 1."""
 
+    PAD = PAD_ID
+    UNK = UNK_ID
+    PAD_TOKEN = PAD_TOKEN
+    UNK_TOKEN = UNK_TOKEN
+
     def __init__(self, itos: Sequence[str]) -> None:
         """Create from the id-ordered token list (must start with PAD, UNK)."""
-        if len(itos) < 2 or itos[0] != PAD or itos[1] != UNK:
-            raise DataError(f"a vocabulary must start with {PAD!r}, {UNK!r}; got {list(itos[:2])}")
+        if len(itos) < 2 or itos[0] != PAD_TOKEN or itos[1] != UNK_TOKEN:
+            raise DataError(
+                f"a vocabulary must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}; got {list(itos[:2])}"
+            )
         if len(set(itos)) != len(itos):
             raise DataError("a vocabulary lists a token twice; rebuild it")
         self.itos: list[str] = list(itos)
@@ -45,10 +55,12 @@ class Vocabulary:
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
-        counts.pop(PAD, None)
-        counts.pop(UNK, None)
-        kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
-        return cls([PAD, UNK, *kept])
+        counts.pop(PAD_TOKEN, None)
+        counts.pop(UNK_TOKEN, None)
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t)
+        )
+        return cls([PAD_TOKEN, UNK_TOKEN, *kept])
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -59,7 +71,7 @@ class Vocabulary:
     def encode(self, tokens: Iterable[str]) -> list[int]:
         """Ids of ``tokens``; unknown tokens map to UNK (1)."""
         stoi = self.stoi
-        return [stoi.get(token, 1) for token in tokens]
+        return [stoi.get(token, UNK_ID) for token in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens of ``ids``."""
@@ -163,7 +175,7 @@ def load_word_vectors(
     dim = found.shape[1] if found.size else 50
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, MISSING_VECTOR_STD, size=(len(vocab), dim)).astype(np.float32)
-    matrix[0] = 0.0
+    matrix[PAD_ID] = 0.0
     if found.size:
         matrix[2:][mask] = found
     coverage = float(mask.mean()) if words else 0.0

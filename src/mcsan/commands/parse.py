@@ -1,0 +1,184 @@
+"""`mcsan parse`: parse captions into the four levels and write one JSON record a caption.
+
+FILE is a native ``captions.jsonl`` ({"video_id", "caption", "split"} a line) or plain text
+with one caption a line. Output records follow :mod:`mcsan.data.text` (plus ``video_id`` and
+``split`` for native input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcsan.errors import DataError, ParseError
+
+
+@dataclass
+class CaptionLine:
+    """One caption read from the input, with the line it came from."""
+
+    line: int
+    caption: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReadResult:
+    """Captions read from a file, and the lines skipped (line number, reason)."""
+
+    captions: list[CaptionLine]
+    skipped: list[tuple[int, str]]
+    native: bool
+
+
+def register(subparsers: Any) -> None:
+    """Add the `parse` subcommand."""
+    parser = subparsers.add_parser(
+        "parse",
+        help="parse captions into entities, actions and relation triplets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--captions", required=True, type=Path, help="captions.jsonl or .txt")
+    parser.add_argument("--out", required=True, type=Path, help="output PARSED.jsonl")
+    parser.add_argument("--skip-bad", action="store_true", help="skip and report bad captions")
+    parser.add_argument("--stats", action="store_true", help="print attribute label imbalance")
+    parser.add_argument("--cache", type=Path, default=None, help="parse cache (JSONL)")
+    parser.add_argument("--model", default=None, help="spaCy model package or path")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--sizes",
+        default="entity=512,action=256,relation=512",
+        help="attribute vocabulary sizes for --stats (level=K,...)",
+    )
+    parser.set_defaults(func=run)
+
+
+def read_caption_file(path: Path, skip_bad: bool) -> ReadResult:
+    """Read captions from a native captions.jsonl or a plain-text file, naming bad lines."""
+    from mcsan.data.text import caption_problem
+
+    if not path.is_file():
+        raise DataError(f"{path}: captions file not found; check the path")
+    raw_lines = path.read_bytes().split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    first = next((line.strip() for line in raw_lines if line.strip()), b"")
+    native = path.suffix == ".jsonl" or first.startswith(b"{")
+    captions: list[CaptionLine] = []
+    skipped: list[tuple[int, str]] = []
+
+    def bad(number: int, reason: str) -> None:
+        if not skip_bad:
+            raise ParseError(f"{path}:{number}: {reason}; fix that line or pass --skip-bad")
+        skipped.append((number, reason))
+
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            text = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as exc:
+            bad(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+            continue
+        extra: dict[str, str] = {}
+        if native:
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+                caption = record["caption"]
+                extra = {k: str(record[k]) for k in ("video_id", "split") if k in record}
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(
+                    f"{path}:{number}: not a caption record ({exc}); each line needs a JSON "
+                    'object with "caption"'
+                ) from exc
+        else:
+            caption = text
+        problem = caption_problem(caption)
+        if problem:
+            bad(number, f"caption is {problem}")
+            continue
+        captions.append(CaptionLine(number, caption, extra))
+    return ReadResult(captions, skipped, native)
+
+
+def _parse_sizes(text: str) -> dict[str, int]:
+    sizes = {}
+    for part in filter(None, text.split(",")):
+        level, _, value = part.partition("=")
+        try:
+            sizes[level.strip()] = int(value)
+        except ValueError as exc:
+            raise DataError(f"--sizes {text!r}: expected level=K pairs like entity=512") from exc
+    return sizes
+
+
+def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int]) -> None:
+    from mcsan.data.attributes import AttributeVocabs, label_statistics
+
+    train = [
+        p for p, c in zip(parsed, read.captions, strict=True) if c.extra.get("split") == "train"
+    ]
+    source = "train split" if train else "all captions"
+    vocabs = AttributeVocabs.build(train or parsed, sizes)
+    stats = label_statistics([vocabs.labels(p) for p in (train or parsed)], vocabs.sizes)
+    print(f"attribute labels ({source}; top-K by caption frequency):")
+    header = f"  {'level':9}{'K':>6}{'used':>6}{'pos/sample':>11}{'empty':>8}"
+    print(header + f"{'freq min/med/max':>20}{'rarest half':>13}")
+    for level, row in stats.items():
+        freq = (
+            f"{row['label_frequency_min']}/{row['label_frequency_median']:g}/"
+            f"{row['label_frequency_max']}"
+        )
+        print(
+            f"  {level:9}{row['size']:>6}{row['labels_used']:>6}"
+            f"{row['positives_per_sample']:>11.2f}{row['empty_share']:>8.1%}"
+            f"{freq:>20}{row['rarest_half_share']:>13.2%}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the captions file and write PARSED.jsonl; print a summary."""
+    from mcsan.data.text import CaptionParser, empty_level_counts, parse_with_cache
+    from mcsan.io import write_jsonl
+
+    sizes = _parse_sizes(args.sizes)
+    read = read_caption_file(args.captions, args.skip_bad)
+    texts = [c.caption for c in read.captions]
+    started = time.perf_counter()
+    parser = CaptionParser(args.model)
+    loaded = time.perf_counter()
+    report: dict[str, int] = {}
+    if args.cache is not None:
+        parsed = parse_with_cache(texts, args.cache, parser, args.batch_size, report=report)
+    else:
+        parsed = [p for p in parser.parse(texts, batch_size=args.batch_size) if p is not None]
+    seconds = time.perf_counter() - loaded
+    records = []
+    for line, record in zip(read.captions, parsed, strict=True):
+        records.append({**record.to_json(), **line.extra})
+    write_jsonl(args.out, records)
+
+    print(f"parsed {len(parsed)} captions from {args.captions} -> {args.out}")
+    if read.skipped:
+        shown = ", ".join(f"line {n} ({why})" for n, why in read.skipped[:5])
+        more = f" and {len(read.skipped) - 5} more" if len(read.skipped) > 5 else ""
+        print(f"skipped {len(read.skipped)} bad captions: {shown}{more}")
+    if report:
+        print(f"cache {args.cache}: {report['cached']} reused, {report['parsed']} newly parsed")
+    empty = empty_level_counts(parsed)
+    total = max(len(parsed), 1)
+    print(
+        "empty levels: " + ", ".join(f"{level} {n} ({n / total:.1%})" for level, n in empty.items())
+    )
+    rate = len(parsed) / seconds if seconds > 0 else float("inf")
+    print(
+        f"time: model load {loaded - started:.1f} s, parse {seconds:.2f} s ({rate:,.0f} captions/s)"
+    )
+    if args.stats and parsed:
+        _print_stats(parsed, read, sizes)
+    return 0
