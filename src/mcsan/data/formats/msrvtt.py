@@ -175,6 +175,8 @@ class MSRVTT(DatasetFormat):
                 f"{train_csvs[0]}: cannot carve {options.val_size} validation videos from "
                 f"{len(train_ids)} training videos; lower --val-size"
             )
+        listed = set(train_ids) | set(test) | set(in_test) | set(without_captions)
+        outside = [v for v in captions if v not in listed]
         val_ids = set(random.Random(options.seed).sample(sorted(train_ids), options.val_size))
         records = [
             CaptionRecord(v, s, "val" if v in val_ids else "train")
@@ -196,6 +198,8 @@ class MSRVTT(DatasetFormat):
             },
             notes=[
                 f"protocol 1k-a: {len(val_ids)} validation videos carved from the "
-                f"{len(train_ids)} training videos (seed {options.seed}), disjoint from test"
+                f"{len(train_ids)} training videos (seed {options.seed}), disjoint from test",
+                "1k-a test captions are the JSFUSION sentences (one per video); "
+                f"{len(outside)} captioned videos of the JSON are in neither CSV and unused",
             ],
         )
