@@ -321,13 +321,7 @@ def _import_and_filter(
     problems["duplicate_feature_ids"] = result.duplicate_feature_ids
     spec = result.spec
     summary_features["imported"] = len(result.imported)
-    summary_features["card"] = {
-        "path": str(store.relative_to(out)),
-        "backbone": spec.backbone,
-        "size": spec.size,
-        "frames": spec.frames,
-        "streams": {k: list(v) for k, v in spec.streams.items()},
-    }
+    summary_features["card"] = {"path": str(store.relative_to(out)), **spec.to_json()}
     imported = set(result.imported)
     return [r for r in records if r.video_id in imported]
 
@@ -371,10 +365,7 @@ def describe_dataset(root: str | os.PathLike[str]) -> DatasetInfo:
             spec = store.spec
         feature_sets[set_name] = {
             "path": str(path),
-            "backbone": spec.backbone,
-            "size": spec.size,
-            "frames": spec.frames,
-            "streams": {k: list(v) for k, v in spec.streams.items()},
+            **spec.to_json(),
             "videos": len(ids),
             "captioned_videos_without_features": sorted(caption_ids - ids),
             "features_without_captions": sorted(ids - caption_ids),
