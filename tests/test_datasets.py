@@ -270,3 +270,16 @@ def test_describe_reports_ids_missing_on_either_side(tmp_path: Path, small_msrvt
     entry = info.feature_sets["unknown"]
     assert entry["captioned_videos_without_features"] == ["late"]
     assert info.splits["test"]["videos"] == 2
+
+
+def test_expected_dimension_flag_and_malformed_json(tmp_path: Path, small_msrvtt) -> None:
+    ann, feats_dir, _ = small_msrvtt
+    np.save(feats_dir / "video1.npy", f16(3, 5))
+    options = ConvertOptions(out=tmp_path / "o", features=[feats_dir], frame_shape=(5,))
+    summary = get_format("msrvtt").convert([ann], options)
+    assert summary.features_imported == 1
+    assert sorted(summary.problems["wrong_dimensions"]) == ["video0", "video2", "video3"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"videos": [{"video_id": "v"}], "sentences": []}))
+    with pytest.raises(DataError, match="bad.json.*split"):
+        get_format("msrvtt").convert([bad], ConvertOptions(out=tmp_path / "p"))

@@ -118,12 +118,19 @@ class MSRVTT(DatasetFormat):
                 raise DataError(
                     f"{path}: not an MSR-VTT info file (needs 'videos' and 'sentences' keys)"
                 )
-            for video in data.get("videos", []):
-                split_of[str(video["video_id"])] = normalise_split(str(video["split"]), str(path))
-            for sentence in data["sentences"]:
-                captions.setdefault(str(sentence["video_id"]), []).append(
-                    str(sentence["caption"])
-                )
+            try:
+                for video in data.get("videos", []):
+                    split = normalise_split(str(video["split"]), str(path))
+                    split_of[str(video["video_id"])] = split
+                for sentence in data["sentences"]:
+                    captions.setdefault(str(sentence["video_id"]), []).append(
+                        str(sentence["caption"])
+                    )
+            except (KeyError, TypeError) as exc:
+                raise DataError(
+                    f"{path}: an entry lacks {exc}; 'videos' entries need video_id and split, "
+                    "'sentences' entries need video_id and caption"
+                ) from exc
         return split_of, captions
 
     def _full(self, infos: Sequence[Path]) -> Annotations:
