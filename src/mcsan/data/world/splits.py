@@ -58,7 +58,8 @@ class HoldOut:
 
     def to_json(self) -> dict[str, Any]:
         """As written to dataset.yaml."""
-        return {"triples": [list(t) for t in self.triples], "roles": [list(r) for r in self.roles]}
+        return {"triples": ["|".join(t) for t in self.triples],
+                "roles": ["|".join(r) for r in self.roles]}
 
 
 def make_holdout(seed: int) -> HoldOut:
@@ -174,8 +175,9 @@ def relation_twin(rng: np.random.Generator, original: Scene, holdout: HoldOut,
     candidates: list[tuple[str, str]] = []
     if predicate in STATIC_RELATIONS:
         candidates.append(("swapped", predicate))
+    # approach -> collide is left out: "is approaching" stays true of a collision.
     candidates += [("changed", r) for r in rng.permutation(relations_for(a.action, b.action)).tolist()
-                   if r != predicate]
+                   if r != predicate and (predicate, r) != ("approach", "collide")]
     for kind, new_predicate in candidates:
         for _ in range(25):
             if kind == "swapped":

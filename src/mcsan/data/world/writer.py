@@ -1,0 +1,167 @@
+"""Writing a world: clips rendered in a process pool, captions, structure, twins, card."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcsan.data.native import CaptionRecord, read_card, update_card, videos_dir
+from mcsan.data.native import write_captions as write_caption_records
+from mcsan.data.world.captions import CaptionTruth, write_captions
+from mcsan.data.world.scene import Scene
+from mcsan.data.world.splits import assign_splits, make_holdout, make_twins, sample_scene
+from mcsan.errors import ConfigError
+from mcsan.io import write_jsonl
+from mcsan.progress import track
+
+WORLD_NAME = "mcsan-world"
+WORLD_VERSION = 1
+FPS = 8
+STRUCTURE_NAME = "structure.jsonl"
+TRUTH_NAME = "captions_truth.jsonl"
+TWINS_NAME = "twins.jsonl"
+
+
+@dataclass
+class WorldSummary:
+    """What `generate_world` wrote."""
+
+    out_dir: str
+    videos: int
+    captions: int
+    splits: dict[str, int]  # clips per split
+    captions_per_split: dict[str, int]
+    twins: int
+    twins_per_level: dict[str, int]
+    rendered: int  # clips encoded by this run (the rest already existed)
+    seconds: float
+    holdout: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One-line human summary."""
+        splits = " ".join(f"{k}={v}" for k, v in self.splits.items())
+        return (f"wrote {self.videos} clips ({splits}), {self.captions} captions, "
+                f"{self.twins} twins to {self.out_dir} in {self.seconds:.1f} s")
+
+
+def _validate(n_videos: int, frames: int, size: int, workers: int) -> None:
+    if n_videos < 1:
+        raise ConfigError(f"--videos {n_videos}: need at least 1 clip")
+    if frames < 2:
+        raise ConfigError(f"--frames {frames}: need at least 2 frames per clip")
+    if size < 32 or size % 2:
+        raise ConfigError(f"--size {size}: use an even frame size of at least 32 (H.264 4:2:0)")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: need at least 1 worker")
+
+
+def _render_job(job: tuple[Scene, int, int, str]) -> str:
+    from mcsan.data.world.render import encode_mp4, render_clip
+
+    scene, frames, size, path = job
+    encode_mp4(render_clip(scene, frames, size), path, fps=FPS)
+    return scene.video_id
+
+
+def _render_all(jobs: list[tuple[Scene, int, int, str]], workers: int) -> None:
+    if not jobs:
+        return
+    if workers == 1:
+        for job in track(jobs, total=len(jobs), desc="rendering", unit="clip"):
+            _render_job(job)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
+        done = pool.imap_unordered(_render_job, jobs, chunksize=4)
+        for _ in track(done, total=len(jobs), desc="rendering", unit="clip"):
+            pass
+
+
+def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dict[str, Any]:
+    return {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
+            "size": size, "twin_originals": twins, "fps": FPS}
+
+
+def generate_world(
+    out_dir: str | os.PathLike[str], n_videos: int, seed: int, frames: int = 16,
+    size: int = 128, workers: int = 1, n_twin_originals: int | None = None,
+) -> WorldSummary:
+    """Generate the synthetic world into ``out_dir`` in the native format.
+
+    Writes videos/<id>.mp4 (H.264), captions.jsonl (train/val/test/comp),
+    captions_truth.jsonl, structure.jsonl (clips and twins), twins.jsonl, dataset.yaml,
+    DATASET.md and contact_sheet.png. The same arguments give the same files whatever
+    ``workers`` is. Clips already written by a run with the same arguments are kept.
+    """
+    from mcsan.data.world.card import write_dataset_card
+
+    _validate(n_videos, frames, size, workers)
+    start = time.perf_counter()
+    root = Path(out_dir)
+    holdout = make_holdout(seed)
+    splits = assign_splits(n_videos, seed)
+    scenes = [sample_scene(seed, i, splits[i], holdout, frames)
+              for i in track(range(n_videos), total=n_videos, desc="sampling", unit="clip")]
+    captions = {s.video_id: write_captions(s, seed) for s in scenes}
+    test = [s for s in scenes if s.split == "test"]
+    k = min(len(test), max(1, round(0.2 * n_videos)) if n_twin_originals is None
+            else n_twin_originals)
+    if k < 0:
+        raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
+    twins = [t for s in track(test[:k], total=k, desc="twins", unit="clip")
+             for t in make_twins(seed, s, holdout, frames)]
+
+    params = _params(n_videos, seed, frames, size, k)
+    previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
+    video_root = videos_dir(root)
+    video_root.mkdir(parents=True, exist_ok=True)
+    jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]
+    if previous == params:
+        jobs = [job for job in jobs if not Path(job[3]).is_file()]
+    _render_all(jobs, workers)
+
+    records = [CaptionRecord(s.video_id, c.caption, s.split)
+               for s in scenes for c in captions[s.video_id]]
+    write_caption_records(root, records)
+    write_jsonl(root / TRUTH_NAME, ({"video_id": s.video_id, "split": s.split, **c.to_json()}
+                                    for s in scenes for c in captions[s.video_id]))
+    write_jsonl(root / STRUCTURE_NAME, (s.to_json(frames) for s in scenes + twins))
+    write_jsonl(root / TWINS_NAME, ({"twin_id": t.video_id, "original_id": t.meta["twin_of"],
+                                     "level": t.meta["twin_level"], "change": t.meta["change"]}
+                                    for t in twins))
+    summary = _summary(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
+    summary.holdout = holdout.to_json()
+    update_card(root, name=WORLD_NAME, generator=params, seed=seed, frames=frames, size=size,
+                fps=FPS, splits=list(summary.splits), counts={
+                    "videos": summary.videos, "captions": summary.captions,
+                    "videos_per_split": summary.splits,
+                    "captions_per_split": summary.captions_per_split,
+                    "twins": summary.twins, "twins_per_level": summary.twins_per_level},
+                holdout=summary.holdout, files={
+                    "structure": STRUCTURE_NAME, "captions_truth": TRUTH_NAME,
+                    "twins": TWINS_NAME, "card": "DATASET.md"})
+    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size)
+    summary.seconds = round(time.perf_counter() - start, 2)
+    return summary
+
+
+def _summary(root: Path, scenes: list[Scene], captions: dict[str, list[CaptionTruth]],
+             twins: list[Scene], rendered: int, seconds: float) -> WorldSummary:
+    splits: dict[str, int] = {}
+    per_split: dict[str, int] = {}
+    for s in scenes:
+        splits[s.split] = splits.get(s.split, 0) + 1
+        per_split[s.split] = per_split.get(s.split, 0) + len(captions[s.video_id])
+    levels: dict[str, int] = {}
+    for t in twins:
+        levels[t.meta["twin_level"]] = levels.get(t.meta["twin_level"], 0) + 1
+    order = ("train", "val", "test", "comp")
+    return WorldSummary(
+        str(root), len(scenes), sum(per_split.values()),
+        {k: splits[k] for k in order if k in splits},
+        {k: per_split[k] for k in order if k in per_split}, len(twins), levels, rendered,
+        round(seconds, 2))
