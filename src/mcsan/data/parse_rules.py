@@ -54,6 +54,12 @@ SHAPES = frozenset(
 )
 """Shape nouns of the synthetic world; the tagger sometimes calls them ADJ or VERB."""
 
+COLLECTIVES = frozenset(
+    "group couple bunch lot lots pair crowd number variety set pile herd flock kind type sort "
+    "series collection handful few".split()
+)
+"""Nouns whose "of" object is the real argument ("a group of people" -> people)."""
+
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom", "whose"})
 SINGULAR_DETERMINERS = frozenset({"a", "an", "another", "each", "every", "one"})
 NOUN_POS = frozenset({"NOUN", "PROPN"})
@@ -166,13 +172,13 @@ def _is_cvc(stem: str) -> bool:
 
 
 def repair_lemmas(table: TokenTable, verbs: frozenset[str]) -> None:
-    """Fix rule-lemmatizer errors on CVC stems: riding -> ride, staring -> stare."""
+    """Fix rule-lemmatizer errors on CVC stems: riding/rides -> ride, staring -> stare."""
     for i, word in enumerate(table.lower):
         if table.pos[i] not in ("VERB", "AUX"):
             continue
         if word.endswith("ing"):
             stem = word[:-3]
-        elif word.endswith("ed"):
+        elif word.endswith(("ed", "es")):
             stem = word[:-2]
         else:
             continue
@@ -241,6 +247,63 @@ def repair_simple_present(table: TokenTable, verbs: frozenset[str]) -> None:
     table.rebuild_children()
 
 
+def _is_verb_form(table: TokenTable, i: int, verbs: frozenset[str]) -> bool:
+    if table.pos[i] == "VERB":
+        return table.tag[i] == "VBZ"
+    return (
+        table.pos[i] in NOUN_POS
+        and table.tag[i] in ("NNS", "NNPS")
+        and table.lower[i].endswith("s")
+        and table.lemma[i] in verbs
+    )
+
+
+def repair_swallowed_verb(table: TokenTable, verbs: frozenset[str]) -> None:
+    """Undo "a man in a black shirt talks about cars" parsed with "talks" as the object of
+    "in": the verb becomes the root, "shirt" the object of "in", "man" the subject."""
+    if any(p == "VERB" for i, p in enumerate(table.pos) if table.dep[i] != "pobj"):
+        return
+    for v in range(len(table)):
+        if table.dep[v] != "pobj" or not _is_verb_form(table, v, verbs):
+            continue
+        left = [c for c in table.children[v] if c < v]
+        singular = any(
+            table.dep[c] == "det" and table.lower[c] in SINGULAR_DETERMINERS for c in left
+        )
+        if table.pos[v] != "VERB" and not singular:
+            continue
+        nouns = [c for c in left if table.pos[c] in NOUN_POS or table.lower[c] in SHAPES]
+        governor = table.head[table.head[v]]
+        while table.pos[governor] in ("ADV", "ADP", "ADJ") and table.head[governor] != governor:
+            governor = table.head[governor]
+        if not nouns or table.pos[governor] not in ARGUMENT_POS:
+            continue
+        _move_verb_to_root(table, v, max(nouns), governor)
+        return
+
+
+def _move_verb_to_root(table: TokenTable, verb: int, noun: int, subject: int) -> None:
+    prep = table.head[verb]
+    old_root = next((i for i, h in enumerate(table.head) if h == i), verb)
+    table.head[noun], table.dep[noun], table.pos[noun] = prep, "pobj", "NOUN"
+    for child in table.children[verb]:
+        if child < verb and child != noun:
+            table.head[child] = noun
+    table.head[verb], table.dep[verb], table.pos[verb], table.tag[verb] = (
+        verb,
+        "ROOT",
+        "VERB",
+        "VBZ",
+    )
+    table.head[subject], table.dep[subject] = verb, "nsubj"
+    if old_root not in (verb, subject) and old_root > verb and table.pos[old_root] in NOUN_POS:
+        table.head[old_root], table.dep[old_root] = verb, "dobj"
+    for child in table.children[subject]:
+        if child > verb and table.dep[child] == "appos":
+            table.head[child], table.dep[child] = verb, "dobj"
+    table.rebuild_children()
+
+
 def repair_shapes(table: TokenTable) -> None:
     """A shape word ending its noun phrase is a noun even when tagged ADJ/VERB ("a square")."""
     n = len(table)
@@ -267,6 +330,7 @@ def repair(table: TokenTable, verbs: frozenset[str]) -> TokenTable:
     """Apply every repair in place (``verbs``: lexicon of verb base forms); return the table."""
     repair_lemmas(table, verbs)
     repair_simple_present(table, verbs)
+    repair_swallowed_verb(table, verbs)
     repair_shapes(table)
     return table
 
@@ -305,7 +369,7 @@ def find_multiword(table: TokenTable) -> list[tuple[int, int, str, bool]]:
 def _with_conjuncts(table: TokenTable, tokens: list[int]) -> list[int]:
     """``tokens`` plus their conjuncts (recursively, one pass over each chain)."""
     out: list[int] = []
-    stack = list(tokens)
+    stack = [_resolve(table, t) for t in tokens]
     while stack:
         t = stack.pop(0)
         if t in out:
@@ -345,8 +409,24 @@ def prep_units(table: TokenTable) -> list[PrepUnit]:
 
 
 # ------------------------------------------------------------------------ extraction
+def _collective_member(table: TokenTable, token: int) -> int | None:
+    """The "of" object of a collective noun ("group" in "a group of people" -> people)."""
+    if table.lemma[token] not in COLLECTIVES:
+        return None
+    for prep in table.kids(token, "prep"):
+        if table.lower[prep] == "of":
+            objects = table.kids(prep, "pobj")
+            if objects:
+                return objects[0]
+    return None
+
+
 def _resolve(table: TokenTable, token: int) -> int:
-    """A relative pronoun stands for the noun its clause modifies."""
+    """A relative pronoun stands for the noun its clause modifies; a collective noun for its
+    members."""
+    member = _collective_member(table, token)
+    if member is not None:
+        return member
     if table.lower[token] in RELATIVE_PRONOUNS:
         clause = table.head[token]
         while table.dep[clause] == "conj" and table.head[clause] != clause:
@@ -413,7 +493,9 @@ def prep_triplets(table: TokenTable, unit: PrepUnit) -> list[tuple[int, tuple[in
     pos = table.pos[governor]
     out = []
     if pos in ARGUMENT_POS:
-        heads = _with_conjuncts(table, [_resolve(table, governor)])
+        if _collective_member(table, governor) in unit.objects:
+            return []
+        heads = [_resolve(table, governor)]
         return [(h, (unit.start, unit.end), unit.lemma, o) for h in heads for o in unit.objects]
     if pos not in ("VERB", "AUX"):
         return []
@@ -461,6 +543,7 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
         if table.pos[i] in NOUN_POS
         and i not in inside_mwp
         and not is_colour_attribute(table, i)
+        and _collective_member(table, i) is None
         and any(ch.isalnum() for ch in table.lower[i])
     )
     actions = []
