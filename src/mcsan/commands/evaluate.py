@@ -1,0 +1,42 @@
+"""`mcsan evaluate`: retrieval metrics of a checkpoint on a split, per level and fused."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a split (t2v/v2t R@1/5/10, MedR, MnR, rsum)",
+        description=(
+            "Evaluate RUN/best.pt on a split of the dataset it was trained on (or another "
+            "native dataset with the same feature spec): every caption queries the videos "
+            "(t2v), every video queries all captions (v2t); ties count against the model."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint, e.g. RUN/best.pt")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--dataset", help="native dataset folder (default: the training one)")
+    parser.add_argument("--out", help="write the metrics as JSON here")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the table; write JSON when asked."""
+    from mcsan.evaluate import format_metrics_table
+    from mcsan.inference import evaluate_checkpoint
+    from mcsan.io import atomic_write_json
+
+    report = evaluate_checkpoint(args.checkpoint, args.split, args.dataset, device=args.device)
+    print(
+        f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} "
+        f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
+    )
+    print(format_metrics_table(report["metrics"]))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0

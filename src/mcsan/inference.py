@@ -1,0 +1,241 @@
+"""Embedding captions and clips with a trained model: the API search and the demo use.
+
+:class:`Retriever` wraps a self-contained checkpoint (see :mod:`mcsan.checkpoint`)::
+
+    retriever = Retriever.from_checkpoint("runs/x/best.pt")
+    text = retriever.encode_captions(["a red ball moves left"])      # level -> (N, d)
+    video = retriever.encode_features([store.read(video_id)])        # level -> (M, d)
+    scores = retriever.score(text, video)                            # level | "fused" -> (N, M)
+
+:func:`embed_captions` / :func:`embed_videos` are the batched encoders behind it (the
+trainer's validation uses them too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcsan.checkpoint import (
+    attributes_from_state,
+    config_from_state,
+    load_checkpoint,
+    model_from_state,
+    vocab_from_state,
+)
+from mcsan.data.features import FeatureSpec
+from mcsan.data.loader import EncodedCaption, collate_text, collate_video, encode_caption
+from mcsan.errors import FeatureError
+from mcsan.io import file_sha256
+from mcsan.progress import track
+
+
+def _stack(chunks: list[dict[str, torch.Tensor]], levels: Sequence[str]) -> dict[str, np.ndarray]:
+    return {
+        level: torch.cat([chunk[level] for chunk in chunks]).float().cpu().numpy()
+        for level in levels
+    }
+
+
+@torch.no_grad()
+def embed_captions(
+    model: Any,
+    captions: Sequence[EncodedCaption],
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    desc: str = "encode captions",
+) -> dict[str, np.ndarray]:
+    """Per-level unit embeddings (N, d) float32 of encoded captions (model in eval mode)."""
+    chunks = []
+    starts = range(0, len(captions), batch_size)
+    for start in track(starts, total=len(starts), desc=desc):
+        batch = collate_text(captions[start : start + batch_size]).to(device)
+        chunks.append(model.encode_text(batch).embeddings)
+    return _stack(chunks, model.levels)
+
+
+@torch.no_grad()
+def embed_videos(
+    model: Any,
+    features: Sequence[Mapping[str, np.ndarray]],
+    streams: Sequence[str],
+    max_frames: int | None = None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    desc: str = "encode videos",
+) -> dict[str, np.ndarray]:
+    """Per-level unit embeddings (M, d) float32 of clips given as stream dicts."""
+    chunks = []
+    starts = range(0, len(features), batch_size)
+    for start in track(starts, total=len(starts), desc=desc):
+        part = [dict(item) for item in features[start : start + batch_size]]
+        batch = collate_video(part, streams, max_frames).to(device)
+        chunks.append(model.encode_video(batch).embeddings)
+    return _stack(chunks, model.levels)
+
+
+class Retriever:
+    """A trained MCSAN model with its vocabulary, ready to embed text and clips."""
+
+    def __init__(self, state: dict[str, Any], source: str | os.PathLike[str], device: str = "cpu"):
+        """Use :meth:`from_checkpoint`; ``state`` is a loaded checkpoint dict."""
+        self.path = Path(source)
+        self.device = torch.device(device)
+        self.config = config_from_state(state, source)
+        self.model = model_from_state(state, source).to(self.device)
+        self.vocab = vocab_from_state(state["vocab"])
+        self.attributes = attributes_from_state(state["attributes"])
+        self.feature_set: str = str(state["feature_set"])
+        self.feature_spec = FeatureSpec.from_json(state["feature_spec"])
+        self.streams: tuple[str, ...] = tuple(state["streams"])
+        self.epoch = int(state.get("epoch", 0))
+        self._sha256: str | None = None
+        self._parser: Any = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> Retriever:
+        """Load ``path`` (best.pt / last.pt); CheckpointError if missing or corrupt."""
+        return cls(load_checkpoint(path), path, device)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The model's enabled levels, canonical order."""
+        return tuple(self.model.levels)
+
+    @property
+    def level_weights(self) -> dict[str, float]:
+        """Fused-score weight of each level."""
+        return {level: float(w) for level, w in self.model.level_weights().items()}
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """SHA-256 of the checkpoint file (indexes record it to detect a model change)."""
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
+    def encode_parsed(self, parsed: Sequence[Any], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Embeddings of already parsed captions (``ParsedCaption`` records)."""
+        max_words = self.config.data.max_words
+        encoded = [encode_caption(p, self.vocab, max_words) for p in parsed]
+        return embed_captions(self.model, encoded, batch_size, self.device)
+
+    def encode_captions(
+        self, captions: Sequence[str], batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
+        """Parse and embed captions: level -> (N, d) float32, L2-normalised rows."""
+        if self._parser is None:
+            from mcsan.data.text import CaptionParser
+
+            self._parser = CaptionParser()
+        return self.encode_parsed(self._parser.parse(list(captions)), batch_size)
+
+    def encode_features(
+        self, features: Sequence[Mapping[str, np.ndarray]], batch_size: int = 64
+    ) -> dict[str, np.ndarray]:
+        """Embed clips given as ``{stream: (T, *shape)}`` dicts (extra streams ignored)."""
+        for number, item in enumerate(features):
+            for name in self.streams:
+                expected = self.feature_spec.streams[name]
+                array = item.get(name) if isinstance(item, Mapping) else None
+                if array is None or tuple(np.shape(array)[1:]) != tuple(expected):
+                    got = None if array is None else tuple(np.shape(array))
+                    raise FeatureError(
+                        f"clip {number}: stream {name!r} is {got}, the model "
+                        f"({self.path}) needs (T, {', '.join(map(str, expected))}) from feature "
+                        f"set {self.feature_set!r}; extract features with the same spec"
+                    )
+        return embed_videos(
+            self.model, features, self.streams, self.config.data.max_frames, batch_size, self.device
+        )
+
+    def score(
+        self, text_emb: Mapping[str, np.ndarray], video_emb: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """level | "fused" -> (N_text, N_video) similarity, fused = sum_l w_l * cos_l."""
+        weights = self.level_weights
+        scores = {
+            level: np.asarray(text_emb[level]) @ np.asarray(video_emb[level]).T
+            for level in self.levels
+        }
+        scores["fused"] = sum(weights[level] * scores[level] for level in self.levels)
+        return scores
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    split: str = "test",
+    dataset: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Metrics (fused and per level) of a checkpoint on ``split``.
+
+    ``dataset`` defaults to the dataset the model was trained on; another native dataset
+    must provide the same feature set streams (same per-frame shapes and backbone).
+    Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
+    "videos", "metrics": {"fused": {...}, level: {...}}}``.
+    """
+    from mcsan.data.loader import RetrievalData
+    from mcsan.evaluate import evaluate_levels
+
+    retriever = Retriever.from_checkpoint(checkpoint, device)
+    data_cfg = dataclasses.replace(retriever.config.data)
+    if dataset is not None:
+        data_cfg.root = str(Path(dataset).resolve())
+        data_cfg.parse_cache = None
+    data = RetrievalData.load(
+        data_cfg,
+        (split,),
+        vocab=retriever.vocab,
+        attributes=retriever.attributes,
+        feature_set=retriever.feature_set,
+        streams=retriever.streams,
+    )
+    _check_compatible(retriever, data.feature_spec, data.root)
+    captions, videos, caption_video = data.split_view(split)
+    size = batch_size or retriever.config.train.eval_batch_size
+    text = embed_captions(retriever.model, captions, size, retriever.device)
+    video = embed_videos(
+        retriever.model,
+        data.video_features(videos),
+        retriever.streams,
+        data_cfg.max_frames,
+        size,
+        retriever.device,
+    )
+    return {
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": retriever.checkpoint_sha256,
+        "epoch": retriever.epoch,
+        "dataset": str(data.root),
+        "split": split,
+        "captions": len(captions),
+        "videos": len(videos),
+        "dropped_captions": data.dropped_captions,
+        "metrics": evaluate_levels(text, video, retriever.level_weights, caption_video),
+    }
+
+
+def _check_compatible(retriever: Retriever, spec: FeatureSpec, root: Path) -> None:
+    """FeatureError when ``spec`` cannot feed the model (backbone or stream shape differs)."""
+    trained = retriever.feature_spec
+    problems = []
+    if spec.backbone != trained.backbone:
+        problems.append(f"backbone {spec.backbone!r} (trained on {trained.backbone!r})")
+    for name in retriever.streams:
+        if spec.streams.get(name) != trained.streams[name]:
+            problems.append(
+                f"stream {name!r} {spec.streams.get(name)} (trained on {trained.streams[name]})"
+            )
+    if problems:
+        raise FeatureError(
+            f"{root}: feature set {retriever.feature_set!r} does not match the model "
+            f"{retriever.path}: {'; '.join(problems)}; extract features with the training spec"
+        )

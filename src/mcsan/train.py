@@ -1,0 +1,427 @@
+"""The Trainer: one process, or data-parallel under torchrun; checkpoints and exact resume.
+
+Per epoch: every training caption once, in an order drawn from (seed, epoch); the global
+batch is split into contiguous per-rank shards and the embeddings / logits / keys /
+targets are gathered, so the loss sees the global batch (see :mod:`mcsan.distributed`).
+Then rank 0 validates on the ``val`` split (test is never used for selection), appends to
+``metrics.csv`` and TensorBoard, and atomically writes ``best.pt`` (best fused val rsum)
+and ``last.pt``. ``resume=True`` continues from ``last.pt``: model, optimizer, scheduler,
+scaler, RNG states, history; the data order depends only on (seed, epoch), so a resumed run
+retraces the uninterrupted one exactly on CPU.
+
+Run folder: ``config.yaml`` (resolved), ``best.pt``, ``last.pt``, ``metrics.csv``,
+``metrics.json`` (at the end), ``tb/`` (TensorBoard events).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mcsan import distributed as dist_utils
+from mcsan.checkpoint import (
+    attributes_from_state,
+    attributes_to_state,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    vocab_from_state,
+    vocab_to_state,
+)
+from mcsan.config import RunConfig, save_config
+from mcsan.data.loader import CaptionDataset, Collator, RetrievalData, TrainBatch, epoch_batches
+from mcsan.errors import CheckpointError, TrainingError
+from mcsan.evaluate import evaluate_levels
+from mcsan.inference import embed_captions, embed_videos
+from mcsan.io import atomic_write_json
+from mcsan.losses import MCSANLoss
+from mcsan.model import MCSAN, LevelOutput
+from mcsan.progress import track
+from mcsan.train_log import RunLog
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    best_epoch: int
+    best_metrics: dict[str, dict[str, float]]
+    """Validation metrics (fused and per level) of the best epoch."""
+    final_metrics: dict[str, dict[str, float]]
+    """Validation metrics after the last epoch."""
+    epochs: int
+    steps: int
+    pairs_per_second: float
+    dropped_captions: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``mode`` on ``device`` (None = full precision; always on CPU)."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _JointForward(nn.Module):
+    """What DDP wraps: both encoders and the fused weights, so every parameter is reachable."""
+
+    def __init__(self, model: MCSAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, batch: TrainBatch
+    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor]]:
+        video, text = self.model(batch.video, batch.text)
+        return video, text, self.model.level_weights()
+
+
+def _float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
+    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads)."""
+    return LevelOutput(
+        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
+        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},
+    )
+
+
+class Trainer:
+    """Trains MCSAN on a native dataset into ``out_dir`` (see the module docstring)."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.device = select_device(cfg.train.device)
+        self.ctx = dist_utils.init_from_env(self.device.type)
+        if self.device.type == "cuda" and self.ctx.enabled:
+            self.device = torch.device("cuda", self.ctx.local_rank)
+        self.amp = amp_dtype(cfg.train.amp, self.device)
+        state = self._resume_state() if resume else None
+        if not resume and (self.out_dir / "last.pt").exists():
+            raise CheckpointError(
+                f"{self.out_dir / 'last.pt'}: this run folder already holds a run; pass "
+                "--resume to continue it or choose another --out"
+            )
+        self.data = self._load_data(state)
+        seed_everything(cfg.seed)  # identical initial weights on every rank
+        vectors = self._word_vectors(state)
+        self.model = MCSAN(
+            cfg.model, len(self.data.vocab), self.data.stream_shapes,
+            self.data.attributes.sizes, word_vectors=vectors,
+        ).to(self.device)  # fmt: skip
+        self.word_dim = None if vectors is None else int(vectors.shape[1])
+        self.joint: nn.Module = _JointForward(self.model)
+        if self.ctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.joint = nn.parallel.DistributedDataParallel(
+                self.joint, device_ids=ids, find_unused_parameters=True
+            )
+        self.loss_fn = MCSANLoss(cfg.loss)
+        self.optimizer = self._optimizer()
+        self.scheduler = self._scheduler()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        self.epoch, self.step = 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": 0, "rsum": -math.inf}
+        seed_everything(cfg.seed + self.ctx.rank)  # per-rank streams (dropout)
+        if state is not None:
+            self._restore(state)
+
+    # ---------------------------------------------------------------- setup
+    def _resume_state(self) -> dict[str, Any]:
+        path = self.out_dir / "last.pt"
+        state = load_checkpoint(path)
+        saved = dict(state["config"])
+        current = self.cfg.to_dict()
+        differing = _config_differences(saved, current)
+        if differing:
+            raise CheckpointError(
+                f"{path}: --resume with a different config ({', '.join(differing)}); resume "
+                "with the run's own config.yaml or start a new --out (only train.epochs may change)"
+            )
+        return state
+
+    def _load_data(self, state: dict[str, Any] | None) -> RetrievalData:
+        vocab = attributes = None
+        if state is not None:
+            vocab = vocab_from_state(state["vocab"])
+            attributes = attributes_from_state(state["attributes"])
+        # rank 0 first: it parses and writes the caption cache that the others then read
+        data = None
+        if self.ctx.is_main:
+            data = RetrievalData.load(self.cfg.data, ("train", "val"), vocab, attributes)
+        dist_utils.barrier(self.ctx)
+        if data is None:
+            data = RetrievalData.load(self.cfg.data, ("train", "val"), vocab, attributes)
+        return data
+
+    def _word_vectors(self, state: dict[str, Any] | None) -> np.ndarray | None:
+        if state is not None:  # the weights come from the checkpoint; only the shape matters
+            word_dim = state.get("word_dim")
+            return None if not word_dim else np.zeros((len(self.data.vocab), word_dim), np.float32)
+        self.data.load_word_vectors(self.cfg.data.word_vectors)
+        return self.data.word_vectors
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if t.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+    def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        t = self.cfg.train
+        if t.scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
+        if t.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, t.epochs)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _epoch: 1.0)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = list(state["history"])
+        self.best = dict(state["best"])
+        restore_rng_state(state["rng"])
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly, or to use the model elsewhere."""
+        data = self.data
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "rng": rng_state(),
+            "config": self.cfg.to_dict(),
+            "vocab": vocab_to_state(data.vocab),
+            "attributes": attributes_to_state(data.attributes),
+            "attribute_sizes": dict(data.attributes.sizes),
+            "word_dim": self.word_dim,
+            "feature_set": data.feature_set,
+            "feature_spec": data.feature_spec.to_json(),
+            "streams": list(data.streams),
+            "stream_shapes": {k: list(v) for k, v in data.stream_shapes.items()},
+            "history": self.history,
+            "best": self.best,
+        }
+
+    # ---------------------------------------------------------------- training
+    def train_step(self, batch: TrainBatch) -> dict[str, float]:
+        """One optimizer step on this rank's shard of a global batch; returns loss parts."""
+        batch = batch.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            video_out, text_out, weights = self.joint(batch)
+        gather = dist_utils.gather_with_grad
+        loss, parts = self.loss_fn(
+            _float_output(video_out, self.ctx),
+            _float_output(text_out, self.ctx),
+            {k: w.float() for k, w in weights.items()},
+            gather(batch.video_keys, self.ctx),
+            {k: gather(v, self.ctx) for k, v in batch.text_targets.items()},
+            {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
+        )
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; the "
+                f"run stopped, {self.out_dir / 'last.pt'} holds the last good epoch. Lower "
+                "train.lr, set train.amp=off or train.grad_clip"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        # every rank computes the same global loss; DDP averages, so scale by the world size
+        self.scaler.scale(loss * self.ctx.world_size).backward()
+        if self.cfg.train.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {k: float(v) for k, v in parts.items()}
+
+    def _epoch_loader(self) -> torch.utils.data.DataLoader:
+        dataset = CaptionDataset(self.data)
+        batches = epoch_batches(
+            len(dataset), self.cfg.train.batch_size, self.cfg.seed, self.epoch,
+            min_batch=self.ctx.world_size,
+        )  # fmt: skip
+        shards = []
+        for batch in batches:
+            start, end = dist_utils.shard_bounds(len(batch), self.ctx)
+            shards.append(batch[start:end].tolist())
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=shards, collate_fn=Collator(self.data),
+            num_workers=self.cfg.train.num_workers,
+        )  # fmt: skip
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        """Fused and per-level metrics on the val split (model in eval mode)."""
+        self.model.eval()
+        captions, videos, caption_video = self.data.split_view("val")
+        size = self.cfg.train.eval_batch_size
+        text = embed_captions(self.model, captions, size, self.device, desc="val captions")
+        video = embed_videos(
+            self.model, self.data.video_features(videos), self.data.streams,
+            self.data.max_frames, size, self.device, desc="val videos",
+        )  # fmt: skip
+        weights = {k: float(v) for k, v in self.model.level_weights().items()}
+        self.model.train()
+        return evaluate_levels(text, video, weights, caption_video)
+
+    def fit(self, on_epoch: EpochCallback | None = None) -> TrainResult:
+        """Train the remaining epochs; return the result (metrics.json is written)."""
+        log = RunLog(self.out_dir, purge_step=self.step) if self.ctx.is_main else None
+        if log is not None:
+            save_config(self.cfg, self.out_dir / "config.yaml")
+            log.rewrite_csv(self.history)
+        total_time, total_pairs = 0.0, 0
+        try:
+            while self.epoch < self.cfg.train.epochs:
+                record = self._run_epoch(log)
+                total_time += record["train_seconds"]
+                total_pairs += record["pairs"]
+                if on_epoch is not None and self.ctx.is_main:
+                    on_epoch(record)
+        finally:
+            if log is not None:
+                log.close()
+        result = self._result(total_pairs / total_time if total_time else 0.0)
+        if self.ctx.is_main:
+            atomic_write_json(self.out_dir / "metrics.json", _result_json(result))
+        dist_utils.barrier(self.ctx)
+        return result
+
+    def _run_epoch(self, log: RunLog | None) -> dict[str, Any]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps, pairs = 0, 0
+        started = time.perf_counter()
+        loader = self._epoch_loader()
+        bar = track(loader, total=len(loader), desc=f"epoch {self.epoch + 1}", unit="batch")
+        for batch in bar:
+            parts = self.train_step(batch)
+            steps += 1
+            pairs += len(batch) * self.ctx.world_size
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if log is not None and self.step % self.cfg.train.log_every == 0:
+                log.scalars("train", parts, self.step)
+        seconds = time.perf_counter() - started
+        self.scheduler.step()
+        self.epoch += 1
+        record: dict[str, Any] = {
+            "epoch": self.epoch, "step": self.step,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "loss": {k: v / max(steps, 1) for k, v in sums.items()},
+            "pairs": pairs, "train_seconds": seconds,
+            "pairs_per_second": pairs / seconds if seconds else 0.0,
+        }  # fmt: skip
+        last = self.epoch == self.cfg.train.epochs
+        if self.ctx.is_main and (self.epoch % self.cfg.train.eval_every == 0 or last):
+            record["val"] = self.validate()
+        self.history.append(_history_entry(record))
+        if log is not None:
+            self._save(record, log)
+        dist_utils.barrier(self.ctx)
+        return record
+
+    def _save(self, record: dict[str, Any], log: RunLog) -> None:
+        log.epoch(record)
+        log.rewrite_csv(self.history)
+        val = record.get("val")
+        if val is not None and val["fused"]["rsum"] > self.best["rsum"]:
+            self.best = {"epoch": self.epoch, "rsum": val["fused"]["rsum"], "metrics": val}
+            self.history[-1]["best"] = True
+            save_checkpoint(self.out_dir / "best.pt", self.checkpoint_state())
+        save_checkpoint(self.out_dir / "last.pt", self.checkpoint_state())
+
+    def _result(self, pairs_per_second: float) -> TrainResult:
+        validated = [h for h in self.history if "val" in h]
+        return TrainResult(
+            out_dir=self.out_dir,
+            best_epoch=int(self.best["epoch"]),
+            best_metrics=dict(self.best.get("metrics", {})),
+            final_metrics=dict(validated[-1]["val"]) if validated else {},
+            epochs=self.epoch,
+            steps=self.step,
+            pairs_per_second=pairs_per_second,
+            dropped_captions=self.data.dropped_captions,
+            history=list(self.history),
+        )
+
+
+def _history_entry(record: dict[str, Any]) -> dict[str, Any]:
+    keep = ("epoch", "step", "lr", "loss", "val", "pairs_per_second")
+    return {k: record[k] for k in keep if k in record}
+
+
+def _config_differences(
+    saved: dict[str, Any], current: dict[str, Any], prefix: str = ""
+) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    out = []
+    for key in keys:
+        path = f"{prefix}{key}"
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{path}.")
+        elif path != "train.epochs" and _plain(a) != _plain(b):
+            out.append(path)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _result_json(result: TrainResult) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
+    data["out_dir"] = str(result.out_dir)
+    return data
+
+
+def train(
+    cfg: RunConfig, out_dir: str | Path, resume: bool = False, on_epoch: EpochCallback | None = None
+) -> TrainResult:
+    """Train ``cfg`` into ``out_dir`` (continuing from ``last.pt`` with ``resume``)."""
+    trainer = Trainer(cfg, out_dir, resume)
+    try:
+        return trainer.fit(on_epoch)
+    finally:
+        dist_utils.shutdown()

@@ -1,0 +1,73 @@
+"""Run logs of the Trainer: ``metrics.csv`` (one row per epoch) and TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mcsan.io import atomic_write_text
+
+CSV_METRICS: tuple[str, ...] = (
+    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "rsum",
+)  # fmt: skip
+
+
+def history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten per-epoch history records into CSV rows (loss parts, val metrics per level)."""
+    rows = []
+    for entry in history:
+        row: dict[str, Any] = {"epoch": entry["epoch"], "step": entry["step"], "lr": entry["lr"]}
+        for key, value in entry.get("loss", {}).items():
+            row[f"loss_{key}"] = value
+        for level, metrics in entry.get("val", {}).items():
+            for name in CSV_METRICS if level == "fused" else ("rsum",):
+                row[f"val_{level}_{name}"] = metrics[name]
+        row["pairs_per_second"] = entry.get("pairs_per_second", "")
+        rows.append(row)
+    return rows
+
+
+class RunLog:
+    """Writes ``metrics.csv`` and TensorBoard events under a run folder (rank 0 only)."""
+
+    def __init__(self, out_dir: Path, purge_step: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # purge_step drops events a killed run logged after its last checkpoint
+        self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
+
+    def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
+        """Log ``prefix/name`` scalars at ``step``."""
+        for name, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def epoch(self, record: Mapping[str, Any]) -> None:
+        """Log one epoch's mean losses, throughput and validation metrics."""
+        step = int(record["step"])
+        self.scalars("epoch_loss", record["loss"], step)
+        self.writer.add_scalar("train/pairs_per_second", record["pairs_per_second"], step)
+        self.writer.add_scalar("train/lr", record["lr"], step)
+        for level, metrics in record.get("val", {}).items():
+            self.scalars(f"val_{level}", metrics, step)
+        self.writer.flush()
+
+    def rewrite_csv(self, history: list[dict[str, Any]]) -> None:
+        """Write ``metrics.csv`` (atomically) from the full history: one row per epoch."""
+        rows = history_rows(history)
+        columns: list[str] = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns or ["epoch"], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.out_dir / "metrics.csv", buffer.getvalue())
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.close()
