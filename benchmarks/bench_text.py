@@ -106,8 +106,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/text.md")
     args = parser.parse_args()
 
-    from mcsan.data.text import CaptionParser, empty_level_counts, parse_with_cache
     from test_text import EXPECTED  # the hand-written captions
+
+    from mcsan.data.text import CaptionParser, empty_level_counts, parse_with_cache
 
     captions = generate(args.n)
     t0 = time.perf_counter()

@@ -378,3 +378,59 @@ def test_every_caption_yields_a_valid_record(caption_parser, words, tail):
     for span in parsed.entities:
         assert parsed.lemmas[span.start] == span.lemma
     assert ParsedCaption.from_json(json.loads(json.dumps(parsed.to_json()))) == parsed
+
+
+def test_world_captions_parse_to_their_ground_truth(caption_parser):
+    """The synthetic world states, for every caption, what a parser should recover."""
+    world = pytest.importorskip("mcsan.data.world.captions")
+    from mcsan.data.world.splits import assign_splits, make_holdout, sample_scene
+
+    holdout, splits = make_holdout(0), assign_splits(40, 0)
+    truths = [
+        truth
+        for i in range(40)
+        for truth in world.write_captions(sample_scene(0, i, splits[i], holdout, 16), 0)
+    ]
+    parsed = caption_parser.parse([t.caption for t in truths])
+    for truth, record in zip(truths, parsed, strict=True):
+        assert sorted(e.lemma for e in record.entities) == sorted(truth.entities), truth.caption
+        assert sorted(a.lemma for a in record.actions) == sorted(truth.actions), truth.caption
+        keys = sorted(r.key for r in record.relations)
+        assert keys == sorted("|".join(t) for t in truth.relations), truth.caption
+
+
+def test_direction_left_is_not_the_verb_leave(caption_parser):
+    (parsed,) = caption_parser.parse(
+        ["a red heart is sliding left while a pink star is flickering"]
+    )
+    assert [a.lemma for a in parsed.actions] == ["slide", "flicker"]
+    assert [e.lemma for e in parsed.entities] == ["heart", "star"]
+
+
+def test_parse_command_writes_records_and_reports(tmp_path, capsys):
+    from mcsan.cli import main
+
+    captions = tmp_path / "captions.jsonl"
+    lines = [
+        json.dumps({"video_id": "v1", "caption": "a chef cuts onions", "split": "train"}),
+        json.dumps({"video_id": "v1", "caption": "   ", "split": "train"}),
+        json.dumps({"video_id": "v2", "caption": "a cube is above a ball", "split": "val"}),
+    ]
+    captions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "parsed.jsonl"
+    assert main(["parse", "--captions", str(captions), "--out", str(out)]) == 2
+    assert "captions.jsonl:2" in capsys.readouterr().err
+    args = ["parse", "--captions", str(captions), "--out", str(out), "--skip-bad", "--stats"]
+    assert main([*args, "--cache", str(tmp_path / "cache.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1 bad captions: line 2" in printed and "rarest half" in printed
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["video_id"] for r in records] == ["v1", "v2"]
+    assert records[1]["relations"][0]["predicate"] == "above"
+
+    text = tmp_path / "captions.txt"
+    text.write_bytes(b"a dog runs\n\xff\xfe broken\na cat sleeps\n")
+    assert main(["parse", "--captions", str(text), "--out", str(out)]) == 2
+    assert "captions.txt:2: not valid UTF-8" in capsys.readouterr().err
+    assert main(["parse", "--captions", str(text), "--out", str(out), "--skip-bad"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2

@@ -11,6 +11,7 @@ Repairs (each pinned by a test in ``tests/test_text.py``):
   determiner on a plural head, a compound modifier that carries its own determiner, or a
   conjunct of such a repaired verb); the noun phrase left of the verb becomes its subject
   (re-tagging a shape word such as "square" from ADJ to NOUN);
+* "left" after a verb ("is moving left") is a direction, not the verb "leave";
 * lemma errors of the rule lemmatizer on consonant-vowel-consonant stems ("riding" -> "ride",
   not "rid"; "staring" -> "stare");
 * colour words that modify a following noun are attributes, never entities, whatever their tag;
@@ -326,9 +327,26 @@ def is_colour_attribute(table: TokenTable, i: int) -> bool:
     return nxt < len(table) and table.pos[nxt] in NOUN_POS
 
 
+def repair_direction_left(table: TokenTable) -> None:
+    """ "is moving left": "left" right after a verb is a direction, not the verb "leave"."""
+    moved = False
+    for i in range(1, len(table)):
+        if table.lower[i] == "left" and table.pos[i] == "VERB" and table.pos[i - 1] == "VERB":
+            table.pos[i], table.tag[i], table.lemma[i] = "ADV", "RB", "left"
+            for child in table.children[i]:
+                table.head[child] = i - 1
+            if table.head[i] == i:
+                table.head[i - 1], table.dep[i - 1] = i - 1, "ROOT"
+            table.head[i], table.dep[i] = i - 1, "advmod"
+            moved = True
+    if moved:
+        table.rebuild_children()
+
+
 def repair(table: TokenTable, verbs: frozenset[str]) -> TokenTable:
     """Apply every repair in place (``verbs``: lexicon of verb base forms); return the table."""
     repair_lemmas(table, verbs)
+    repair_direction_left(table)
     repair_simple_present(table, verbs)
     repair_swallowed_verb(table, verbs)
     repair_shapes(table)
