@@ -193,21 +193,25 @@ def index_videos(
 
 
 def _extract(retriever: RetrieverLike, found: dict[str, Path], cache: Path) -> dict[str, Any]:
-    """Run the extraction driver into ``cache``; return extracted / reused / failed."""
+    """Extract features with the checkpoint's spec into ``cache`` (reusing what is there)."""
     from mcsan.data.extract import extract_features
 
-    result = extract_features(found, cache, retriever_spec(retriever))
-    return _as_dict(result)
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if isinstance(result, dict):
-        return result
-    if hasattr(result, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(result)
-    return {}
+    spec = retriever_spec(retriever)
+    if spec.frames <= 0:
+        raise SearchError(
+            "the checkpoint was trained on variable-length (fps-sampled) features, whose "
+            "sampling rate it does not record; extract them with `mcsan extract --fps ...` "
+            "into a native dataset and index it with --dataset"
+        )
+    summary = extract_features(
+        {video_id: path for video_id, path in found.items()}, cache,
+        backbone=spec.backbone, frames=spec.frames, size=spec.size, streams=list(spec.streams),
+    )
+    return {
+        "extracted": summary.done,
+        "reused": summary.skipped,
+        "failed": [record["video_id"] for record in summary.failures],
+    }
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -1,0 +1,147 @@
+"""A real tiny search setup for the search tests: clips -> features -> 1-epoch run -> index.
+
+Built once per test session into pytest's base temp folder (every module that needs it
+calls :func:`tiny_search_setup`; later calls find it on disk). Also a real uvicorn server
+on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+COLOURS = {
+    "red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220),
+    "yellow": (230, 220, 40), "purple": (150, 40, 180), "orange": (240, 140, 20),
+    "white": (240, 240, 240), "grey": (120, 120, 120),
+}
+MOTIONS = ("left", "right")
+SIZE = 32
+FRAMES = 4
+
+
+def write_clip(path: Path, colour: tuple[int, int, int], moves_right: bool) -> None:
+    """A tiny real H.264 mp4: a coloured square sliding across a dark background."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for step in range(8):
+            frame = np.full((SIZE, SIZE, 3), 20, np.uint8)
+            x = 2 + 2 * step if moves_right else SIZE - 14 - 2 * step
+            frame[10:22, x : x + 12] = colour
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def make_clips(folder: Path) -> dict[str, str]:
+    """Write one clip per (colour, motion); return {video_id: caption}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    captions = {}
+    for number, (name, rgb) in enumerate(COLOURS.items()):
+        for motion in MOTIONS:
+            video_id = f"{name}_{motion}"
+            write_clip(folder / f"{video_id}.mp4", rgb, motion == "right")
+            captions[video_id] = f"a {name} square moves {motion}"
+        del number
+    return captions
+
+
+def make_dataset(root: Path, clips: Path, captions: dict[str, str]) -> None:
+    """A native dataset whose features are extracted from ``clips`` (rgbhist stream)."""
+    from mcsan.data.extract import extract_features
+    from mcsan.data.features import FeatureStore
+    from mcsan.data.native import CaptionRecord, feature_path, update_card, write_captions
+
+    out = feature_path(root, "tiny")
+    extract_features(
+        {vid: clips / f"{vid}.mp4" for vid in captions}, out, frames=FRAMES, size=SIZE,
+        streams="rgbhist", workers=1,
+    )
+    with FeatureStore.open(out) as store:
+        spec = store.spec
+    records = []
+    for number, (video_id, caption) in enumerate(sorted(captions.items())):
+        split = "val" if number % 4 == 3 else "train"
+        records += [CaptionRecord(video_id, caption, split),
+                    CaptionRecord(video_id, f"the {caption.split()[1]} box", split)]
+    write_captions(root, records)
+    update_card(root, name="tiny", splits=["train", "val"],
+                feature_sets={"tiny": {"path": "features/tiny.h5", **spec.to_json()}})
+
+
+def train_tiny(root: Path, run: Path) -> Path:
+    """Train one epoch of a very small model on ``root``; return best.pt."""
+    from mcsan.config import config_from_dict
+    from mcsan.train import train
+
+    cfg = config_from_dict({
+        "data": {"root": str(root), "feature_set": "tiny", "word_vectors": "none",
+                 "attribute_sizes": {"entity": 8, "action": 4, "relation": 4}},
+        "model": {"embed_dim": 16, "word_dim": 16, "text_hidden": 16, "video_hidden": 16,
+                  "attention_hidden": 8, "action_channels": 8, "entity_slots": 2,
+                  "attention_heads": 2},
+        "train": {"epochs": 1, "batch_size": 8, "device": "cpu", "log_every": 1},
+    })
+    train(cfg, run)
+    return run / "best.pt"
+
+
+def tiny_search_setup(base: Path) -> dict[str, Path]:
+    """Clips, a trained checkpoint and an index of the clips under ``base`` (built once)."""
+    done = base / "search_setup.json"
+    if done.is_file():
+        return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    from mcsan.inference import Retriever
+    from mcsan.search.build import index_videos
+
+    clips, dataset = base / "clips", base / "dataset"
+    captions = make_clips(clips)
+    make_dataset(dataset, clips, captions)
+    checkpoint = train_tiny(dataset, base / "run")
+    index_dir = base / "index"
+    index_videos(Retriever.from_checkpoint(checkpoint), clips, index_dir, checkpoint=checkpoint)
+    paths = {"clips": clips, "dataset": dataset, "checkpoint": checkpoint, "index": index_dir}
+    done.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    return paths
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(app: object, timeout: float = 20.0) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start on 127.0.0.1")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
