@@ -272,3 +272,36 @@ def _pick_by_seeking(
     except Exception:
         return None
     return picked
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: np.ndarray,
+    fps: float = 25,
+    rotation: int | None = None,
+    keyframe_every: int | None = None,
+) -> Path:
+    """Encode uint8 frames (T, H, W, 3) as an H.264 mp4 (even H and W); return the path.
+
+    ``rotation`` (degrees counter-clockwise) goes into the display matrix, as phones do.
+    """
+    from fractions import Fraction
+
+    import av
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count, height, width = frames.shape[:3]
+    with av.open(str(target), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if keyframe_every:
+            stream.codec_context.gop_size = keyframe_every
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return target
