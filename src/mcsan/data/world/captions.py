@@ -141,6 +141,8 @@ class _Writer:
                                     [ra["noun"], rb["noun"]], [verb], refs=[ra, rb],
                                     object_actions=[[a, act_a], [b, act_b]]))
         else:
+            if act_a == "move_left":  # "is moving left while": spaCy reads "left" as a verb
+                a, b = b, a
             out.append(self.action(a).merge(self.action(b), " while "))
         parts = [self.object_phrase(i) for i in self.rng.permutation(n).tolist()]
         listing = parts[0]
