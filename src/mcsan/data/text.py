@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcsan.data.parse_rules import TokenTable, extract, table_from_doc
+from mcsan.data.parse_repairs import TokenTable, table_from_doc
+from mcsan.data.parse_rules import extract
 from mcsan.data.vocab import PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, Vocabulary, load_word_vectors
 from mcsan.errors import DataError, ParseError
 from mcsan.io import read_jsonl, write_jsonl
