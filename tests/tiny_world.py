@@ -23,7 +23,9 @@ FRAME_DIM = 16
 GRID_DIM = 8
 
 
-def _captions(colour: str, shape: str, action: str, other: tuple[str, str, str] | None) -> list[str]:
+def _captions(
+    colour: str, shape: str, action: str, other: tuple[str, str, str] | None
+) -> list[str]:
     base = f"a {colour} {shape} is {action}"
     out = [base, f"the {shape} is {action}"]
     if other is not None:

@@ -185,6 +185,11 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
             raise fail("an integer")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise fail("a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("a number")
         return float(value)

@@ -41,7 +41,7 @@ from mcsan.checkpoint import (
 )
 from mcsan.config import RunConfig, save_config
 from mcsan.data.loader import CaptionDataset, Collator, RetrievalData, TrainBatch, epoch_batches
-from mcsan.errors import CheckpointError, TrainingError
+from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.evaluate import evaluate_levels
 from mcsan.inference import embed_captions, embed_videos
 from mcsan.io import atomic_write_json
@@ -126,6 +126,11 @@ class Trainer:
         if self.device.type == "cuda" and self.ctx.enabled:
             self.device = torch.device("cuda", self.ctx.local_rank)
         self.amp = amp_dtype(cfg.train.amp, self.device)
+        if cfg.train.batch_size < self.ctx.world_size:
+            raise ConfigError(
+                f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
+                "processes; the global batch is split across them: raise it"
+            )
         state = self._resume_state() if resume else None
         if not resume and (self.out_dir / "last.pt").exists():
             raise CheckpointError(

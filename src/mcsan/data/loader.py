@@ -217,6 +217,7 @@ class RetrievalData:
         expect_spec: FeatureSpec | None = None,
         feature_set: str | None = None,
         streams: Sequence[str] | None = None,
+        parser: Any = None,
     ) -> RetrievalData:
         """Load the captions of ``splits`` and their videos' features from ``cfg.root``.
 
@@ -224,6 +225,7 @@ class RetrievalData:
         training captions; otherwise both come from the ``train`` split, which must then
         be among ``splits``. A caption whose video lacks features raises DataError naming
         ids unless ``cfg.drop_missing_features`` (then they are dropped and counted).
+        ``parser``: a CaptionParser to reuse (default: parse_with_cache makes one).
         """
         root = Path(cfg.root)
         card = read_card(root)
@@ -267,7 +269,7 @@ class RetrievalData:
             video_ids = list(dict.fromkeys(r.video_id for r in records))
             features = [_pick(store.read(v), chosen) for v in video_ids]
         index = {v: i for i, v in enumerate(video_ids)}
-        parsed = parse_with_cache([r.caption for r in records], _cache_path(cfg, root))
+        parsed = parse_with_cache([r.caption for r in records], _cache_path(cfg, root), parser)
         is_train = [r.split == "train" for r in records]
         if vocab is None or attributes is None:
             if "train" not in wanted:
@@ -408,6 +410,8 @@ def epoch_batches(
     resumed run replays it. A last batch smaller than ``min_batch`` (at least 2: a batch
     needs negatives; under DDP at least the world size) is merged into the previous one.
     """
+    if batch_size < max(2, min_batch):
+        raise ValueError(f"batch_size {batch_size} is below the minimum batch {max(2, min_batch)}")
     order = np.random.default_rng([seed, epoch]).permutation(count)
     batches = [order[i : i + batch_size] for i in range(0, count, batch_size)]
     if len(batches) > 1 and len(batches[-1]) < max(2, min_batch):

@@ -1,0 +1,179 @@
+"""Trainer end to end: train, kill -9 + resume equality, evaluate, Retriever, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from tiny_world import make_tiny_dataset, tiny_config_yaml
+
+from mcsan.cli import main as cli_main
+from mcsan.config import load_config
+from mcsan.data.native import read_captions
+from mcsan.data.text import parse_with_cache
+from mcsan.errors import CheckpointError, TrainingError
+from mcsan.inference import Retriever, evaluate_checkpoint
+from mcsan.train import Trainer
+
+EPOCHS = 4
+TIMING_KEYS = ("pairs_per_second",)
+
+
+def mcsan(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mcsan", "--quiet", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    return out
+
+
+def comparable(metrics: dict) -> dict:
+    """metrics.json without the wall-clock numbers and the run folder."""
+    data = {k: v for k, v in metrics.items() if k not in ("out_dir", *TIMING_KEYS)}
+    data["history"] = [
+        {k: v for k, v in h.items() if k not in TIMING_KEYS} for h in data["history"]
+    ]
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, caption_parser):
+    """One uninterrupted run and one killed with SIGKILL after epoch 1, then resumed."""
+    base = tmp_path_factory.mktemp("train")
+    root = make_tiny_dataset(base / "data", seed=2)
+    config = tiny_config_yaml(root, base / "tiny.yaml", epochs=EPOCHS)
+    # parse the captions once so the two runs do not race on the cache file
+    captions = [r.caption for r in read_captions(root)]
+    parse_with_cache(captions, root / "cache" / "parsed_captions.jsonl", caption_parser)
+    full = mcsan("train", "--config", str(config), "--out", str(base / "full"))
+    killed = mcsan("train", "--config", str(config), "--out", str(base / "resumed"))
+    last = base / "resumed" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (base / "resumed" / "metrics.json").exists()
+    killed_epoch = torch.load(last, weights_only=True)["epoch"]
+    out = finish(mcsan("train", "--config", str(config), "--out", str(base / "resumed"),
+                       "--resume"))  # fmt: skip
+    full_out = finish(full)
+    return {"base": base, "root": root, "config": config, "killed_epoch": killed_epoch,
+            "resume_out": out, "full_out": full_out}  # fmt: skip
+
+
+def test_run_folder_contents(runs):
+    run = runs["base"] / "full"
+    for name in ("best.pt", "last.pt", "config.yaml", "metrics.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == EPOCHS + 1 and rows[0].startswith("epoch,step,lr")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == EPOCHS and len(metrics["history"]) == EPOCHS
+    assert set(metrics["best_metrics"]) == {"fused", "global", "entity", "action", "relation"}
+    best = max(h["val"]["fused"]["rsum"] for h in metrics["history"])
+    assert metrics["best_metrics"]["fused"]["rsum"] == best
+    assert "best epoch" in runs["full_out"] and "rsum" in runs["full_out"]
+    saved = load_config(run / "config.yaml")
+    assert saved.train.epochs == EPOCHS and saved.data.root == str(runs["root"])
+
+
+def test_kill_9_then_resume_reaches_identical_metrics(runs):
+    assert 1 <= runs["killed_epoch"] < EPOCHS
+    full = json.loads((runs["base"] / "full" / "metrics.json").read_text())
+    resumed = json.loads((runs["base"] / "resumed" / "metrics.json").read_text())
+    assert comparable(resumed) == comparable(full)
+    csv_full = (runs["base"] / "full" / "metrics.csv").read_text().splitlines()
+    csv_resumed = (runs["base"] / "resumed" / "metrics.csv").read_text().splitlines()
+    assert len(csv_resumed) == len(csv_full)  # no duplicated epoch rows after the resume
+    a = torch.load(runs["base"] / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(runs["base"] / "resumed" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_command_and_val_consistency(runs, tmp_path, capsys):
+    run = runs["base"] / "full"
+    out = tmp_path / "test_metrics.json"
+    code = cli_main(["--quiet", "evaluate", "--checkpoint", str(run / "best.pt"),
+                     "--split", "test", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "fused" in printed and "t2v_r1" in printed and "relation" in printed
+    report = json.loads(out.read_text())
+    assert report["split"] == "test" and report["captions"] > report["videos"] > 0
+    assert 0 <= report["metrics"]["fused"]["rsum"] <= 600
+    # the checkpoint alone reproduces the validation numbers recorded during training
+    val = evaluate_checkpoint(run / "best.pt", "val")
+    best = json.loads((run / "metrics.json").read_text())["best_metrics"]
+    assert set(val["metrics"]) == set(best)
+    for level, metrics in best.items():
+        assert val["metrics"][level] == pytest.approx(metrics)
+
+
+def test_retriever_api(runs, caption_parser):
+    retriever = Retriever.from_checkpoint(runs["base"] / "full" / "best.pt")
+    retriever._parser = caption_parser
+    assert retriever.levels == ("global", "entity", "action", "relation")
+    assert retriever.feature_set == "tiny" and set(retriever.streams) == {"frame", "grid"}
+    assert sum(retriever.level_weights.values()) == pytest.approx(1.0)
+    assert len(retriever.checkpoint_sha256) == 64
+    text = retriever.encode_captions(["a red ball is jumping", "the cube is spinning"])
+    rng = np.random.default_rng(0)
+    clips = [{"frame": rng.standard_normal((t, 16)), "grid": rng.standard_normal((t, 4, 8))}
+             for t in (3, 5, 4)]  # fmt: skip
+    video = retriever.encode_features(clips)
+    for level in retriever.levels:
+        assert text[level].shape == (2, 16) and video[level].shape == (3, 16)
+        assert np.allclose(np.linalg.norm(text[level], axis=1), 1.0, atol=1e-4)
+    scores = retriever.score(text, video)
+    fused = sum(w * scores[lvl] for lvl, w in retriever.level_weights.items())
+    assert scores["fused"].shape == (2, 3) and np.allclose(scores["fused"], fused)
+    single = retriever.encode_features(clips[1:2])
+    assert np.allclose(single["global"], video["global"][1:2], atol=1e-5)
+    with pytest.raises(Exception, match="grid"):
+        retriever.encode_features([{"frame": clips[0]["frame"], "grid": np.zeros((3, 2, 8))}])
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        Retriever.from_checkpoint(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        Retriever.from_checkpoint(bad)
+
+
+def test_existing_run_needs_resume_and_same_config(runs):
+    cfg = load_config(runs["config"])
+    with pytest.raises(CheckpointError, match="--resume"):
+        Trainer(cfg, runs["base"] / "full")
+    changed = load_config(runs["config"], ["train.lr=0.5"])
+    with pytest.raises(CheckpointError, match="train.lr"):
+        Trainer(changed, runs["base"] / "full", resume=True)
+
+
+def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caption_parser):
+    cfg = load_config(runs["config"])
+    trainer = Trainer(cfg, tmp_path / "nan")
+    with torch.no_grad():
+        for param in trainer.model.video_encoder.parameters():
+            param.fill_(float("nan"))
+    with pytest.raises(TrainingError, match=r"epoch 1, step 1"):
+        trainer.fit()
+    assert not (tmp_path / "nan" / "last.pt").exists()
+    assert not (tmp_path / "nan" / "best.pt").exists()
