@@ -203,6 +203,70 @@ class _PartWriter:
         self.buffer.clear()
 
 
+class _FrameBatcher:
+    """Feeds the encoder full batches of exactly ``batch`` frames (clips may straddle two
+    batches; the last batch is padded by repeating its last frame). One input shape keeps
+    the backbone's kernels warm, and a clip's features do not depend on its batch-mates,
+    so a resumed run gives the same numbers as an uninterrupted one."""
+
+    def __init__(self, encoder: FrameEncoder, batch: int, summary: ExtractionSummary) -> None:
+        self.encoder = encoder
+        self.batch = max(1, int(batch))
+        self.summary = summary
+        self.clips: deque[tuple[str, Path, int]] = deque()
+        self.frames: list[np.ndarray] = []
+        self.pending = 0
+        self.encoded: dict[str, list[np.ndarray]] = {}
+        self.encoded_count = 0
+
+    def add(
+        self, video_id: str, path: Path, clip: np.ndarray
+    ) -> list[tuple[str, Path, dict[str, np.ndarray]]]:
+        """Queue a decoded clip; return the clips whose features are complete."""
+        self.clips.append((video_id, path, len(clip)))
+        self.frames.append(clip)
+        self.pending += len(clip)
+        while self.pending >= self.batch:
+            self._encode(self.batch)
+        return self._complete()
+
+    def finish(self) -> list[tuple[str, Path, dict[str, np.ndarray]]]:
+        """Encode what is left; return the remaining clips."""
+        if self.pending:
+            self._encode(self.pending)
+        return self._complete()
+
+    def _encode(self, count: int) -> None:
+        queued = np.concatenate(self.frames) if len(self.frames) > 1 else self.frames[0]
+        chunk, rest = queued[:count], queued[count:]
+        self.frames = [rest] if len(rest) else []
+        self.pending = len(rest)
+        if count < self.batch:
+            filler = np.repeat(chunk[-1:], self.batch - count, axis=0)
+            chunk = np.concatenate([chunk, filler])
+        tick = time.perf_counter()
+        features = self.encoder.encode(chunk)
+        self.summary.encode_seconds += time.perf_counter() - tick
+        self.summary.frames += count
+        for name, value in features.items():
+            self.encoded.setdefault(name, []).append(value[:count])
+        self.encoded_count += count
+
+    def _complete(self) -> list[tuple[str, Path, dict[str, np.ndarray]]]:
+        done: list[tuple[str, Path, dict[str, np.ndarray]]] = []
+        if not self.clips or self.encoded_count < self.clips[0][2]:
+            return done
+        merged = {name: np.concatenate(parts) for name, parts in self.encoded.items()}
+        start = 0
+        while self.clips and self.encoded_count - start >= self.clips[0][2]:
+            video_id, path, length = self.clips.popleft()
+            done.append((video_id, path, {n: v[start : start + length] for n, v in merged.items()}))
+            start += length
+        self.encoded = {name: [value[start:]] for name, value in merged.items()}
+        self.encoded_count -= start
+        return done
+
+
 def _record_failure(summary: ExtractionSummary, video_id: str, path: Path, reason: str) -> None:
     record = {"video_id": video_id, "path": str(path), "reason": reason}
     summary.failures.append(record)
@@ -250,21 +314,11 @@ def extract_features(
     summary.skipped = sum(1 for v in wanted if v in done_ids)
     jobs = [(v, Path(videos[v])) for v in wanted if v not in done_ids]
     writer = _PartWriter(folder, spec, summary)
-    waiting: list[tuple[str, Path, np.ndarray]] = []
+    batcher = _FrameBatcher(encoder, batch_frames, summary)
 
-    def encode_waiting() -> None:
-        if not waiting:
-            return
-        tick = time.perf_counter()
-        features = encoder.encode(np.concatenate([clip for _, _, clip in waiting]))
-        summary.encode_seconds += time.perf_counter() - tick
-        start = 0
-        for video_id, path, clip in waiting:
-            stop = start + len(clip)
-            writer.add(video_id, path, {n: v[start:stop] for n, v in features.items()})
-            start = stop
-        summary.frames += start
-        waiting.clear()
+    def finished(clips: list[tuple[str, Path, dict[str, np.ndarray]]]) -> None:
+        for video_id, path, features in clips:
+            writer.add(video_id, path, features)
         if len(writer.buffer) >= checkpoint_every:
             writer.flush()
 
@@ -276,10 +330,8 @@ def extract_features(
             if isinstance(result, Exception):
                 _record_failure(summary, video_id, path, str(result))
                 continue
-            waiting.append((video_id, path, result))
-            if sum(len(clip) for _, _, clip in waiting) >= batch_frames:
-                encode_waiting()
-        encode_waiting()
+            finished(batcher.add(video_id, path, result))
+        finished(batcher.finish())
         writer.flush()
 
     parts = _part_paths(folder)
@@ -293,3 +345,18 @@ def extract_features(
         shutil.rmtree(folder)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def record_feature_set(root: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> bool:
+    """List ``out_path`` in the dataset card of native dataset ``root`` when it lies in
+    ``<root>/features/`` (set name = file stem). Returns whether the card was updated."""
+    from mcsan.data.native import card_path, update_card
+
+    base = Path(root).resolve()
+    out = Path(out_path).resolve()
+    if not card_path(base).is_file() or out.parent != base / "features":
+        return False
+    with FeatureStore.open(out) as store:
+        spec = store.spec.to_json()
+    update_card(base, feature_sets={out.stem: {"path": str(out.relative_to(base)), **spec}})
+    return True
