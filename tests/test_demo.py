@@ -1,0 +1,44 @@
+"""`mcsan demo --quick` end to end: world -> features -> two trained models -> REPORT.md."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "mcsan", "--quiet", "demo", "--quick", "--out", str(out),
+           "--config", str(REPO / "configs" / "world.yaml")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Test split, fused score:" in done.stdout
+
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    test_section = report.split("## Test split")[1].split("##")[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (mcsan|global-only) \|(.*)\|$",
+                                                           test_section, re.M)}  # fmt: skip
+    assert set(rows) == {"mcsan", "global-only"}
+    for row in rows.values():
+        values = [float(v) for v in row.split("|")]
+        assert len(values) == 11 and all(math.isfinite(v) for v in values)
+        recalls = values[0:3] + values[5:8]
+        assert all(0.0 <= r <= 100.0 for r in recalls)
+        assert values[-1] == pytest.approx(sum(recalls), abs=0.2)  # rsum
+        assert values[3] >= 1.0 and values[8] >= 1.0  # median ranks
+    assert "## Twin accuracy" in report and "## Compositional split" in report
+    for plot in ("recall_at_k.png", "training.png", "twins.png", "query1.png"):
+        assert (out / "plots" / plot).stat().st_size > 1000
+
+    # A second run reuses every stage: no clip is rendered or extracted again.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 extracted" in again.stdout
