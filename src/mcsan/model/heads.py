@@ -31,7 +31,10 @@ class AttentionPool(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        # No output bias: softmax over positions is invariant to it.
+        self.score = nn.Sequential(
+            nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False)
+        )
         self.empty = nn.Parameter(torch.zeros(dim))
         nn.init.normal_(self.empty, std=0.02)
 
