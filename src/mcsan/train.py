@@ -67,6 +67,8 @@ class TrainResult:
     steps: int
     pairs_per_second: float
     dropped_captions: int
+    world_size: int = 1
+    """Processes that trained (2+ under torchrun)."""
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -387,6 +389,7 @@ class Trainer:
             steps=self.step,
             pairs_per_second=pairs_per_second,
             dropped_captions=self.data.dropped_captions,
+            world_size=self.ctx.world_size,
             history=list(self.history),
         )
 
