@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
                                 for n, v in result.variants.items()}))  # fmt: skip
     print()
     for name, accuracy in result.twins.items():
-        levels = ", ".join(f"{lvl} {v['accuracy']:.1f}%" for lvl, v in accuracy.items())
+        levels = ", ".join(
+            f"{lvl} {v['accuracy']:.1f}% ({v.get('focused_accuracy', float('nan')):.1f}% focused)"
+            for lvl, v in accuracy.items()
+        )
         print(f"twin accuracy {name}: {levels}")
     total = sum(s.seconds for s in result.stages)
     print(f"\nreport: {result.report_path}  (total {total:.0f} s)")

@@ -156,7 +156,9 @@ def run_demo(
         for name, variant in result.variants.items():
             result.twins[name] = _evaluate_twins(variant, root)
         return "; ".join(
-            f"{name}: " + ", ".join(f"{lvl} {v['accuracy']:.1f}%" for lvl, v in acc.items())
+            f"{name}: " + ", ".join(
+                f"{lvl} {v.get('focused_accuracy', v['accuracy']):.1f}%" for lvl, v in acc.items()
+            )
             for name, acc in result.twins.items()
         )
 

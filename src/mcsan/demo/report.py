@@ -87,10 +87,11 @@ def _plot_twins(result: DemoResult, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 3.2))
     width = 0.8 / max(1, len(result.twins))
     for i, (name, acc) in enumerate(result.twins.items()):
-        values = [acc.get(lvl, {}).get("accuracy", 0.0) for lvl in levels]
+        values = [_focused(acc.get(lvl, {})) for lvl in levels]
         axis.bar(np.arange(len(levels)) + i * width, values, width, label=name)
     axis.axhline(50, color="grey", linestyle="--", linewidth=1, label="chance")
-    axis.set(title="twin accuracy per level (test twins)", ylabel="%", ylim=(0, 100))
+    axis.set(title="twin accuracy per level, captions that mention the change",
+             ylabel="%", ylim=(0, 100))  # fmt: skip
     axis.set_xticks(np.arange(len(levels)) + width * (len(result.twins) - 1) / 2, levels)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -98,15 +99,29 @@ def _plot_twins(result: DemoResult, path: Path) -> None:
     plt.close(figure)
 
 
+def _focused(entry: dict[str, Any]) -> float:
+    """Focused twin accuracy where known, else the all-caption one."""
+    return float(entry.get("focused_accuracy", entry.get("accuracy", 0.0)))
+
+
 def _twin_markdown(result: DemoResult) -> str:
     levels = sorted({lvl for acc in result.twins.values() for lvl in acc},
                     key=lambda name: (name == "all", name))  # fmt: skip
-    rows = []
-    for name, acc in result.twins.items():
-        rows.append([name] + [f"{acc[lvl]['accuracy']:.1f}" if lvl in acc else "–" for lvl in levels])
+    rows = [[name] + [_twin_cell(acc.get(lvl)) for lvl in levels]
+            for name, acc in result.twins.items()]  # fmt: skip
     counts = next(iter(result.twins.values()), {})
-    rows.append(["(caption–twin pairs)"] + [str(counts.get(lvl, {}).get("pairs", 0)) for lvl in levels])
+    rows.append(["(caption–twin pairs)"] + [
+        f"{counts[lvl]['pairs']} / {counts[lvl].get('focused_pairs', '–')}" if lvl in counts else "–"
+        for lvl in levels
+    ])  # fmt: skip
     return markdown_table(["model", *levels], rows)
+
+
+def _twin_cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
+    focused = entry.get("focused_accuracy")
+    return f"{entry['accuracy']:.1f} / " + ("–" if focused is None else f"{focused:.1f}")
 
 
 def _examples_markdown(examples: list[dict[str, Any]]) -> str:
@@ -154,7 +169,9 @@ def write_report(result: DemoResult) -> Path:
                         + metrics_markdown(per_level))  # fmt: skip
     sections += [
         "## Twin accuracy (%)\n\nShare of (caption of a clip, its twin) pairs where the model "
-        "scores the clip above a twin that differs at one level only; 50 is chance.\n\n"
+        "scores the clip above a twin that differs at one level only; 50 is chance. Each cell: "
+        "over all captions of the clip / over the captions that mention what the twin changed "
+        "(the others are equally true of both clips).\n\n"
         + _twin_markdown(result),
         "## Plots\n\n![recall](plots/recall_at_k.png)\n\n![training](plots/training.png)\n\n"
         "![twins](plots/twins.png)",
