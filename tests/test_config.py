@@ -75,8 +75,10 @@ def test_overrides_parse_yaml_values(tmp_path):
             "data.attribute_sizes={entity: 5, action: 4}",
             "loss.use_kl=false",
             "train.lr=3e-4",
+            "train.amp=off",
         ],
     )
+    assert cfg.train.amp == "off"
     assert cfg.model.levels == ("global", "entity")
     assert cfg.train.epochs == 7 and cfg.train.grad_clip is None
     assert cfg.data.attribute_sizes == {"entity": 5, "action": 4}

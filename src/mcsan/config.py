@@ -30,6 +30,11 @@ from mcsan.losses import LossConfig
 from mcsan.model import ModelConfig
 
 WORD_VECTOR_SOURCES: tuple[str, ...] = ("glove-6b-50d", "none")
+YAML_BOOL_WORDS: dict[bool, tuple[str, ...]] = {
+    False: ("off", "false", "no", "n"),
+    True: ("on", "true", "yes", "y"),
+}
+"""Words YAML 1.1 turns into booleans; a choice field given one gets the word back."""
 
 
 @dataclass
@@ -147,6 +152,9 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
                 continue
         raise fail(" or ".join(_type_name(a) for a in args))
     if origin is Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
+            spellings = YAML_BOOL_WORDS[value]
+            value = next((a for a in args if isinstance(a, str) and a in spellings), value)
         if value not in args:
             raise fail("one of " + ", ".join(repr(a) for a in args))
         return value

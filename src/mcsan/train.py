@@ -120,8 +120,15 @@ def _float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
 class Trainer:
     """Trains MCSAN on a native dataset into ``out_dir`` (see the module docstring)."""
 
-    def __init__(self, cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> None:
+    def __init__(
+        self, cfg: RunConfig, out_dir: str | Path, resume: bool = False, parser: Any = None
+    ) -> None:
+        """Set up data, model and optimizer (restored from ``last.pt`` with ``resume``).
+
+        ``parser``: a CaptionParser to reuse (default: one is made when captions are parsed).
+        """
         self.cfg = cfg
+        self.parser = parser
         self.out_dir = Path(out_dir)
         self.device = select_device(cfg.train.device)
         self.ctx = dist_utils.init_from_env(self.device.type)
@@ -185,11 +192,12 @@ class Trainer:
             attributes = attributes_from_state(state["attributes"])
         # rank 0 first: it parses and writes the caption cache that the others then read
         data = None
+        splits = ("train", "val")
         if self.ctx.is_main:
-            data = RetrievalData.load(self.cfg.data, ("train", "val"), vocab, attributes)
+            data = RetrievalData.load(self.cfg.data, splits, vocab, attributes, parser=self.parser)
         dist_utils.barrier(self.ctx)
         if data is None:
-            data = RetrievalData.load(self.cfg.data, ("train", "val"), vocab, attributes)
+            data = RetrievalData.load(self.cfg.data, splits, vocab, attributes, parser=self.parser)
         return data
 
     def _word_vectors(self, state: dict[str, Any] | None) -> np.ndarray | None:
@@ -425,10 +433,18 @@ def _result_json(result: TrainResult) -> dict[str, Any]:
 
 
 def train(
-    cfg: RunConfig, out_dir: str | Path, resume: bool = False, on_epoch: EpochCallback | None = None
+    cfg: RunConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    on_epoch: EpochCallback | None = None,
+    parser: Any = None,
 ) -> TrainResult:
-    """Train ``cfg`` into ``out_dir`` (continuing from ``last.pt`` with ``resume``)."""
-    trainer = Trainer(cfg, out_dir, resume)
+    """Train ``cfg`` into ``out_dir`` (continuing from ``last.pt`` with ``resume``).
+
+    ``on_epoch(record)`` is called on rank 0 after each epoch (the CLI prints from it);
+    ``parser`` is an optional CaptionParser to reuse.
+    """
+    trainer = Trainer(cfg, out_dir, resume, parser)
     try:
         return trainer.fit(on_epoch)
     finally:
