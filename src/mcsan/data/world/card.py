@@ -33,7 +33,7 @@ def level_frequencies(truths: list[CaptionTruth]) -> dict[str, Counter[str]]:
     return {
         "entity": Counter(e for t in truths for e in t.entities),
         "action": Counter(a for t in truths for a in t.actions),
-        "relation": Counter("|".join(r) for t in truths for r in t.relations),
+        "relation": Counter(" / ".join(r) for t in truths for r in t.relations),
     }
 
 
