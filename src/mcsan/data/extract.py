@@ -30,7 +30,7 @@ from mcsan.data.backbone import DEFAULT_BACKBONE, WORLD_STREAMS, FrameEncoder, g
 from mcsan.data.features import FeatureSpec, FeatureStore, merge_stores
 from mcsan.data.video import read_frames
 from mcsan.errors import ConfigError, FeatureError, MCSANError
-from mcsan.io import append_jsonl, atomic_path, atomic_write_text
+from mcsan.io import append_jsonl, atomic_path
 from mcsan.progress import track
 
 PART_PREFIX = "part-"
@@ -294,7 +294,9 @@ def extract_features(
 
     With ``shard=(i, N)`` only every N-th id is done, into ``shard_path(out_path, i, N)``.
     ``fps`` samples at a fixed rate (variable T, spec frames 0; ``frames`` caps T when > 0).
-    Resumable: ids already stored are skipped. Returns an :class:`ExtractionSummary`.
+    Resumable: ids already stored are skipped. A ready ``encoder`` (see
+    :mod:`mcsan.data.backbone`) replaces ``backbone``/``streams``/``grid``.
+    Returns an :class:`ExtractionSummary`.
     """
     started = time.perf_counter()
     out = Path(out_path) if shard is None else shard_path(out_path, *shard)
@@ -308,7 +310,7 @@ def extract_features(
             leftover.unlink(missing_ok=True)
     done_ids = _completed_ids(out, _part_paths(folder), spec)
     summary = ExtractionSummary(out_path=out)
-    atomic_write_text(failures_path(out), "")
+    failures_path(out).unlink(missing_ok=True)  # it lists the failures of the latest run
 
     wanted = select_shard(list(videos), shard)
     summary.skipped = sum(1 for v in wanted if v in done_ids)

@@ -172,8 +172,7 @@ def _read_video_file(path: Path, frames: int, size: int, fps: float | None) -> n
     with av.open(str(path), metadata_errors="ignore") as container:
         if not container.streams.video:
             raise VideoError(f"{path}: no video stream (audio-only or not a video)")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = container.streams.video[0]  # codec threads off: clips decode in parallel
         start = _seconds(stream.start_time, stream.time_base) or 0.0
         duration = _duration(container, stream)
         if duration is None:  # unknown length: count the frames in a first pass
