@@ -68,6 +68,13 @@ def test_rotation_metadata_is_applied(tmp_path):
     assert frame[4, 4, 0] < 60
 
 
+def test_variable_frame_rate_is_sampled_by_time(tmp_path):
+    times = [0.0, 0.04, 0.08, 0.12, 0.16, 1.0, 2.0, 3.0]  # five frames at once, then 1 per s
+    clip = write_video(tmp_path / "vfr.mp4", ramp(8, 32, 32), times=times)
+    # samples at 0.38, 1.14, 1.90, 2.66 s show the frames stamped 0.16, 1.0, 1.0, 2.0 s
+    np.testing.assert_allclose(grey(read_frames(clip, 4, 16)), [40, 50, 50, 60], atol=4)
+
+
 def test_image_folder_is_one_clip(tmp_path):
     folder = tmp_path / "clip"
     folder.mkdir()
