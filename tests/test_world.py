@@ -235,3 +235,15 @@ def test_cli_synth_prints_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_bad_arguments_raise_config_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="--frames"):
         generate_world(tmp_path, 5, 0, frames=1)
+
+
+def test_smaller_world_in_the_same_folder_drops_stale_clips(tmp_path: Path):
+    generate_world(tmp_path, 12, 0, frames=4, size=32)
+    generate_world(tmp_path, 6, 0, frames=4, size=32)
+    ids = {r["video_id"] for r in read_jsonl(tmp_path / "structure.jsonl")}
+    assert {p.stem for p in (tmp_path / "videos").glob("*.mp4")} == ids
+
+
+def test_no_twins_when_asked_for_none(tmp_path: Path):
+    summary = generate_world(tmp_path, 10, 0, frames=4, size=32, n_twin_originals=0)
+    assert summary.twins == 0 and (tmp_path / "twins.jsonl").read_text() == ""

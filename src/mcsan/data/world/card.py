@@ -137,6 +137,9 @@ def write_dataset_card(root: Path, scenes: list[Scene], captions: dict[str, list
         f"(mean {per_clip.mean():.1f}); length {lengths.min()}-{lengths.max()} words "
         f"(mean {lengths.mean():.1f}). Kinds: "
         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ".", "",
+        "Examples, one per kind:", "",
+        *[f"- {kind}: \"{next(c.caption for c in all_truths if c.kind == kind)}\""
+          for kind in sorted(kinds)], "",
         "## Vocabulary", "", *_vocabulary(), "",
         "## Attribute frequency per level (the imbalance)", "",
         "Caption lemmas of the training split (what attribute heads are trained on):", "",

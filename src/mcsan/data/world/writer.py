@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ FPS = 8
 STRUCTURE_NAME = "structure.jsonl"
 TRUTH_NAME = "captions_truth.jsonl"
 TWINS_NAME = "twins.jsonl"
+_CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation))?")
 
 
 @dataclass
@@ -81,6 +83,13 @@ def _render_all(jobs: list[tuple[Scene, int, int, str]], workers: int) -> None:
             pass
 
 
+def _remove_stale_clips(video_root: Path, keep: set[str]) -> None:
+    """Delete clips an earlier world run wrote here that this world does not have."""
+    for path in video_root.glob("clip*.mp4"):
+        if _CLIP_NAME.fullmatch(path.stem) and path.stem not in keep:
+            path.unlink()
+
+
 def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dict[str, Any]:
     return {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
             "size": size, "twin_originals": twins, "fps": FPS}
@@ -100,6 +109,8 @@ def generate_world(
     from mcsan.data.world.card import write_dataset_card
 
     _validate(n_videos, frames, size, workers)
+    if n_twin_originals is not None and n_twin_originals < 0:
+        raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
     start = time.perf_counter()
     root = Path(out_dir)
     holdout = make_holdout(seed)
@@ -110,8 +121,6 @@ def generate_world(
     test = [s for s in scenes if s.split == "test"]
     k = min(len(test), max(1, round(0.2 * n_videos)) if n_twin_originals is None
             else n_twin_originals)
-    if k < 0:
-        raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
     twins = [t for s in track(test[:k], total=k, desc="twins", unit="clip")
              for t in make_twins(seed, s, holdout, frames)]
 
@@ -122,6 +131,8 @@ def generate_world(
     jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]
     if previous == params:
         jobs = [job for job in jobs if not Path(job[3]).is_file()]
+    if previous is not None:  # an earlier world lives here: drop its clips we do not make
+        _remove_stale_clips(video_root, {s.video_id for s in scenes + twins})
     _render_all(jobs, workers)
 
     records = [CaptionRecord(s.video_id, c.caption, s.split)
