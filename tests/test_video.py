@@ -34,6 +34,14 @@ def test_uniform_sampling_count_size_and_order(tmp_path):
     np.testing.assert_allclose(grey(frames), [20, 60, 100, 140, 180], atol=4)
 
 
+@pytest.mark.parametrize("suffix", [".webm", ".avi", ".mkv"])
+def test_other_containers(tmp_path, suffix):
+    clip = write_video(tmp_path / f"c{suffix}", ramp(10))
+    frames = read_frames(clip, 3, 32)
+    assert frames.shape == (3, 32, 32, 3)
+    assert np.all(np.diff(grey(frames)) > 0)
+
+
 def test_short_clip_repeats_frames(tmp_path):
     clip = write_video(tmp_path / "short.mp4", ramp(3))
     levels = grey(read_frames(clip, 8, 32))

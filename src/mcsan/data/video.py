@@ -281,7 +281,9 @@ def write_video(
     keyframe_every: int | None = None,
     times: Sequence[float] | None = None,
 ) -> Path:
-    """Encode uint8 frames (T, H, W, 3) as an H.264 mp4 (even H and W); return the path.
+    """Encode uint8 frames (T, H, W, 3) (even H and W) as a clip; return the path.
+
+    The codec follows the suffix: VP8 for .webm, MPEG-4 part 2 for .avi, else H.264.
 
     ``rotation`` (degrees counter-clockwise) goes into the display matrix, as phones do;
     ``times`` (seconds, increasing) gives each frame its own timestamp (variable rate).
@@ -293,7 +295,8 @@ def write_video(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(target), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        codec = {".webm": "libvpx", ".avi": "mpeg4"}.get(target.suffix.lower(), "libx264")
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         if keyframe_every:
             stream.codec_context.gop_size = keyframe_every
