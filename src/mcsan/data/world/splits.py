@@ -14,21 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.data.world.scene import (
+from mcsan.data.world.sampling import (
     Force,
-    RelationTriple,
-    Scene,
-    WorldObject,
     allowed_actions,
     combos,
     place_pair,
     relations_for,
     sample_background,
     sample_once,
-    scene_valid,
     secondary_relations,
     with_action,
 )
+from mcsan.data.world.scene import RelationTriple, Scene, WorldObject, scene_valid
 from mcsan.data.world.vocab import (
     ACTIONS,
     COLOURS,
