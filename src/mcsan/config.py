@@ -332,6 +332,21 @@ def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = (), prefix: str = ""
+) -> list[str]:
+    """Dotted keys whose values differ between two config dicts (``ignore``d keys skipped)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        path = f"{prefix}{key}"
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, ignore, f"{path}.")
+        elif path not in ignore and to_dict(a) != to_dict(b):
+            out.append(path)
+    return out
+
+
 def validate(cfg: RunConfig, source: str = "<config>") -> None:
     """Value checks that types alone cannot express."""
     checks = [

@@ -39,7 +39,7 @@ from mcsan.checkpoint import (
     vocab_from_state,
     vocab_to_state,
 )
-from mcsan.config import RunConfig, save_config
+from mcsan.config import RunConfig, config_differences, save_config
 from mcsan.data.loader import CaptionDataset, Collator, RetrievalData, TrainBatch, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.evaluate import evaluate_levels
@@ -177,7 +177,7 @@ class Trainer:
         state = load_checkpoint(path)
         saved = dict(state["config"])
         current = self.cfg.to_dict()
-        differing = _config_differences(saved, current)
+        differing = config_differences(saved, current, ignore=("train.epochs",))
         if differing:
             raise CheckpointError(
                 f"{path}: --resume with a different config ({', '.join(differing)}); resume "
@@ -405,25 +405,6 @@ class Trainer:
 def _history_entry(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("epoch", "step", "lr", "loss", "val", "pairs_per_second")
     return {k: record[k] for k in keep if k in record}
-
-
-def _config_differences(
-    saved: dict[str, Any], current: dict[str, Any], prefix: str = ""
-) -> list[str]:
-    keys = sorted(set(saved) | set(current))
-    out = []
-    for key in keys:
-        path = f"{prefix}{key}"
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{path}.")
-        elif path != "train.epochs" and _plain(a) != _plain(b):
-            out.append(path)
-    return out
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _result_json(result: TrainResult) -> dict[str, Any]:
