@@ -138,3 +138,10 @@ def test_registry_accepts_another_backbone():
     encoder = get_backbone("colour_means", ["rgb"])
     out = encoder.encode(np.full((2, 4, 4, 3), 7, np.uint8))
     np.testing.assert_allclose(out["rgb"], 7.0)
+
+
+def test_histogram_only_encoder_skips_the_network():
+    encoder = get_backbone("efficientnet_lite0", "rgbhist")
+    out = encoder.encode(np.zeros((2, 8, 8, 3), np.uint8))
+    assert out["rgbhist"].shape == (2, 256)
+    assert encoder._model is None

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         find_shards,
         merge_shards,
         parse_shard,
+        record_feature_set,
         shard_from_env,
     )
     from mcsan.data.video import list_videos
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if not shards:
             raise ConfigError(f"{args.out}: no shard files given or found next to it")
         count = merge_shards(shards, args.out)
+        record_feature_set(args.out.resolve().parent.parent, args.out)
         print(f"{args.out}: merged {len(shards)} files, {count} videos")
         return 0
     if args.videos is None:
@@ -88,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         checkpoint_every=args.checkpoint_every,
     )
-    if shard is None:
-        _record_in_card(args.videos, summary.out_path)
+    if shard is None:  # extracting <root>/videos of a native dataset: list it in the card
+        record_feature_set(args.videos.resolve().parent, summary.out_path)
     print(summary.line())
     if summary.failed and not args.allow_failures:
         print(
@@ -99,19 +101,3 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def _record_in_card(videos_dir: Path, out_path: Path) -> None:
-    """When extracting ``<root>/videos`` into ``<root>/features/<set>.h5`` of a native
-    dataset, add the feature set to its dataset.yaml."""
-    from mcsan.data.features import FeatureStore
-    from mcsan.data.native import card_path, update_card
-
-    root = videos_dir.resolve().parent
-    out = out_path.resolve()
-    if not card_path(root).is_file() or out.parent != root / "features":
-        return
-    with FeatureStore.open(out) as store:
-        spec = store.spec.to_json()
-    entry = {"path": str(out.relative_to(root)), **spec}
-    update_card(root, feature_sets={out.stem: entry})

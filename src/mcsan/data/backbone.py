@@ -106,17 +106,33 @@ class EfficientNetLiteEncoder:
     ) -> None:
         import torch
 
-        from mcsan.data.efficientnet import load_lite0
+        from mcsan.data.efficientnet import block_channels
 
         self.streams = resolve_streams(streams, grid)
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device)
-        self.model = load_lite0(weights).to(self.device).to(memory_format=torch.channels_last)
+        self.block_channels = block_channels()
+        self._weights = weights
+        self._model: Any = None
         self._plan = {name: self._parse(name) for name in self.streams}
         self._taps = tuple(sorted({p[0] for p in self._plan.values() if p and p[0] >= 0}))
         self._needs_net = any(p is not None for p in self._plan.values())
         self._mean = torch.tensor(LITE_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(LITE_STD, device=self.device).view(1, 3, 1, 1) * 255.0
+        if self._needs_net:
+            _ = self.model
+
+    @property
+    def model(self) -> Any:
+        """The network (loaded on first use; an rgbhist-only encoder never loads it)."""
+        if self._model is None:
+            import torch
+
+            from mcsan.data.efficientnet import load_lite0
+
+            net = load_lite0(self._weights).to(self.device)
+            self._model = net.to(memory_format=torch.channels_last)
+        return self._model
 
     def _parse(self, name: str) -> tuple[int, int] | None:
         """(block index or -1 for head, grid or 0 for pooled); None for rgbhist."""
@@ -129,9 +145,9 @@ class EfficientNetLiteEncoder:
                 "block<N>, block<N>_grid<G> or rgbhist"
             )
         block = -1 if match.group(2) is None else int(match.group(2))
-        if block >= len(self.model.block_channels):
+        if block >= len(self.block_channels):
             raise ConfigError(
-                f"stream {name!r}: {self.name} has blocks 0..{len(self.model.block_channels) - 1}"
+                f"stream {name!r}: {self.name} has blocks 0..{len(self.block_channels) - 1}"
             )
         grid = int(match.group(3)) if match.group(3) else 0
         if match.group(3) is not None and grid < 1:
@@ -146,7 +162,7 @@ class EfficientNetLiteEncoder:
                 shapes[name] = (HIST_DIM,)
                 continue
             block, grid = plan
-            channels = 1280 if block < 0 else self.model.block_channels[block]
+            channels = 1280 if block < 0 else self.block_channels[block]
             shapes[name] = (grid * grid, channels) if grid else (channels,)
         return shapes
 

@@ -44,6 +44,11 @@ LITE0_STAGES: tuple[StageSpec, ...] = (
 )
 
 
+def block_channels(stages: tuple[StageSpec, ...] = LITE0_STAGES) -> tuple[int, ...]:
+    """Output channels of every MBConv block, in order."""
+    return tuple(stage.channels for stage in stages for _ in range(stage.repeats))
+
+
 class SameConv2d(nn.Conv2d):
     """A conv with TensorFlow "same" padding, computed from the input size at run time."""
 
@@ -104,7 +109,7 @@ class EfficientNetLite(nn.Module):
                 blocks.append(MBConv(c_in, stage.channels, stage.kernel, stride, stage.expand))
                 c_in = stage.channels
         self._blocks = nn.ModuleList(blocks)
-        self.block_channels: tuple[int, ...] = tuple(b._bn2.num_features for b in blocks)
+        self.block_channels = block_channels(stages)
         self._conv_head = SameConv2d(c_in, HEAD_CHANNELS, 1, bias=False)
         self._bn1 = _bn(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, NUM_CLASSES)
