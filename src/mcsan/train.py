@@ -321,7 +321,8 @@ class Trainer:
 
     def fit(self, on_epoch: EpochCallback | None = None) -> TrainResult:
         """Train the remaining epochs; return the result (metrics.json is written)."""
-        log = RunLog(self.out_dir, purge_step=self.step) if self.ctx.is_main else None
+        # on resume, hide events a killed run logged after its last checkpoint (step > saved)
+        log = RunLog(self.out_dir, purge_step=self.step + 1) if self.ctx.is_main else None
         if log is not None:
             save_config(self.cfg, self.out_dir / "config.yaml")
             log.rewrite_csv(self.history)

@@ -38,7 +38,7 @@ class RunLog:
 
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        # purge_step drops events a killed run logged after its last checkpoint
+        # purge_step hides older events at steps >= purge_step (a killed run's tail)
         self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
