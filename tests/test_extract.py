@@ -67,13 +67,14 @@ def reference(tmp_path_factory, clip_dir, encoder) -> dict[str, dict[str, np.nda
 
 
 def assert_same_features(path: Path, reference: dict[str, dict[str, np.ndarray]]) -> None:
-    """Bit-identical: the driver always runs full batches of one shape (see _FrameBatcher)."""
+    """Equal up to one float16 step (bit-identical on the machines measured: the driver
+    feeds fixed-shape batches, see _FrameBatcher)."""
     with FeatureStore.open(path) as store:
         assert store.ids() == sorted(reference)
         for video_id, want in reference.items():
             got = store.read(video_id)
             for name in want:
-                np.testing.assert_array_equal(got[name], want[name])
+                np.testing.assert_allclose(got[name], want[name], rtol=2e-3, atol=1e-4)
 
 
 def test_bad_clips_are_recorded_and_the_rest_extracted(tmp_path, clip_dir, capsys):

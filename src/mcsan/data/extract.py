@@ -204,10 +204,11 @@ class _PartWriter:
 
 
 class _FrameBatcher:
-    """Feeds the encoder full batches of exactly ``batch`` frames (clips may straddle two
-    batches; the last batch is padded by repeating its last frame). One input shape keeps
-    the backbone's kernels warm, and a clip's features do not depend on its batch-mates,
-    so a resumed run gives the same numbers as an uninterrupted one."""
+    """Feeds the encoder batches of exactly ``batch`` frames (clips may straddle two
+    batches); the last batch is padded, by repeating its last frame, to a power of two
+    (at least 2). Few input shapes keep the backbone's kernels warm, and a clip's features
+    do not depend on its batch-mates: a resumed run gives the same numbers as an
+    uninterrupted one (bit-identical here; oneDNN's batch-1 kernels differ, hence >= 2)."""
 
     def __init__(self, encoder: FrameEncoder, batch: int, summary: ExtractionSummary) -> None:
         self.encoder = encoder
@@ -241,8 +242,9 @@ class _FrameBatcher:
         chunk, rest = queued[:count], queued[count:]
         self.frames = [rest] if len(rest) else []
         self.pending = len(rest)
-        if count < self.batch:
-            filler = np.repeat(chunk[-1:], self.batch - count, axis=0)
+        padded = min(self.batch, max(2, 1 << (count - 1).bit_length()))
+        if count < padded:  # the last batch: pad to a power of two (few shapes, >= 2)
+            filler = np.repeat(chunk[-1:], padded - count, axis=0)
             chunk = np.concatenate([chunk, filler])
         tick = time.perf_counter()
         features = self.encoder.encode(chunk)
