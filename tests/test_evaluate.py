@@ -72,28 +72,26 @@ def reference_metrics(scores: list[list[float]], caption_video: list[int]) -> di
 def assert_metrics_equal(got: dict[str, float], expected: dict[str, float]) -> None:
     assert list(got) == list(METRIC_KEYS)
     for key in METRIC_KEYS:
-        assert got[key] == pytest.approx(expected[key], abs=1e-9), key
+        assert abs(got[key] - expected[key]) <= 1e-9, (key, got[key], expected[key])
 
 
 # ---------------------------------------------------------------- strategies
-# Hypothesis draws the shape of a case and a seed; the values come from that seed, which
+# Hypothesis draws the sizes of a case and a seed; the values come from that seed, which
 # keeps thousands of cases cheap to generate.
-@st.composite
-def caption_layouts(draw, max_videos: int = 8, max_per_video: int = 4) -> list[int]:
+def caption_layout(rng: np.random.Generator, n_videos: int, max_per_video: int) -> list[int]:
     """caption_video with 1..max_per_video captions per video, in shuffled order."""
-    n_videos = draw(st.integers(1, max_videos))
-    per_video = draw(st.lists(st.integers(1, max_per_video), min_size=n_videos, max_size=n_videos))
-    layout = [video for video, count in enumerate(per_video) for _ in range(count)]
-    random.Random(draw(st.integers(0, 2**32))).shuffle(layout)
-    return layout
+    per_video = rng.integers(1, max_per_video + 1, n_videos)
+    layout = np.repeat(np.arange(n_videos), per_video)
+    rng.shuffle(layout)
+    return layout.tolist()
 
 
 @st.composite
 def dense_cases(draw) -> tuple[np.ndarray, list[int]]:
     """Integer or coarse-float scores: many exact ties."""
-    caption_video = draw(caption_layouts())
-    shape = (len(caption_video), max(caption_video) + 1)
     rng = np.random.default_rng(draw(st.integers(0, 2**32)))
+    caption_video = caption_layout(rng, draw(st.integers(1, 8)), draw(st.integers(1, 4)))
+    shape = (len(caption_video), max(caption_video) + 1)
     if draw(st.booleans()):
         scores = rng.integers(-2, 3, shape).astype(np.float64)
     else:
@@ -104,16 +102,16 @@ def dense_cases(draw) -> tuple[np.ndarray, list[int]]:
 @st.composite
 def embedding_cases(draw):
     """Small-integer embeddings and exactly representable weights: exact, tie-rich scores."""
-    caption_video = draw(caption_layouts())
-    n_videos, n_captions = max(caption_video) + 1, len(caption_video)
-    levels = draw(st.permutations(LEVEL_NAMES))[: draw(st.integers(1, 3))]
     rng = np.random.default_rng(draw(st.integers(0, 2**32)))
+    caption_video = caption_layout(rng, draw(st.integers(1, 8)), draw(st.integers(1, 4)))
+    n_videos, n_captions = max(caption_video) + 1, len(caption_video)
+    levels = rng.permutation(LEVEL_NAMES)[: draw(st.integers(1, 3))].tolist()
     text, video, weights = {}, {}, {}
     for level in levels:
         width = int(rng.integers(1, 4))
         text[level] = rng.integers(-2, 3, (n_captions, width)).tolist()
         video[level] = rng.integers(-2, 3, (n_videos, width)).tolist()
-        weights[level] = draw(st.sampled_from([1.0, 2.0, 0.5, -1.0, 0.0]))
+        weights[level] = float(rng.choice([1.0, 2.0, 0.5, -1.0, 0.0]))
     chunk_size = draw(st.one_of(st.none(), st.integers(1, n_captions + 2)))
     return text, video, weights, caption_video, chunk_size
 
@@ -142,7 +140,7 @@ def test_dense_path_matches_reference(case):
     assert_metrics_equal(retrieval_metrics(scores, np.array(caption_video)), expected)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(dense_cases())
 def test_dense_path_accepts_torch_float32(case):
     scores, caption_video = case
@@ -150,7 +148,7 @@ def test_dense_path_accepts_torch_float32(case):
     assert_metrics_equal(got, reference_metrics(scores.tolist(), caption_video))
 
 
-@settings(max_examples=1200, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(embedding_cases(), st.sampled_from(["numpy", "torch"]), st.sampled_from([10**9, 0, 2]))
 def test_chunked_path_matches_reference(case, kind, band_budget):
     """band_budget 0 / 2 force the two-pass fallback (at once / midway)."""

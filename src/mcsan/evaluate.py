@@ -62,7 +62,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_mnr", "rsum",
 )  # fmt: skip
 RECALL_KS: tuple[int, ...] = (1, 5, 10)
-SCORE_BLOCK_BYTES = 32 * 2**20
+SCORE_BLOCK_BYTES = 96 * 2**20
 """Size of one chunk of scores that the default chunk size aims at."""
 MAX_BAND_ENTRIES = 8_000_000
 """How many uncertain v2t scores the one-pass path may keep before it falls back."""
@@ -179,10 +179,10 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 class _FusedScores:
-    """Builds chunks of fused scores ``(w-scaled concatenated text) @ (concatenated video).T``.
+    """Chunks of fused scores ``sum_l w_l * text_l[rows] @ video_l.T`` (one addmm per level).
 
-    Every product has the same shape, padded with zeros to (rows: 8, width: 16, videos: 8)
-    multiples, and writes into the same buffers: repeating a chunk repeats the identical
+    Every product has the same shape, zero-padded to multiples of 8 rows, 16 dims and 8
+    videos, and writes into the same buffers: repeating a chunk repeats the identical
     computation, and (with MKL, checked on random shapes) a score does not depend on the
     position of its row or column in the chunk.
     """
@@ -195,39 +195,65 @@ class _FusedScores:
         chunk_rows: int,
         dtype: torch.dtype,
     ) -> None:
-        self.text, self.weights = text, weights
-        self.widths = [t.shape[1] for t in text]
-        self.width = _round_up(max(sum(self.widths), 1), 16)
-        n_videos = video[0].shape[0]
-        padded_video = torch.zeros(_round_up(n_videos, 8), self.width, dtype=dtype)
-        padded_video[:n_videos, : sum(self.widths)] = torch.cat([v.to(dtype) for v in video], 1)
-        self.padded_video = padded_video
-        self.video = padded_video[:n_videos]
-        self.text_rows = torch.zeros(_round_up(chunk_rows, 8), self.width, dtype=dtype)
-        self.scores = torch.empty(self.text_rows.shape[0], padded_video.shape[0], dtype=dtype)
+        self.text = [t if t.is_floating_point() else t.to(dtype) for t in text]
+        self.weights, self.dtype = weights, dtype
+        self.n_videos = video[0].shape[0]
+        rows, n_padded = _round_up(chunk_rows, 8), _round_up(self.n_videos, 8)
+        self.video: list[torch.Tensor] = []  # (n_padded, width_padded) per level
+        self.text_rows: list[torch.Tensor] = []  # (rows, width_padded) per level
+        for level_video in video:
+            width = _round_up(max(level_video.shape[1], 1), 16)
+            padded = torch.zeros(n_padded, width, dtype=dtype)
+            padded[: self.n_videos, : level_video.shape[1]] = level_video
+            self.video.append(padded)
+            self.text_rows.append(torch.zeros(rows, width, dtype=dtype))
+        self.width = sum(v.shape[1] for v in self.video)
+        self.scores = torch.empty(rows, n_padded, dtype=dtype)
 
     @property
     def chunk_rows(self) -> int:
         """Caption rows per chunk (the padded buffer size)."""
-        return self.text_rows.shape[0]
+        return self.scores.shape[0]
 
-    def text_chunk(self, rows: torch.Tensor) -> torch.Tensor:
-        """Fill the text buffer with the scaled rows ``rows`` (zero padding after them)."""
-        offset = 0
-        for text, weight, width in zip(self.text, self.weights, self.widths, strict=True):
-            target = self.text_rows[: rows.numel(), offset : offset + width]
-            target.copy_(torch.index_select(text, 0, rows))
-            if weight != 1.0:
-                target.mul_(weight)
-            offset += width
-        self.text_rows[rows.numel() :].zero_()
-        return self.text_rows[: rows.numel()]
+    def _gather(self, level: int, rows: torch.Tensor) -> torch.Tensor:
+        """Copy text rows ``rows`` of ``level`` into its buffer (zeros after them)."""
+        text, target = self.text[level], self.text_rows[level]
+        if text.dtype == self.dtype and text.shape[1] == target.shape[1]:
+            torch.index_select(text, 0, rows, out=target[: rows.numel()])
+        else:
+            target[: rows.numel(), : text.shape[1]] = torch.index_select(text, 0, rows)
+        target[rows.numel() :].zero_()
+        return target
+
+    def own_estimate(self, rows: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
+        """sum_l w_l <text_l[r], video_l[v]> for pairs (rows, videos), by dot products."""
+        total = torch.zeros(rows.numel(), dtype=torch.float64)
+        for level, weight in enumerate(self.weights):
+            text = self._gather(level, rows)[: rows.numel()]
+            total += weight * torch.einsum("ij,ij->i", text, self.video[level][videos])
+        return total
+
+    def text_norm(self) -> torch.Tensor:
+        """Norm of each caption's w-scaled concatenated text row (float64)."""
+        squares = torch.zeros(self.text[0].shape[0], dtype=torch.float64)
+        for text, weight in zip(self.text, self.weights, strict=True):
+            squares += (weight * torch.linalg.vector_norm(text, dim=1).to(torch.float64)) ** 2
+        return squares.sqrt()
+
+    def video_norm(self) -> torch.Tensor:
+        """Norm of each video's concatenated row (float64)."""
+        squares = sum(torch.linalg.vector_norm(v, dim=1).to(torch.float64) ** 2 for v in self.video)
+        return squares[: self.n_videos].sqrt()
 
     def score_chunk(self, rows: torch.Tensor) -> torch.Tensor:
         """Scores of caption rows ``rows`` against every video, shape (len(rows), n_videos)."""
-        self.text_chunk(rows)
-        torch.mm(self.text_rows, self.padded_video.T, out=self.scores)
-        return self.scores[: rows.numel(), : self.video.shape[0]]
+        for level, weight in enumerate(self.weights):
+            beta = 0.0 if level == 0 else 1.0
+            text = self._gather(level, rows)
+            torch.addmm(
+                self.scores, text, self.video[level].T, beta=beta, alpha=weight, out=self.scores
+            )
+        return self.scores[: rows.numel(), : self.n_videos]
 
 
 def _level_inputs(
@@ -288,33 +314,29 @@ def _chunked_ranks(
     max_band_entries: int,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Ranks (t2v, v2t) from chunked scores; also whether the two-pass fallback ran."""
-    n_captions, n_videos = video_of.numel(), scorer.video.shape[0]
-    chunk_rows, dtype = scorer.chunk_rows, scorer.video.dtype
+    n_captions, n_videos = video_of.numel(), scorer.n_videos
+    chunk_rows, dtype = scorer.chunk_rows, scorer.dtype
     order = torch.argsort(video_of, stable=True)
     sorted_video = video_of[order]
     last_position = torch.cumsum(torch.bincount(video_of, minlength=n_videos), 0) - 1
     chunks = [(s, min(s + chunk_rows, n_captions)) for s in range(0, n_captions, chunk_rows)]
 
-    # Pre-pass: estimated best own score per video and its error bound.
-    video_norm = torch.linalg.vector_norm(scorer.video, dim=1).to(torch.float64)
-    text_norm = torch.empty(n_captions, dtype=torch.float64)
-    estimate = torch.empty(n_captions, dtype=torch.float64)
-    for start, stop in chunks:
-        text = scorer.text_chunk(order[start:stop])
-        text_norm[start:stop] = torch.linalg.vector_norm(text, dim=1)
-        own_video = scorer.video[sorted_video[start:stop]]
-        estimate[start:stop] = torch.einsum("ij,ij->i", text, own_video)
+    # Pre-pass: estimated best own score per video and a rigorous bound on its error.
+    video_norm, text_norm = scorer.video_norm(), scorer.text_norm()[order]
     largest = float(text_norm.max()) * float(video_norm.max())
     if not math.isfinite(largest) or largest > torch.finfo(dtype).max / 4:
         raise OverflowError  # non-finite text, or scores that could overflow
-    own_norm = torch.zeros(n_videos, dtype=torch.float64).scatter_reduce_(
-        0, sorted_video, text_norm, "amax"
-    )
+    estimate = torch.cat([scorer.own_estimate(order[a:b], sorted_video[a:b]) for a, b in chunks])
+    own_norm = torch.zeros(n_videos, dtype=torch.float64)
+    own_norm.scatter_reduce_(0, sorted_video, text_norm, "amax")
     best_estimate = torch.full((n_videos,), -math.inf, dtype=torch.float64)
     best_estimate.scatter_reduce_(0, sorted_video, estimate, "amax")
+    # |estimate - score| <= 2 gamma_n |a| |b| for either side's summation order (n terms
+    # per score incl. level sums); 4 gamma_n leaves room for the rounding of the norms.
+    n_terms = scorer.width + len(scorer.weights) + 2
     unit = torch.finfo(dtype).eps / 2
-    gamma = scorer.width * unit / max(1e-12, 1 - scorer.width * unit)
-    tiny = torch.finfo(dtype).tiny * 8 * max(scorer.width, 1)
+    gamma = n_terms * unit / (1 - n_terms * unit) if n_terms * unit < 0.5 else math.inf
+    tiny = torch.finfo(dtype).tiny * 8 * n_terms  # underflow / flushed subnormals
     eps = 4 * gamma * video_norm * own_norm + tiny * (1 + video_norm + own_norm)
     high = torch.nextafter((best_estimate + eps).to(dtype), torch.tensor(math.inf, dtype=dtype))
     low = torch.nextafter((best_estimate - eps).to(dtype), torch.tensor(-math.inf, dtype=dtype))
@@ -387,13 +409,13 @@ def retrieval_metrics_from_embeddings(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise EvaluationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     names = [name for name, weight in weights.items() if float(weight) != 0.0]
-    _raise_non_finite_levels(videos, "video_emb", names or ["(none)"])
     scorer = _FusedScores(texts, videos, kept_weights, min(chunk_size, n_captions), dtype)
     previous_precision = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")  # the error bound assumes IEEE products
     try:
         t2v_ranks, v2t_ranks, _ = _chunked_ranks(scorer, video_of, band_budget)
     except OverflowError:
+        _raise_non_finite_levels(videos, "video_emb", names or ["(none)"])
         _raise_non_finite_levels(texts, "text_emb", names or ["(none)"])
         raise EvaluationError(
             "the embeddings are too large to score in float (norms overflow); normalise them"
