@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="112,160,224")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
 
@@ -66,11 +67,11 @@ def main() -> None:
         make_clips(folder, args.clips, args.seconds, width, height)
         videos = list_videos(folder)
         for size in (int(s) for s in args.sizes.split(",")):
-            encoder = get_backbone(streams=WORLD_STREAMS, batch_size=args.batch)
+            encoder = get_backbone(streams=WORLD_STREAMS, batch_size=args.batch, device=args.device)
             in_memory = np.concatenate(
                 [read_frames(path, args.frames, size) for path in videos.values()]
             )
-            usable = len(in_memory) // args.batch * args.batch
+            usable = len(in_memory) // args.batch * args.batch or len(in_memory)
             encoder.encode(in_memory[: args.batch])  # warm-up: kernels for this shape
             tick = time.perf_counter()
             encoder.encode(in_memory[:usable])
@@ -91,15 +92,17 @@ def main() -> None:
             print(f"{size}px: forward {forward_fps:.1f} fps, end to end {e2e_fps:.1f} fps")
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    cores = len(os.sched_getaffinity(0))
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "no GPU used"
     lines = [
         "# Extraction throughput (EfficientNet-Lite0, streams head_grid2 + block10 + rgbhist)",
         "",
         f"- command: `.venv/bin/python benchmarks/bench_extract.py --clips {args.clips} "
-        f"--sizes {args.sizes}`",
+        f"--sizes {args.sizes} --workers {args.workers} --device {args.device}`",
         f"- date: {datetime.date.today().isoformat()}; machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, no GPU; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; load average at the end {load} (the 2 cores "
-        "are shared with other jobs, so absolute numbers are noisy)",
+        f"{cores} cores usable, {gpu}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average at the end {load} (a load above the "
+        "core count means other jobs shared the cores: absolute numbers are then low)",
         f"- clips: {args.clips} H.264 {args.source} 25 fps, {args.seconds:g} s each; "
         f"{args.frames} frames sampled per clip; batch {args.batch}; "
         f"{args.workers} decode threads",

@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", default=None, help="i/N: this process does shard i of N")
     parser.add_argument("--batch", type=int, default=64, help="frames per forward pass")
     parser.add_argument("--workers", type=int, default=2, help="decoding threads")
+    parser.add_argument("--device", default="cpu", help="torch device of the backbone (cuda)")
     parser.add_argument(
         "--checkpoint-every", type=int, default=64, help="videos per saved part (resume unit)"
     )
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         batch_frames=args.batch,
         workers=args.workers,
         checkpoint_every=args.checkpoint_every,
+        device=args.device,
     )
     if shard is None:  # extracting <root>/videos of a native dataset: list it in the card
         record_feature_set(args.videos.resolve().parent, summary.out_path)

@@ -290,6 +290,7 @@ def extract_features(
     batch_frames: int = 64,
     workers: int = 2,
     checkpoint_every: int = 64,
+    device: str = "cpu",
     encoder: FrameEncoder | None = None,
 ) -> ExtractionSummary:
     """Extract features of ``videos`` ({id: clip path}) into a FeatureStore at ``out_path``.
@@ -304,7 +305,9 @@ def extract_features(
     out = Path(out_path) if shard is None else shard_path(out_path, *shard)
     if frames < 0 or (frames == 0 and not fps):
         raise ConfigError("--frames must be >= 1 (or 0 with --fps)")
-    encoder = encoder or get_backbone(backbone, streams, grid=grid, batch_size=batch_frames)
+    encoder = encoder or get_backbone(
+        backbone, streams, grid=grid, batch_size=batch_frames, device=device
+    )
     spec = FeatureSpec(encoder.name, size, 0 if fps else frames, encoder.stream_shapes())
     folder = parts_dir(out)
     if folder.is_dir():
