@@ -266,6 +266,14 @@ def test_evaluate_levels_and_table():
         results["fused"],
         retrieval_metrics_from_embeddings(text, video, weights, caption_video, chunk_size=5),
     )
+    as_float64 = {lv: t.double() for lv, t in text.items()}
+    dense64 = sum(w * (as_float64[lv] @ video[lv].double().T) for lv, w in weights.items())
+    assert_metrics_equal(
+        retrieval_metrics_from_embeddings(
+            as_float64, video, weights, caption_video, np.int64(7), dtype=torch.float64
+        ),
+        retrieval_metrics(dense64, caption_video),
+    )
     table = format_metrics_table(results)
     lines = table.splitlines()
     assert lines[0].split() == ["name", *METRIC_KEYS]

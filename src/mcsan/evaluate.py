@@ -20,34 +20,39 @@ least one caption (any number of captions per video is fine, including one).
 
 Chunked path (:func:`retrieval_metrics_from_embeddings`)
 --------------------------------------------------------
-The fused score is ``sum_l w_l <t_l[i], v_l[j]>`` = one product of the concatenated
-``w_l``-scaled text rows with the concatenated (unscaled) video rows, so any weight
-sign works. Captions are visited sorted by video, in row chunks of a fixed size (the last
-one zero-padded, so every product has the same shape), and each score is computed exactly
-once, by that chunk's matrix product; ranks are counted from those very numbers.
+The fused score ``sum_l w_l <t_l[i], v_l[j]>`` is built per caption chunk by one
+``addmm`` per level (``alpha = w_l``, so any weight sign works; zero-weight levels are
+skipped). Captions are visited sorted by video in chunks of a fixed row count; every
+product has one padded shape (rows to 8, dims to 16, videos to 8) and the same buffers.
+Each score is computed exactly once, and ranks are counted from those very numbers:
 
 * t2v is complete inside a chunk (the correct score and its competitors share a row).
 * v2t needs ``best_j`` before counting. After a chunk, every video whose captions have all
-  been seen has its exact ``best_j`` and is counted exactly from then on. For the
-  other videos, a cheap pre-pass gives an estimate of ``best_j`` (the own-pair dot
-  products) with a rigorous float error bound ``eps_j = 4 K u |b_j| max_own |a_i|``
-  (K = summed width, u = unit roundoff; valid for any summation order of an IEEE
-  product, which is why the product runs at matmul precision "highest"). A score above
+  been seen has its exact ``best_j`` and is counted exactly from then on. For the other
+  videos a cheap pre-pass gives an estimate of ``best_j`` (own-pair dot products) and a
+  rigorous float error bound ``eps_j = 4 gamma_n |b_j| max_own |a_i|`` (``gamma_n = n u /
+  (1 - n u)``, n = padded width + levels + 2, u = unit roundoff: valid for any summation
+  order of IEEE products, hence matmul precision "highest" while it runs). A score above
   ``estimate + eps`` surely beats ``best_j``, one below ``estimate - eps`` surely does not,
   and the few inside the band are kept and compared with the exact ``best_j`` at the end.
-* If the band grows past a memory budget (near-constant scores), a second pass repeats
-  the identical chunk products (same shapes, same buffers) and counts v2t exactly; its
-  only assumption is that a repeated identical matrix product is bit-identical.
+* If the band outgrows ``band_budget`` (near-constant scores), a second pass repeats the
+  identical chunk products and counts v2t exactly against the exact ``best_j``.
 
-The numbers are exactly the protocol applied to the scores the chunk products computed;
-they equal :func:`retrieval_metrics` on ``text @ video.T`` whenever those products are
-exact (e.g. small-integer embeddings) and can otherwise differ only where two scores tie
-to within float rounding.
+Residual assumptions, both about BLAS (MKL here) rather than about the protocol: a repeated
+identical product is bit-identical (fallback pass only), and within one padded shape a
+score does not depend on the position of its row or column (checked on thousands of
+random shapes; without padding, MKL broke it for odd sizes). The second one only matters
+for exact ties between duplicate float embeddings in different chunks. So the numbers are
+the protocol applied to the scores the chunks computed: equal to :func:`retrieval_metrics`
+on the fused matrix whenever the products are exact (e.g. small-integer embeddings, as the
+tests use), and otherwise different only where two distinct scores agree to within float
+rounding.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -406,10 +411,14 @@ def retrieval_metrics_from_embeddings(
     video_of = _caption_video_index(caption_video, n_captions, n_videos)
     if chunk_size is None:
         chunk_size = default_chunk_size(n_captions, n_videos, torch.finfo(dtype).bits // 8)
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, numbers.Integral)
+        or chunk_size < 1
+    ):
         raise EvaluationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     names = [name for name, weight in weights.items() if float(weight) != 0.0]
-    scorer = _FusedScores(texts, videos, kept_weights, min(chunk_size, n_captions), dtype)
+    scorer = _FusedScores(texts, videos, kept_weights, min(int(chunk_size), n_captions), dtype)
     previous_precision = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")  # the error bound assumes IEEE products
     try:
