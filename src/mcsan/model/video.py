@@ -110,23 +110,29 @@ class EntitySlots(nn.Module):
 
 
 class ActionConvs(nn.Module):
-    """Temporal 1-D convolutions over frames (and frame differences): (B, T, H) -> (B, T, C)."""
+    """Temporal 1-D convolutions over frames (and frame differences): (B, T, H) -> (B, T, C).
+
+    Frames are first reduced to ``channels`` (a bottleneck: the convolutions then cost
+    O(channels^2) per frame instead of O(hidden * channels)).
+    """
 
     def __init__(self, hidden: int, kernel_sizes: tuple[int, ...], channels: int, diffs: bool):
         super().__init__()
         self.diffs = diffs
-        in_channels = 2 * hidden if diffs else hidden
+        self.reduce = nn.Linear(hidden, channels)
+        in_channels = 2 * channels if diffs else channels
         self.convs = nn.ModuleList(
             nn.Conv1d(in_channels, channels, k, padding=k // 2) for k in kernel_sizes
         )
         self.out_dim = channels * len(kernel_sizes)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-frame motion features; ``frames`` must be zero at padding."""
-        x = frames
+        """Per-frame motion features of the real frames (padding is zeroed first)."""
+        keep = mask[..., None].to(frames.dtype)
+        x = self.reduce(frames) * keep
         if self.diffs:
-            previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
-            x = torch.cat([frames, (frames - previous) * mask[..., None].to(frames.dtype)], -1)
+            previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+            x = torch.cat([x, (x - previous) * keep], -1)
         x = x.transpose(1, 2)
         out = torch.cat([torch.relu(conv(x)) for conv in self.convs], dim=1)
         return out.transpose(1, 2)
