@@ -50,7 +50,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--decode-nice", type=int, default=10)
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
 
@@ -84,7 +83,6 @@ def main() -> None:
                 size=size,
                 batch_frames=args.batch,
                 workers=args.workers,
-                decode_nice=args.decode_nice,
                 encoder=encoder,
             )
             e2e_fps = summary.frames / summary.seconds
@@ -100,8 +98,7 @@ def main() -> None:
         "# Extraction throughput (EfficientNet-Lite0, streams head_grid2 + block10 + rgbhist)",
         "",
         f"- command: `.venv/bin/python benchmarks/bench_extract.py --clips {args.clips} "
-        f"--sizes {args.sizes} --workers {args.workers} --device {args.device} "
-        f"--decode-nice {args.decode_nice}`",
+        f"--sizes {args.sizes} --workers {args.workers} --device {args.device}`",
         f"- date: {datetime.date.today().isoformat()}; machine: {platform.machine()}, "
         f"{cores} cores usable, {gpu}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; load average at the end {load} (a load above the "

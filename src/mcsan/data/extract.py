@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -152,18 +151,6 @@ def _decode_one(path: Path, frames: int, size: int, fps: float | None) -> tuple[
     except Exception as exc:  # anything a damaged file provokes is a per-clip failure
         result = MCSANError(f"{path}: {type(exc).__name__}: {exc}")
     return result, time.perf_counter() - started
-
-
-def _lower_thread_priority(nice: int) -> None:
-    """Raise the niceness of the calling (decode) thread: on few cores the backbone's
-    threads then keep their cores and decoding fills the gaps, instead of preempting an
-    OpenMP thread that the others then spin-wait for."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError:
-        pass
 
 
 def _prefetched(
@@ -304,14 +291,13 @@ def extract_features(
     workers: int = 2,
     checkpoint_every: int = 64,
     device: str = "cpu",
-    decode_nice: int = 10,
     encoder: FrameEncoder | None = None,
 ) -> ExtractionSummary:
     """Extract features of ``videos`` ({id: clip path}) into a FeatureStore at ``out_path``.
 
     With ``shard=(i, N)`` only every N-th id is done, into ``shard_path(out_path, i, N)``.
     ``fps`` samples at a fixed rate (variable T, spec frames 0; ``frames`` caps T when > 0).
-    Decoding runs on ``workers`` threads at niceness ``decode_nice`` (0: unchanged).
+    Decoding runs on ``workers`` threads, ahead of inference.
     Resumable: ids already stored are skipped. A ready ``encoder`` (see
     :mod:`mcsan.data.backbone`) replaces ``backbone``/``streams``/``grid``.
     Returns an :class:`ExtractionSummary`.
@@ -345,13 +331,7 @@ def extract_features(
             writer.flush()
 
     depth = max(2, 2 * workers)
-    pool = ThreadPoolExecutor(
-        max_workers=max(1, workers),
-        thread_name_prefix="decode",
-        initializer=_lower_thread_priority,
-        initargs=(decode_nice,),
-    )
-    with pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         decoded = _prefetched(pool, jobs, depth, frames, size, fps)
         for video_id, path, result, seconds in track(decoded, len(jobs), "extract", "clip"):
             summary.decode_seconds += seconds
