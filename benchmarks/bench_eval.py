@@ -7,10 +7,11 @@ L2-normalised float32 embeddings) this runs, in one process and interleaved,
 * one dense product (59,800 x 4096) @ (4096 x 2,990) into a preallocated output: the
   arithmetic any evaluator must do,
 
-``--repeats`` times each, and prints the median times and their ratio. Peak memory is the
-process's ``ru_maxrss`` read right after the first evaluator run (before the dense operands
-exist), next to the resident size just before it, so the evaluator's own extra memory is
-their difference. ``--small`` runs a 10x smaller case in seconds.
+``--repeats`` times each, and prints the median times, their ratio and the median of the
+per-repeat ratios (robust to the load of a shared machine drifting between repeats). Peak
+memory is the process's ``ru_maxrss`` read right after the first evaluator run (before the
+dense operands exist), next to the resident size just before it, so the evaluator's own
+extra memory is their difference. ``--small`` runs a 10x smaller case in seconds.
 
     .venv/bin/python benchmarks/bench_eval.py [--small] [--repeats 3]
 """
@@ -106,7 +107,12 @@ def main() -> None:
     print(
         f"dense product median: {dense_median:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in dense_times)})"
     )
-    print(f"ratio evaluator / dense product: {eval_median / dense_median:.2f}")
+    paired = [e / d for e, d in zip(eval_times, dense_times, strict=True)]
+    print(f"ratio of medians, evaluator / dense product: {eval_median / dense_median:.2f}")
+    print(
+        f"per-repeat ratios (each pair ran back to back): {', '.join(f'{r:.2f}' for r in paired)}"
+        f"; median {statistics.median(paired):.2f}"
+    )
     print(
         f"peak RSS (ru_maxrss) after the first evaluator run: {peak_after:.0f} MiB; "
         f"RSS just before it (inputs): {rss_before:.0f} MiB; "
