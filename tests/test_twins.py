@@ -1,0 +1,100 @@
+"""Twin accuracy: the arithmetic over (caption, twin) pairs and the focused variant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcsan.data.native import CaptionRecord, write_captions
+from mcsan.errors import DataError
+from mcsan.twins import TwinPair, mentions_change, read_twins, twin_accuracy
+
+
+class TableScorer:
+    """Scores from a fixed (caption, clip) table: a real scorer with known answers."""
+
+    def __init__(self, table: dict[tuple[str, str], float], clips: list[str]) -> None:
+        self.table = table
+        self.clips = clips
+
+    def encode_captions(self, captions):
+        return {"global": np.array(list(captions), dtype=object)}
+
+    def encode_features(self, features):
+        return {"global": np.array([f["id"][0] for f in features], dtype=object)}
+
+    def score(self, text_emb, video_emb):
+        rows = [[self.table[(c, v)] for v in video_emb["global"]] for c in text_emb["global"]]
+        return {"fused": np.array(rows, dtype=float)}
+
+
+def _write(root: Path, twins: list[dict], truth: list[dict] | None) -> None:
+    write_captions(root, [CaptionRecord("a", "a red ball", "test"),
+                          CaptionRecord("a", "a red ball is moving left", "test")])  # fmt: skip
+    (root / "twins.jsonl").write_text("".join(json.dumps(t) + "\n" for t in twins))
+    if truth is not None:
+        (root / "captions_truth.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+
+
+TWINS = [
+    {"twin_id": "a_e", "original_id": "a", "level": "entity",
+     "change": {"object": 0, "attribute": "colour", "from": "red", "to": "blue"}},
+    {"twin_id": "a_x", "original_id": "a", "level": "action",
+     "change": {"object": 1, "from": "grow", "to": "spin"}},
+]  # fmt: skip
+TRUTH = [
+    {"video_id": "a", "caption": "a red ball", "refs": [{"object": 0}], "object_actions": [],
+     "relation_ids": []},
+    {"video_id": "a", "caption": "a red ball is moving left", "refs": [{"object": 0}],
+     "object_actions": [[0, "move_left"]], "relation_ids": []},
+]  # fmt: skip
+
+
+def _features(ids):
+    return {vid: {"id": np.array([vid], dtype=object)} for vid in ids}
+
+
+def test_accuracy_counts_strict_wins_per_level_and_focused(tmp_path: Path) -> None:
+    _write(tmp_path, TWINS, TRUTH)
+    c1, c2 = "a red ball", "a red ball is moving left"
+    table = {(c1, "a"): 0.9, (c1, "a_e"): 0.1, (c1, "a_x"): 0.9,  # tie with the action twin
+             (c2, "a"): 0.8, (c2, "a_e"): 0.85, (c2, "a_x"): 0.2}  # fmt: skip
+    result = twin_accuracy(TableScorer(table, []), tmp_path, _features(["a", "a_e", "a_x"]))
+    assert result["entity"]["accuracy"] == pytest.approx(50.0)  # c1 wins, c2 loses
+    assert result["entity"]["focused_accuracy"] == pytest.approx(50.0)  # both mention object 0
+    assert result["action"]["accuracy"] == pytest.approx(50.0)  # tie counts as wrong
+    assert "focused_accuracy" not in result["action"]  # no caption mentions object 1's action
+    assert result["all"]["pairs"] == 4 and result["all"]["twins"] == 2
+    assert list(result) == ["action", "entity", "all"]
+
+
+def test_without_truth_file_only_the_plain_accuracy(tmp_path: Path) -> None:
+    _write(tmp_path, TWINS[:1], None)
+    table = {("a red ball", "a"): 1.0, ("a red ball", "a_e"): 0.0,
+             ("a red ball is moving left", "a"): 1.0, ("a red ball is moving left", "a_e"): 0.0}
+    result = twin_accuracy(TableScorer(table, []), tmp_path, _features(["a", "a_e"]))
+    assert result["entity"] == {"accuracy": 100.0, "pairs": 2, "twins": 1}
+
+
+def test_missing_features_name_the_clip(tmp_path: Path) -> None:
+    _write(tmp_path, TWINS, TRUTH)
+    with pytest.raises(DataError, match="a_e"):
+        twin_accuracy(TableScorer({}, []), tmp_path, _features(["a", "a_x"]))
+
+
+def test_mentions_change_per_level() -> None:
+    relation = TwinPair("a", "a_r", "relation", {"kind": "swapped", "from": [0, "above", 1]})
+    assert mentions_change({"relation_ids": [[0, "above", 1]]}, relation)
+    assert not mentions_change({"relation_ids": [[1, "above", 0]]}, relation)
+    action = TwinPair("a", "a_x", "action", {"object": 1})
+    assert mentions_change({"object_actions": [[1, "grow"]]}, action)
+    assert not mentions_change({"object_actions": [[0, "grow"]]}, action)
+
+
+def test_malformed_twins_file_names_the_record(tmp_path: Path) -> None:
+    (tmp_path / "twins.jsonl").write_text('{"twin_id": "x"}\n')
+    with pytest.raises(DataError, match="record 1"):
+        read_twins(tmp_path)
