@@ -246,3 +246,21 @@ def test_loss_config_validation() -> None:
     ):
         with pytest.raises(ConfigError):
             LossConfig(**bad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 3), min_size=2, max_size=6),
+    seed=st.integers(0, 10_000),
+    hardest=st.booleans(),
+)
+def test_triplet_rows_restrict_anchors_and_caption_negatives(keys, seed, hardest) -> None:
+    ids = torch.tensor(keys)
+    positive = ids[:, None] == ids[None, :]
+    gen = torch.Generator().manual_seed(seed)
+    sim = torch.rand(len(keys), len(keys), generator=gen) * 2 - 1
+    rows = torch.rand(len(keys), generator=gen) > 0.4
+    got = triplet_loss(sim, positive, 0.2, hardest, rows=rows)
+    # The same as the loss over the present captions' rows only (all videos kept).
+    want = reference_triplet(sim[rows].numpy(), positive[rows].numpy(), 0.2, hardest)
+    assert float(got) == pytest.approx(want, abs=1e-5)

@@ -329,3 +329,37 @@ def test_tiny_model_overfits_a_tiny_batch_to_perfect_retrieval() -> None:
     fused = sims["fused"]
     assert torch.equal(fused.argmax(dim=1), keys)  # text -> video
     assert torch.equal(fused.argmax(dim=0), keys)  # video -> text
+
+
+def test_absent_levels_are_left_out_of_the_fused_score() -> None:
+    model = make_model().eval()
+    text = make_text([4, 6, 3], 6, empty_rows=(0,))
+    video = make_video(3, 5, [5, 4, 3], 7)
+    with torch.no_grad():
+        t_out, v_out = model.encode_text(text), model.encode_video(video)
+        sims = model.similarities(t_out.embeddings, v_out.embeddings, t_out.present)
+        retrieval = model.text_retrieval_embeddings(t_out)
+    weights = {k: float(v) for k, v in model.level_weights().items()}
+    assert not t_out.present["relation"][0] and t_out.present["relation"][1]
+    # Caption 0 names nothing but its words: its fused score is its global score alone.
+    torch.testing.assert_close(sims["fused"][0], sims["global"][0])
+    for lvl in ("entity", "action", "relation"):
+        assert torch.all(sims[lvl][0] == 0)
+    # Caption 1 has every level: the plain weighted sum (weights sum to 1).
+    plain = sum(weights[lvl] * t_out.embeddings[lvl][1] @ v_out.embeddings[lvl].T for lvl in LEVELS)
+    torch.testing.assert_close(sims["fused"][1], plain)
+    # Retrieval embeddings turn the renormalised fused score into a plain weighted sum,
+    # which is what the chunked evaluator and the FAISS index compute.
+    via_embeddings = sum(weights[lvl] * retrieval[lvl] @ v_out.embeddings[lvl].T for lvl in LEVELS)
+    torch.testing.assert_close(via_embeddings, sims["fused"])
+
+
+def test_absent_levels_empty_mode_scores_every_level() -> None:
+    model = make_model(tiny_config(absent_levels="empty")).eval()
+    text = make_text([4, 6], 6, empty_rows=(0,))
+    with torch.no_grad():
+        out = model.encode_text(text)
+    assert out.present == {}
+    assert model.text_retrieval_embeddings(out).keys() == out.embeddings.keys()
+    with pytest.raises(ConfigError, match="absent_levels"):
+        tiny_config(absent_levels="drop")

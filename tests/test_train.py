@@ -132,14 +132,25 @@ def test_retriever_api(runs, caption_parser):
     assert retriever.feature_set == "tiny" and set(retriever.streams) == {"frame", "grid"}
     assert sum(retriever.level_weights.values()) == pytest.approx(1.0)
     assert len(retriever.checkpoint_sha256) == 64
-    text = retriever.encode_captions(["a red ball is jumping", "the cube is spinning"])
+    text = retriever.encode_captions(["a red ball is jumping over a cube", "the cube is spinning"])
     rng = np.random.default_rng(0)
     clips = [{"frame": rng.standard_normal((t, 16)), "grid": rng.standard_normal((t, 4, 8))}
              for t in (3, 5, 4)]  # fmt: skip
     video = retriever.encode_features(clips)
+    weights = retriever.level_weights
+    norms = {level: np.linalg.norm(text[level], axis=1) for level in retriever.levels}
     for level in retriever.levels:
         assert text[level].shape == (2, 16) and video[level].shape == (3, 16)
-        assert np.allclose(np.linalg.norm(text[level], axis=1), 1.0, atol=1e-4)
+        assert np.allclose(np.linalg.norm(video[level], axis=1), 1.0, atol=1e-4)
+    # Caption rows: a level the caption names nothing at is zero ("spinning" has no relation);
+    # the others share the norm 1 / (sum of the present levels' weights), so that
+    # sum_l w_l <t_l, v_l> is the fused score renormalised over the caption's levels.
+    assert norms["relation"][1] == 0.0 and norms["relation"][0] > 0.0
+    for row in range(2):
+        present = [lvl for lvl in retriever.levels if norms[lvl][row] > 0]
+        assert "global" in present
+        expected = 1.0 / sum(weights[lvl] for lvl in present)
+        assert np.allclose([norms[lvl][row] for lvl in present], expected, atol=1e-4)
     scores = retriever.score(text, video)
     fused = sum(w * scores[lvl] for lvl, w in retriever.level_weights.items())
     assert scores["fused"].shape == (2, 3) and np.allclose(scores["fused"], fused)

@@ -56,7 +56,7 @@ def embed_captions(
     starts = range(0, len(captions), batch_size)
     for start in track(starts, total=len(starts), desc=desc):
         batch = collate_text(captions[start : start + batch_size]).to(device)
-        chunks.append(model.encode_text(batch).embeddings)
+        chunks.append(model.text_retrieval_embeddings(model.encode_text(batch)))
     return _stack(chunks, model.levels)
 
 
@@ -111,7 +111,7 @@ class Retriever:
     @property
     def level_weights(self) -> dict[str, float]:
         """Fused-score weight of each level."""
-        return {level: float(w) for level, w in self.model.level_weights().items()}
+        return {level: float(w.detach()) for level, w in self.model.level_weights().items()}
 
     @property
     def checkpoint_sha256(self) -> str:

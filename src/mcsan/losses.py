@@ -74,8 +74,12 @@ def triplet_loss(
     margin: float = 0.2,
     hardest: bool = True,
     reduction: str = "mean",
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bidirectional triplet ranking loss over a (Nt captions, Nv videos) similarity.
+
+    ``rows`` (Nt,) bool restricts the term to those captions (as anchors and as negatives),
+    e.g. the captions that name something at this level.
 
     For each positive pair (i, j): caption->video hinge ``[m + s(i, k) - s(i, j)]+`` over
     negative videos k of caption i, and video->caption ``[m + s(c, j) - s(i, j)]+`` over
@@ -84,9 +88,12 @@ def triplet_loss(
     """
     positive = positive_mask.bool()
     negative = ~positive
+    if rows is not None:
+        positive = positive & rows[:, None]
+        negative = negative & rows[:, None]
     if hardest:
         floor = torch.finfo(sim.dtype).min
-        masked = sim.masked_fill(positive, floor)
+        masked = sim.masked_fill(~negative, floor)
         hardest_video = masked.max(dim=1).values.masked_fill(~negative.any(dim=1), floor)
         hardest_caption = masked.max(dim=0).values.masked_fill(~negative.any(dim=0), floor)
         to_video = F.relu(margin + hardest_video[:, None] - sim)
@@ -190,7 +197,10 @@ class MCSANLoss(nn.Module):
         positive = caption_keys[:, None] == video_keys[None, :]
         matched_video = positive.to(torch.uint8).argmax(dim=1)  # first video of each caption
         levels = list(level_weights)
-        sims = level_similarities(text_out.embeddings, video_out.embeddings, level_weights, levels)
+        present = text_out.present
+        sims = level_similarities(
+            text_out.embeddings, video_out.embeddings, level_weights, levels, present
+        )
 
         terms: dict[str, dict[str, torch.Tensor]] = {"triplet": {}, "fbce": {}, "kl": {}}
         triplet_on = list(levels) if cfg.per_level_triplet else []
@@ -198,8 +208,9 @@ class MCSANLoss(nn.Module):
             triplet_on.append("fused")
         for name in triplet_on:
             terms["triplet"][name] = triplet_loss(
-                sims[name], positive, cfg.margin, cfg.hardest_negative, cfg.triplet_reduction
-            )
+                sims[name], positive, cfg.margin, cfg.hardest_negative, cfg.triplet_reduction,
+                rows=present.get(name),
+            )  # fmt: skip
         for modality, out, targets in (
             ("video", video_out, video_targets),
             ("text", text_out, text_targets),
@@ -211,9 +222,12 @@ class MCSANLoss(nn.Module):
         if cfg.use_kl:
             for lvl, text_logits in text_out.attribute_logits.items():
                 if lvl in video_out.attribute_logits:
+                    keep = present.get(lvl, torch.ones_like(matched_video, dtype=torch.bool))
+                    if not bool(keep.any()):
+                        continue
                     terms["kl"][lvl] = attribute_kl(
-                        video_out.attribute_logits[lvl][matched_video],
-                        text_logits,
+                        video_out.attribute_logits[lvl][matched_video][keep],
+                        text_logits[keep],
                         cfg.kl_temperature,
                         cfg.kl_direction,
                     )

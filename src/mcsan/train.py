@@ -114,6 +114,8 @@ def _float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
     return LevelOutput(
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},
+        {k: dist_utils.gather_with_grad(v.to(torch.uint8), ctx).bool()
+         for k, v in out.present.items()},  # fmt: skip
     )
 
 

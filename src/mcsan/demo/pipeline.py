@@ -19,10 +19,10 @@ FEATURE_SET = "world"
 class DemoSettings:
     """Sizes of the demo; the defaults finish in about ten minutes on 2 CPU cores."""
 
-    videos: int = 500
+    videos: int = 1000
     frames: int = 8
     size: int = 128
-    twins: int = 80
+    twins: int = 200
     """Test clips that get twins (up to one per level each)."""
     epochs: int | None = None
     """None = the config's epoch count."""

@@ -56,6 +56,11 @@ class ModelConfig:
     level_weights: dict[str, float] = field(default_factory=dict)
     # Learn the fused weights (softmax over levels, initialised from level_weights).
     learn_level_weights: bool = False
+    # A caption that names no entity / action / relation: "skip" leaves that level out of its
+    # fused score (weights renormalised over the levels it has) and out of that level's
+    # triplet and KL terms; "empty" scores a learned "empty" embedding like any other (every
+    # caption then gets a similarity at every level, including noise from absent levels).
+    absent_levels: str = "skip"
     # Dropout on frame tokens, word embeddings and pooled level features.
     dropout: float = 0.2
 
@@ -76,6 +81,10 @@ class ModelConfig:
             raise ConfigError(f"model config names unknown level(s) {unknown}; use {LEVELS}")
         if len(set(self.levels)) != len(self.levels):
             raise ConfigError(f"model.levels repeats a level: {self.levels}")
+        if self.absent_levels not in ("skip", "empty"):
+            raise ConfigError(
+                f"model.absent_levels={self.absent_levels!r}; use 'skip' or 'empty'"
+            )
         if self.relation_mode not in ("self_attention", "relation_network"):
             raise ConfigError(
                 f"model.relation_mode={self.relation_mode!r}; use 'self_attention' or "

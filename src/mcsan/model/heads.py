@@ -21,6 +21,9 @@ class LevelOutput:
 
     embeddings: dict[str, torch.Tensor]
     attribute_logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    present: dict[str, torch.Tensor] = field(default_factory=dict)
+    """level -> (B,) bool, False where a caption names nothing at that level; empty dict =
+    every level present (always so for video)."""
 
 
 class AttentionPool(nn.Module):
@@ -98,16 +101,63 @@ def level_similarities(
     video_emb: Mapping[str, torch.Tensor],
     weights: Mapping[str, torch.Tensor | float],
     levels: Iterable[str] | None = None,
+    text_present: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Cosine similarity per level (Nt, Nv) and ``"fused"`` = sum_l w_l * cos_l.
 
     Embeddings must already be L2-normalised; ``levels`` defaults to the keys of ``weights``.
+    With ``text_present`` (level -> (Nt,) bool), a caption's absent levels score 0 and its
+    fused score is renormalised over the levels it has:
+    ``sum_l w_l m_l cos_l / sum_l w_l m_l``.
     """
     names = list(levels if levels is not None else weights.keys())
     sims = {lvl: text_emb[lvl] @ video_emb[lvl].transpose(0, 1) for lvl in names}
+    if not text_present:
+        sims["fused"] = sum(weights[lvl] * sims[lvl] for lvl in names)  # type: ignore[assignment]
+        return sims
+    scale = fused_scale(text_present, weights, names)
+    for lvl in names:
+        if lvl in text_present:
+            sims[lvl] = sims[lvl] * text_present[lvl].to(sims[lvl].dtype)[:, None]
     fused = sum(weights[lvl] * sims[lvl] for lvl in names)
-    sims["fused"] = fused  # type: ignore[assignment]
+    sims["fused"] = fused * scale[:, None]  # type: ignore[operator]
     return sims
+
+
+def fused_scale(
+    present: Mapping[str, torch.Tensor],
+    weights: Mapping[str, torch.Tensor | float],
+    levels: Iterable[str],
+) -> torch.Tensor:
+    """Per caption ``1 / sum_l w_l m_l`` over its present levels (levels not in ``present``
+    count as present)."""
+    names = list(levels)
+    rows = next(iter(present.values())).shape[0]
+    total = torch.zeros(rows, device=next(iter(present.values())).device)
+    for lvl in names:
+        mask = present.get(lvl)
+        weight = torch.as_tensor(weights[lvl], dtype=total.dtype, device=total.device)
+        total = total + weight * (mask.to(total.dtype) if mask is not None else 1.0)
+    return 1.0 / total.clamp_min(1e-6)
+
+
+def retrieval_embeddings(
+    out: LevelOutput, weights: Mapping[str, torch.Tensor | float], levels: Iterable[str]
+) -> dict[str, torch.Tensor]:
+    """Text embeddings whose weighted inner products with video embeddings give the fused
+    score of :func:`level_similarities`: absent levels zeroed, rows scaled by
+    :func:`fused_scale`. Unchanged when every level is present (video, or "empty" mode)."""
+    if not out.present:
+        return dict(out.embeddings)
+    names = list(levels)
+    scale = fused_scale(out.present, weights, names)
+    result = {}
+    for lvl in names:
+        emb = out.embeddings[lvl]
+        mask = out.present.get(lvl)
+        factor = scale if mask is None else scale * mask.to(scale.dtype)
+        result[lvl] = emb * factor.to(emb.dtype)[:, None]
+    return result
 
 
 def run_bigru(gru: nn.GRU, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

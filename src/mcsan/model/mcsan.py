@@ -11,7 +11,13 @@ from torch import nn
 from mcsan.batch import TextBatch, VideoBatch
 from mcsan.errors import ConfigError
 from mcsan.model.config import ModelConfig
-from mcsan.model.heads import AttributeHeads, LevelOutput, LevelProjection, level_similarities
+from mcsan.model.heads import (
+    AttributeHeads,
+    LevelOutput,
+    LevelProjection,
+    level_similarities,
+    retrieval_embeddings,
+)
 from mcsan.model.text import TextEncoder
 from mcsan.model.video import VideoEncoder
 
@@ -73,7 +79,22 @@ class MCSAN(nn.Module):
     def encode_text(self, batch: TextBatch) -> LevelOutput:
         """Per-level unit embeddings and attribute logits of the captions in ``batch``."""
         embeddings = self.text_projection(self.text_encoder(batch))
-        return LevelOutput(embeddings, self.heads_for("text")(embeddings))
+        return LevelOutput(embeddings, self.heads_for("text")(embeddings), self.presence(batch))
+
+    def presence(self, batch: TextBatch) -> dict[str, torch.Tensor]:
+        """level -> (B,) bool, whether each caption names something at that level
+        (empty dict when ``absent_levels == "empty"``: every level then counts)."""
+        if self.cfg.absent_levels == "empty":
+            return {}
+        masks = {"entity": batch.entity_mask, "action": batch.action_mask,
+                 "relation": batch.relation_mask}  # fmt: skip
+        return {lvl: masks[lvl].any(dim=1) for lvl in self.levels if lvl in masks}
+
+    def text_retrieval_embeddings(self, out: LevelOutput) -> dict[str, torch.Tensor]:
+        """Caption embeddings for retrieval: ``sum_l w_l <t_l, v_l>`` equals the fused score
+        (absent levels zeroed, rows renormalised), so indexes and the chunked evaluator
+        need nothing else."""
+        return retrieval_embeddings(out, self.level_weights(), self.levels)
 
     def forward(self, video: VideoBatch, text: TextBatch) -> tuple[LevelOutput, LevelOutput]:
         """The joint path: (video output, text output)."""
@@ -88,10 +109,16 @@ class MCSAN(nn.Module):
         return {lvl: values[i] for i, lvl in enumerate(self.levels)}
 
     def similarities(
-        self, text_emb: Mapping[str, torch.Tensor], video_emb: Mapping[str, torch.Tensor]
+        self,
+        text_emb: Mapping[str, torch.Tensor],
+        video_emb: Mapping[str, torch.Tensor],
+        text_present: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """level | "fused" -> (Nt, Nv) similarity; fused = sum_l w_l * cos_l."""
-        return level_similarities(text_emb, video_emb, self.level_weights(), self.levels)
+        """level | "fused" -> (Nt, Nv) similarity; fused = sum_l w_l * cos_l (renormalised
+        over each caption's present levels when ``text_present`` is given)."""
+        return level_similarities(
+            text_emb, video_emb, self.level_weights(), self.levels, text_present
+        )
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameter count per branch (and "total")."""
