@@ -6,7 +6,7 @@ For each frame size, in one run on one machine:
   part files, final merge), with the model already loaded.
 
     .venv/bin/python benchmarks/bench_extract.py [--clips 12] [--sizes 112,160,224]
-        [--write benchmarks/results/extract.md]
+        [--write /tmp/extract.md]  (copy the table into BENCHMARKS.md)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ embedding size 1024, attribute vocabularies entity 1024 / action 512 / relation 
 Each (configuration, batch size) runs in its own subprocess so that its peak RSS is its own;
 configurations alternate so both see the same machine load.
 
-    .venv/bin/python benchmarks/bench_model.py --out benchmarks/results/model.md
+    .venv/bin/python benchmarks/bench_model.py --out /tmp/model.md  (copy the table into BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per config")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none")
-    parser.add_argument("--out", default="benchmarks/results/model.md")
+    parser.add_argument("--out", default="/tmp/bench_model.md")
     args = parser.parse_args()
     if args.child:
         config, batch = args.child

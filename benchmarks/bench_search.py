@@ -10,7 +10,7 @@ query through ``VideoIndex.search_vectors`` (FAISS search + the per-level contri
 and the IVF index's recall@10 against exact search, at several nprobe values.
 
     .venv/bin/python benchmarks/bench_search.py --sizes 10000 100000 1000000 \
-        --out benchmarks/results/search.md
+        --out /tmp/search.md  (copy the table into BENCHMARKS.md)
 """
 
 from __future__ import annotations

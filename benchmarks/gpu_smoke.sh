@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_smoke.sh [WORKDIR]
 # Knobs (environment): SMOKE_DEVICE (cuda), SMOKE_VIDEOS (2000 train videos, +10% val),
 # SMOKE_DIM (2048), SMOKE_EMBED (1024 = embed/text/video hidden), SMOKE_AMPS ("bf16 fp16 off"),
-# SMOKE_EPOCHS (2). The CPU row of benchmarks/results/train.md used
+# SMOKE_EPOCHS (2). The CPU row of the trainer section of BENCHMARKS.md used
 #   SMOKE_DEVICE=cpu SMOKE_VIDEOS=200 SMOKE_DIM=512 SMOKE_EMBED=256 SMOKE_AMPS=off
 # Captions come from a small template grammar and are parsed by a template parser built
 # into this script (exact spans, no spaCy needed), so it also runs where only torch,

@@ -51,7 +51,7 @@ def default_nlist(rows: int) -> int:
 def default_nprobe(nlist: int) -> int:
     """Lists probed per query: nlist/16 rounded up to a multiple of 16, at least 16.
 
-    Measured (benchmarks/results/search.md, 1M x 1024): nprobe 64 of 1000 lists gives
+    Measured (BENCHMARKS.md, search section, 1M x 1024): nprobe 64 of 1000 lists gives
     recall@10 0.959 at p50 44 ms on 2 cores; 100k and 10k reach recall 1.0 with 16-32.
     """
     step = 16
