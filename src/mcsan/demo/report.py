@@ -83,7 +83,7 @@ def _plot_twins(result: DemoResult, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    levels = sorted({lvl for acc in result.twins.values() for lvl in acc})
+    levels = _twin_levels(result)
     figure, axis = plt.subplots(figsize=(6, 3.2))
     width = 0.8 / max(1, len(result.twins))
     for i, (name, acc) in enumerate(result.twins.items()):
@@ -99,14 +99,19 @@ def _plot_twins(result: DemoResult, path: Path) -> None:
     plt.close(figure)
 
 
+def _twin_levels(result: DemoResult) -> list[str]:
+    """Twin levels in report order: each level alphabetically, then "all"."""
+    names = {lvl for acc in result.twins.values() for lvl in acc}
+    return sorted(names, key=lambda name: (name == "all", name))
+
+
 def _focused(entry: dict[str, Any]) -> float:
     """Focused twin accuracy where known, else the all-caption one."""
     return float(entry.get("focused_accuracy", entry.get("accuracy", 0.0)))
 
 
 def _twin_markdown(result: DemoResult) -> str:
-    levels = sorted({lvl for acc in result.twins.values() for lvl in acc},
-                    key=lambda name: (name == "all", name))  # fmt: skip
+    levels = _twin_levels(result)
     rows = [[name] + [_twin_cell(acc.get(lvl)) for lvl in levels]
             for name, acc in result.twins.items()]  # fmt: skip
     counts = next(iter(result.twins.values()), {})
