@@ -44,6 +44,24 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+def read_json(
+    path: str | os.PathLike[str], what: str = "JSON file", fix: str = "check the path"
+) -> Any:
+    """Parse a JSON file; a missing file or a syntax error is a DataError naming the file."""
+    source = Path(path)
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"{source}: {what} not found; {fix}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = (
+            f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            if isinstance(exc, json.JSONDecodeError)
+            else str(exc)
+        )
+        raise DataError(f"{source}: {what} is not valid JSON ({where}); {fix}") from exc
+
+
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
     """Write one JSON object a line, atomically; return the number of records."""
     count = 0

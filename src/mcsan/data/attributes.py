@@ -14,7 +14,6 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from mcsan import ATTRIBUTE_LEVELS
 from mcsan.data.text import ParsedCaption
 from mcsan.errors import DataError
-from mcsan.io import atomic_write_json
+from mcsan.io import atomic_write_json, read_json
 
 DEFAULT_SIZES: dict[str, int] = {"entity": 512, "action": 256, "relation": 512}
 """Default vocabulary size per level (the same defaults as the run configuration)."""
@@ -115,14 +114,11 @@ class AttributeVocabs:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AttributeVocabs:
         """Read vocabularies written by :meth:`save`."""
-        source = Path(path)
+        data = read_json(path, "attribute vocabulary", "build it first")
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
             return cls(data["levels"])
-        except FileNotFoundError as exc:
-            raise DataError(f"{source}: attribute vocabulary not found; build it first") from exc
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise DataError(f"{source}: not an attribute vocabulary ({exc}); rebuild it") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DataError(f"{path}: not an attribute vocabulary ({exc}); rebuild it") from exc
 
     def sha256(self) -> str:
         """Hex digest of the items of every level (identifies the vocabularies)."""

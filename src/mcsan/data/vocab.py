@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mcsan.errors import DataError
-from mcsan.io import atomic_write_json
+from mcsan.io import atomic_write_json, read_json
 
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
@@ -84,14 +84,11 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
         """Read a vocabulary written by :meth:`save`."""
-        source = Path(path)
+        data = read_json(path, "vocabulary file", "build it first")
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
             return cls(data["itos"])
-        except FileNotFoundError as exc:
-            raise DataError(f"{source}: vocabulary file not found; build it first") from exc
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"{source}: not a vocabulary file ({exc}); rebuild it") from exc
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path}: not a vocabulary file ({exc}); rebuild it") from exc
 
     def sha256(self) -> str:
         """Hex digest of the id-ordered tokens (identifies the vocabulary)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -12,18 +11,14 @@ from mcsan.data.datasets import Annotations, normalise_split
 from mcsan.data.import_features import read_id_list
 from mcsan.data.native import CaptionRecord
 from mcsan.errors import DataError
+from mcsan.io import read_json
 
 _SPLIT_WORD = re.compile(r"(train|trn|validation|validate|val|test|tst)", re.IGNORECASE)
 
 
 def load_json(path: Path) -> Any:
-    """Parse a JSON file; a syntax error names the file and position."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+    """Parse an annotation JSON file; a syntax error names the file and position."""
+    return read_json(path, "annotation file", "pass the file your data set distributes")
 
 
 def split_from_filename(path: Path) -> str | None:
