@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mcsan.data.datasets import ConvertOptions, get_format
+from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
 from mcsan.data.native import feature_path
 
 
@@ -64,7 +64,7 @@ def main() -> None:
         for layout, path in layouts.items():
             out = root / f"out-{layout}"
             start = time.perf_counter()
-            summary = get_format("msrvtt").convert(
+            summary = convert_dataset("msrvtt",
                 [root / "MSRVTT_data.json"],
                 ConvertOptions(out=out, features=[path], backbone="resnet152"),
             )

@@ -24,7 +24,7 @@ import numpy as np
 
 def make_clips(folder: Path, count: int, seconds: float, width: int, height: int) -> None:
     """Write ``count`` clips of moving textured content (25 fps, H.264)."""
-    from mcsan.data.video import write_video
+    from mcsan.data.video.decode import write_video
 
     rng = np.random.default_rng(0)
     frames_per_clip = int(seconds * 25)
@@ -55,9 +55,9 @@ def main() -> None:
 
     import torch
 
-    from mcsan.data.backbone import WORLD_STREAMS, get_backbone
-    from mcsan.data.extract import extract_features
-    from mcsan.data.video import list_videos, read_frames
+    from mcsan.data.video.backbone import WORLD_STREAMS, get_backbone
+    from mcsan.data.video.decode import list_videos, read_frames
+    from mcsan.data.video.extract import extract_features
 
     width, height = (int(v) for v in args.source.split("x"))
     rows = []

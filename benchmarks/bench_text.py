@@ -129,7 +129,7 @@ def main() -> None:
 
     from test_text import EXPECTED  # the hand-written captions
 
-    from mcsan.data.text import CaptionParser, empty_level_counts, parse_with_cache
+    from mcsan.data.captions.parse import CaptionParser, empty_level_counts, parse_with_cache
 
     captions = generate(args.n)
     t0 = time.perf_counter()

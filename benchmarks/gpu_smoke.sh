@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from mcsan.config import load_config
-from mcsan.data.features import FeatureSpec, FeatureStore
+from mcsan.data.video.store import FeatureSpec, FeatureStore
 from mcsan.data.native import CaptionRecord, feature_path, write_captions, write_card
-from mcsan.data.text import ParsedCaption, Relation, Span
+from mcsan.data.captions.parse import ParsedCaption, Relation, Span
 from mcsan.train import train
 
 work = Path(sys.argv[1])

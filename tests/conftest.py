@@ -14,6 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def caption_parser():
     """One spaCy-backed caption parser for the whole session (loading takes ~1 s)."""
-    from mcsan.data.text import CaptionParser
+    from mcsan.data.captions.parse import CaptionParser
 
     return CaptionParser()

@@ -60,9 +60,9 @@ def make_clips(folder: Path) -> dict[str, str]:
 
 def make_dataset(root: Path, clips: Path, captions: dict[str, str]) -> None:
     """A native dataset whose features are extracted from ``clips`` (rgbhist stream)."""
-    from mcsan.data.extract import extract_features
-    from mcsan.data.features import FeatureStore
     from mcsan.data.native import CaptionRecord, feature_path, update_card, write_captions
+    from mcsan.data.video.extract import extract_features
+    from mcsan.data.video.store import FeatureStore
 
     out = feature_path(root, "tiny")
     extract_features(

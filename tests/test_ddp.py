@@ -11,8 +11,8 @@ import pytest
 from tiny_world import make_tiny_dataset, tiny_config_yaml
 
 from mcsan.config import load_config
+from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
-from mcsan.data.text import parse_with_cache
 from mcsan.train import train
 
 REL_TOL = 1e-4

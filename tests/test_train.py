@@ -16,8 +16,8 @@ from tiny_world import make_tiny_dataset, tiny_config_yaml
 
 from mcsan.cli import main as cli_main
 from mcsan.config import load_config
+from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
-from mcsan.data.text import parse_with_cache
 from mcsan.errors import CheckpointError, TrainingError
 from mcsan.inference import Retriever, evaluate_checkpoint
 from mcsan.train import Trainer

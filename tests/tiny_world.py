@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mcsan.data.features import FeatureSpec, FeatureStore
 from mcsan.data.native import CaptionRecord, feature_path, write_captions, write_card
+from mcsan.data.video.store import FeatureSpec, FeatureStore
 
 COLOURS = ("red", "blue", "green", "yellow")
 SHAPES = ("ball", "cube", "triangle")

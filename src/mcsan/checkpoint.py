@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.data.attributes import AttributeVocabs
-from mcsan.data.text import Vocabulary
+from mcsan.data.captions.attributes import AttributeVocabs
+from mcsan.data.captions.parse import Vocabulary
 from mcsan.errors import CheckpointError
 from mcsan.io import atomic_path
 

@@ -29,8 +29,8 @@ from mcsan.checkpoint import (
     model_from_state,
     vocab_from_state,
 )
-from mcsan.data.features import FeatureSpec
-from mcsan.data.loader import EncodedCaption, collate_text, collate_video, encode_caption
+from mcsan.data.collate import EncodedCaption, collate_text, collate_video, encode_caption
+from mcsan.data.video.store import FeatureSpec
 from mcsan.errors import FeatureError
 from mcsan.io import file_sha256
 from mcsan.progress import track
@@ -131,7 +131,7 @@ class Retriever:
     ) -> dict[str, np.ndarray]:
         """Parse and embed captions: level -> (N, d) float32, L2-normalised rows."""
         if self._parser is None:
-            from mcsan.data.text import CaptionParser
+            from mcsan.data.captions.parse import CaptionParser
 
             self._parser = CaptionParser()
         return self.encode_parsed(self._parser.parse(list(captions)), batch_size)
@@ -182,7 +182,7 @@ def evaluate_checkpoint(
     Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
     "videos", "metrics": {"fused": {...}, level: {...}}}``.
     """
-    from mcsan.data.loader import RetrievalData
+    from mcsan.data.dataset import RetrievalData
     from mcsan.evaluate import evaluate_levels
 
     retriever = Retriever.from_checkpoint(checkpoint, device)

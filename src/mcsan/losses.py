@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mcsan.errors import ConfigError
-from mcsan.model.heads import LevelOutput, level_similarities
+from mcsan.model.scoring import LevelOutput, level_similarities
 
 KL_DIRECTIONS = ("video_to_text", "text_to_video", "symmetric")
 

@@ -40,7 +40,8 @@ from mcsan.checkpoint import (
     vocab_to_state,
 )
 from mcsan.config import RunConfig, config_differences, save_config
-from mcsan.data.loader import CaptionDataset, Collator, RetrievalData, TrainBatch, epoch_batches
+from mcsan.data.collate import TrainBatch
+from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.evaluate import evaluate_levels
 from mcsan.inference import embed_captions, embed_videos

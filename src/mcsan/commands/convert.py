@@ -11,7 +11,7 @@ FEATURE_FORMAT_CHOICES = ("auto", "npy-dir", "hdf5", "bigfile", "npy-mean")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``convert`` subcommand."""
-    from mcsan.data.datasets import available_formats, get_format
+    from mcsan.data.convert.pipeline import available_formats, get_format
 
     formats = available_formats()
     listing = "\n".join(
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print the summary."""
-    from mcsan.data.datasets import ConvertOptions, get_format
+    from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
 
     options = ConvertOptions(
         out=args.out,
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         overwrite=args.overwrite,
     )
-    summary = get_format(args.format).convert(args.annotations, options)
+    summary = convert_dataset(args.format, args.annotations, options)
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
         return 0

@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Extract (or merge) and print a one-line summary; non-zero exit if anything failed."""
-    from mcsan.data.extract import (
+    from mcsan.data.video.decode import list_videos
+    from mcsan.data.video.extract import (
         extract_features,
         find_shards,
         merge_shards,
@@ -62,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
         record_feature_set,
         shard_from_env,
     )
-    from mcsan.data.video import list_videos
     from mcsan.errors import ConfigError
 
     if args.merge is not None:

@@ -31,7 +31,7 @@ def _ids_line(ids: list[str], every: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description of ``args.root``."""
-    from mcsan.data.datasets import describe_dataset
+    from mcsan.data.convert.pipeline import describe_dataset
 
     info = describe_dataset(args.root)
     if args.json:

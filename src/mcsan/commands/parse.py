@@ -1,7 +1,7 @@
 """`mcsan parse`: parse captions into the four levels and write one JSON record a caption.
 
 FILE is a native ``captions.jsonl`` ({"video_id", "caption", "split"} a line) or plain text
-with one caption a line. Output records follow :mod:`mcsan.data.text` (plus ``video_id`` and
+with one caption a line. Output records follow :mod:`mcsan.data.captions.parse` (plus ``video_id`` and
 ``split`` for native input).
 """
 
@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
 
 def read_caption_file(path: Path, skip_bad: bool) -> ReadResult:
     """Read captions from a native captions.jsonl or a plain-text file, naming bad lines."""
-    from mcsan.data.text import caption_problem
+    from mcsan.data.captions.parse import caption_problem
 
     if not path.is_file():
         raise DataError(f"{path}: captions file not found; check the path")
@@ -118,7 +118,7 @@ def _parse_sizes(text: str) -> dict[str, int]:
 
 
 def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int]) -> None:
-    from mcsan.data.attributes import AttributeVocabs, label_statistics
+    from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
 
     train = [
         p for p, c in zip(parsed, read.captions, strict=True) if c.extra.get("split") == "train"
@@ -143,7 +143,7 @@ def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int]) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Parse the captions file and write PARSED.jsonl; print a summary."""
-    from mcsan.data.text import CaptionParser, empty_level_counts, parse_with_cache
+    from mcsan.data.captions.parse import CaptionParser, empty_level_counts, parse_with_cache
     from mcsan.io import write_jsonl
 
     sizes = _parse_sizes(args.sizes)

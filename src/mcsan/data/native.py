@@ -2,7 +2,7 @@
 
     <root>/dataset.yaml          name, splits, feature sets and their spec, counts
     <root>/captions.jsonl        {"video_id", "caption", "split"} one caption a line
-    <root>/features/<set>.h5     a FeatureStore (see mcsan.data.features)
+    <root>/features/<set>.h5     a FeatureStore (see mcsan.data.video.store)
     <root>/videos/               optional raw clips
 """
 

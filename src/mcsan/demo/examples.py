@@ -37,9 +37,9 @@ def example_queries(variant: VariantResult, root: Path, plots_dir: Path) -> list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mcsan.data.features import FeatureStore
     from mcsan.data.native import feature_path, read_captions, videos_dir
-    from mcsan.data.video import read_frames
+    from mcsan.data.video.decode import read_frames
+    from mcsan.data.video.store import FeatureStore
     from mcsan.demo.pipeline import FEATURE_SET
     from mcsan.inference import Retriever
 

@@ -91,9 +91,9 @@ def _world_stage(settings: DemoSettings, root: Path) -> str:
 
 
 def _feature_stage(settings: DemoSettings, root: Path) -> str:
-    from mcsan.data.extract import extract_features, record_feature_set
     from mcsan.data.native import feature_path, videos_dir
-    from mcsan.data.video import list_videos
+    from mcsan.data.video.decode import list_videos
+    from mcsan.data.video.extract import extract_features, record_feature_set
     from mcsan.errors import FeatureError
 
     out = feature_path(root, FEATURE_SET)
@@ -111,8 +111,8 @@ def _feature_stage(settings: DemoSettings, root: Path) -> str:
 
 
 def _evaluate_twins(variant: VariantResult, root: Path) -> dict[str, dict[str, Any]]:
-    from mcsan.data.features import FeatureStore
     from mcsan.data.native import feature_path
+    from mcsan.data.video.store import FeatureStore
     from mcsan.inference import Retriever
     from mcsan.twins import read_twins, twin_accuracy
 

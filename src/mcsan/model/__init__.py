@@ -9,9 +9,10 @@ Ablation switches (all ``ModelConfig`` / ``LossConfig`` fields):
   ``LossConfig.fused_triplet=False``; relation by ``relation_mode="relation_network"``.
 """
 
+from mcsan.model.attributes import AttributeHeads
 from mcsan.model.config import ModelConfig
-from mcsan.model.heads import AttributeHeads, LevelOutput, level_similarities
 from mcsan.model.mcsan import MCSAN, check_attribute_sizes
+from mcsan.model.scoring import LevelOutput, level_similarities
 from mcsan.model.text import TextEncoder
 from mcsan.model.video import VideoEncoder
 

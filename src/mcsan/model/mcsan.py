@@ -10,14 +10,10 @@ from torch import nn
 
 from mcsan.batch import TextBatch, VideoBatch
 from mcsan.errors import ConfigError
+from mcsan.model.attributes import AttributeHeads
 from mcsan.model.config import ModelConfig
-from mcsan.model.heads import (
-    AttributeHeads,
-    LevelOutput,
-    LevelProjection,
-    level_similarities,
-    retrieval_embeddings,
-)
+from mcsan.model.layers import LevelProjection
+from mcsan.model.scoring import LevelOutput, level_similarities, retrieval_embeddings
 from mcsan.model.text import TextEncoder
 from mcsan.model.video import VideoEncoder
 

@@ -9,7 +9,7 @@ from torch import nn
 from mcsan.batch import TextBatch
 from mcsan.errors import ConfigError
 from mcsan.model.config import ModelConfig
-from mcsan.model.heads import AttentionPool, run_bigru
+from mcsan.model.layers import AttentionPool, run_bigru
 
 
 def span_means(states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from mcsan.batch import VideoBatch
 from mcsan.errors import ConfigError, FeatureError
 from mcsan.model.config import ModelConfig
-from mcsan.model.heads import AttentionPool, run_bigru
+from mcsan.model.layers import AttentionPool, run_bigru
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:

@@ -89,7 +89,7 @@ def build_from_store(
     source: dict[str, Any],
 ) -> VideoIndex:
     """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``."""
-    from mcsan.data.features import FeatureStore
+    from mcsan.data.video.store import FeatureStore
 
     with FeatureStore.open(store_path, mode="r", expect=retriever_spec(retriever)) as store:
         embeddings = encode_store(retriever, store, ids)
@@ -113,8 +113,8 @@ def index_dataset(
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> IndexSummary:
     """Index every video of a native dataset's feature set that matches the checkpoint."""
-    from mcsan.data.features import FeatureStore
     from mcsan.data.native import feature_path, read_card, videos_dir
+    from mcsan.data.video.store import FeatureStore
 
     started = time.perf_counter()
     root = Path(dataset)
@@ -166,7 +166,7 @@ def index_videos(
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> IndexSummary:
     """Extract (or reuse) features of every clip in ``videos`` and index them."""
-    from mcsan.data.video import list_videos
+    from mcsan.data.video.decode import list_videos
 
     started = time.perf_counter()
     folder = Path(videos)
@@ -194,7 +194,7 @@ def index_videos(
 
 def _extract(retriever: RetrieverLike, found: dict[str, Path], cache: Path) -> dict[str, Any]:
     """Extract features with the checkpoint's spec into ``cache`` (reusing what is there)."""
-    from mcsan.data.extract import extract_features
+    from mcsan.data.video.extract import extract_features
 
     spec = retriever_spec(retriever)
     if spec.frames <= 0:
@@ -222,7 +222,7 @@ def _clips_by_id(folder: Path) -> dict[str, str]:
     """Playable clips of a dataset's videos folder by id (file stem), as relative paths."""
     if not folder.is_dir():
         return {}
-    from mcsan.data.video import list_videos
+    from mcsan.data.video.decode import list_videos
 
     return {
         video_id: _relative(path, folder)

@@ -1,0 +1,1 @@
+"""Clips to frame features: decoding (PyAV), the frame encoder, the feature store, extraction."""
