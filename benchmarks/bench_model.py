@@ -61,7 +61,8 @@ def make_batch(batch: int, frames: int, dim: int, seed: int):
     ent, ent_mask = spans(4, 1)
     act, act_mask = spans(3, 1)
     rel, rel_mask = spans(3, 0, (3,))
-    text = TextBatch(tokens, mask, ent, ent_mask, act, act_mask, rel, rel_mask)
+    text = TextBatch(tokens, mask, {"entity": ent, "action": act, "relation": rel},
+                     {"entity": ent_mask, "action": act_mask, "relation": rel_mask})
     keys = torch.arange(batch)
     keys[1::8] = keys[0::8][: len(keys[1::8])]  # some videos appear twice, as in training
     targets = {

@@ -63,6 +63,13 @@ class DataConfig:
     """Parsed-caption cache; None = ``<root>/cache/parsed_captions.jsonl``."""
     drop_missing_features: bool = False
     """Drop (and count) captions whose video has no features instead of failing."""
+    feature_memory: Literal["auto", "resident", "on_demand"] = "auto"
+    """Video features in memory as float16 (``resident``) or read from the HDF5 store per
+    batch (``on_demand``); ``auto``: resident when they fit in ``resident_limit_gb``."""
+    resident_limit_gb: float = 4.0
+    """``auto`` keeps features resident up to this float16 size, else reads on demand."""
+    feature_cache_gb: float = 1.0
+    """On demand: LRU cache of recently read videos, per process (each worker has one)."""
 
 
 @dataclass
@@ -83,8 +90,17 @@ class TrainConfig:
     """Decay factor of the ``step`` scheduler."""
     grad_clip: float | None = 2.0
     """Max global gradient norm; None = no clipping."""
-    num_workers: int = 0
-    """DataLoader worker processes (0 = load in the main process)."""
+    num_workers: int | None = None
+    """DataLoader worker processes (0 = build batches in the training process); None =
+    auto: 0 on CPU (batch building costs ~1% of a step there), 4 on CUDA."""
+    pin_memory: bool | None = None
+    """Page-locked batches for asynchronous host-to-GPU copies; None = on with CUDA."""
+    prefetch_factor: int = 2
+    """Batches each worker prepares ahead (with num_workers > 0)."""
+    threads: int = 0
+    """Torch intra-op threads for training; 0 = auto (1 on CPU: measured faster on a busy
+    2-core machine and equal when idle, see benchmarks/bench_loader.py; torch's default
+    on CUDA)."""
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     """Mixed precision on CUDA only: auto = bf16 where supported, else fp16."""
     eval_every: int = 1
@@ -356,7 +372,12 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
         (cfg.train.lr > 0, "train.lr", "positive"),
         (cfg.train.eval_every >= 1, "train.eval_every", "at least 1"),
         (cfg.train.log_every >= 1, "train.log_every", "at least 1"),
-        (cfg.train.num_workers >= 0, "train.num_workers", "0 or more"),
+        (cfg.train.num_workers is None or cfg.train.num_workers >= 0, "train.num_workers",
+         "0 or more"),
+        (cfg.train.prefetch_factor >= 1, "train.prefetch_factor", "at least 1"),
+        (cfg.train.threads >= 0, "train.threads", "0 (auto) or more"),
+        (cfg.data.resident_limit_gb >= 0, "data.resident_limit_gb", "0 or more"),
+        (cfg.data.feature_cache_gb >= 0, "data.feature_cache_gb", "0 or more"),
         (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip", "positive"),
         (cfg.data.max_words >= 1, "data.max_words", "at least 1"),
         (cfg.data.max_frames is None or cfg.data.max_frames >= 1, "data.max_frames", ">= 1"),

@@ -16,6 +16,7 @@ Run folder: ``config.yaml`` (resolved), ``best.pt``, ``last.pt``, ``metrics.csv`
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 import time
@@ -42,6 +43,7 @@ from mcsan.checkpoint import (
 from mcsan.config import RunConfig, config_differences, save_config
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
+from mcsan.data.loader import LOADING_KEYS, epoch_loader, loader_settings, training_threads
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.evaluate import evaluate_levels
 from mcsan.inference import embed_captions, embed_videos
@@ -52,6 +54,7 @@ from mcsan.progress import track
 from mcsan.train_log import RunLog
 
 EpochCallback = Callable[[dict[str, Any]], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,6 +141,8 @@ class Trainer:
         if self.device.type == "cuda" and self.ctx.enabled:
             self.device = torch.device("cuda", self.ctx.local_rank)
         self.amp = amp_dtype(cfg.train.amp, self.device)
+        self.threads = training_threads(cfg.train, self.device)
+        self.loading = loader_settings(cfg.train, self.device)
         if cfg.train.batch_size < self.ctx.world_size:
             raise ConfigError(
                 f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
@@ -150,6 +155,8 @@ class Trainer:
                 "--resume to continue it or choose another --out"
             )
         self.data = self._load_data(state)
+        logger.info("training on %s with %d torch thread(s); %s; features: %s", self.device,
+                    self.threads, self.loading.describe(), self.data.features.describe())
         seed_everything(cfg.seed)  # identical initial weights on every rank
         vectors = self._word_vectors(state)
         self.model = MCSAN(
@@ -180,11 +187,12 @@ class Trainer:
         state = load_checkpoint(path)
         saved = dict(state["config"])
         current = self.cfg.to_dict()
-        differing = config_differences(saved, current, ignore=("train.epochs",))
+        differing = config_differences(saved, current, ignore=("train.epochs", *LOADING_KEYS))
         if differing:
             raise CheckpointError(
                 f"{path}: --resume with a different config ({', '.join(differing)}); resume "
-                "with the run's own config.yaml or start a new --out (only train.epochs may change)"
+                "with the run's own config.yaml or start a new --out (only train.epochs and "
+                "the loading/threads keys may change)"
             )
         return state
 
@@ -303,10 +311,7 @@ class Trainer:
         for batch in batches:
             start, end = dist_utils.shard_bounds(len(batch), self.ctx)
             shards.append(batch[start:end].tolist())
-        return torch.utils.data.DataLoader(
-            dataset, batch_sampler=shards, collate_fn=Collator(self.data),
-            num_workers=self.cfg.train.num_workers,
-        )  # fmt: skip
+        return epoch_loader(dataset, shards, Collator(self.data), self.loading)
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Fused and per-level metrics on the val split (model in eval mode)."""

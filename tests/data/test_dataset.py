@@ -73,14 +73,13 @@ def test_collate_shapes_masks_and_targets(data):
     assert batch.video.mask.sum(1).tolist() == lengths
     text = batch.text
     assert text.mask.sum(1).tolist() == [len(data.encoded[r].tokens) for r in rows]
-    for spans, mask in (
-        (text.entity_spans, text.entity_mask),
-        (text.action_spans, text.action_mask),
-    ):
+    assert set(text.spans) == set(text.span_masks) == {"entity", "action", "relation"}
+    for spans, mask in ((text.spans["entity"], text.span_masks["entity"]),
+                        (text.spans["action"], text.span_masks["action"])):  # fmt: skip
         assert spans.shape[1] >= 1
         ends = spans[..., 1][mask]
         assert (ends <= text.mask.sum(1)[:, None].expand_as(mask)[mask]).all()
-    assert text.relation_spans.shape[2:] == (3, 2)
+    assert text.spans["relation"].shape[2:] == (3, 2)
     for level, size in data.attributes.sizes.items():
         assert batch.text_targets[level].shape == (5, size)
         assert batch.video_targets[level].shape == (5, size)
@@ -94,8 +93,11 @@ def test_truncation_clips_spans(data, caption_parser):
     full = encode_caption(parsed, data.vocab, 50)
     short = encode_caption(parsed, data.vocab, 3)
     assert len(short.tokens) == 3 and len(full.tokens) == len(parsed.tokens)
-    assert all(end <= 3 for _, end in short.entities + short.actions)
-    assert len(short.relations) <= len(full.relations)
+    for level in ("entity", "action", "relation"):
+        assert short.spans[level].shape[1:] == full.spans[level].shape[1:]
+        assert (short.spans[level][..., 1] <= 3).all()
+        assert (short.spans[level][..., 0] < short.spans[level][..., 1]).all()
+    assert len(short.spans["relation"]) <= len(full.spans["relation"]) >= 1
 
 
 def test_split_view_indexes_videos(data):

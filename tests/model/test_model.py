@@ -84,12 +84,8 @@ def make_text(lengths: list[int], seed: int, empty_rows: tuple[int, ...] = ()) -
     return TextBatch(
         tokens,
         mask,
-        spans["entity"],
-        masks["entity"],
-        spans["action"],
-        masks["action"],
-        rel_spans,
-        rel_mask,
+        {"entity": spans["entity"], "action": spans["action"], "relation": rel_spans},
+        {"entity": masks["entity"], "action": masks["action"], "relation": rel_mask},
     )
 
 
@@ -141,12 +137,16 @@ def test_padding_words_and_spans_change_nothing() -> None:
     padded = TextBatch(
         tokens=torch.nn.functional.pad(text.tokens, (0, 5)),
         mask=torch.nn.functional.pad(text.mask, (0, 5)),
-        entity_spans=torch.cat([text.entity_spans, torch.tensor([[[1, 3]]] * 3)], 1),
-        entity_mask=torch.nn.functional.pad(text.entity_mask, (0, 1)),
-        action_spans=text.action_spans,
-        action_mask=text.action_mask,
-        relation_spans=torch.cat([text.relation_spans, text.relation_spans], 1),
-        relation_mask=torch.nn.functional.pad(text.relation_mask, (0, 2)),
+        spans={
+            "entity": torch.cat([text.spans["entity"], torch.tensor([[[1, 3]]] * 3)], 1),
+            "action": text.spans["action"],
+            "relation": torch.cat([text.spans["relation"], text.spans["relation"]], 1),
+        },
+        span_masks={
+            "entity": torch.nn.functional.pad(text.span_masks["entity"], (0, 1)),
+            "action": text.span_masks["action"],
+            "relation": torch.nn.functional.pad(text.span_masks["relation"], (0, 2)),
+        },
     )
     with torch.no_grad():
         assert_outputs_close(model.encode_text(text), model.encode_text(padded))

@@ -1,95 +1,99 @@
 """Encoded captions and per-video features -> padded model tensors (:mod:`mcsan.batch`).
 
-:func:`encode_caption` turns a parsed caption into vocabulary ids and token spans;
-:func:`collate_text` and :func:`collate_video` pad a batch of them; :class:`TrainBatch`
-is one training batch with its keys and attribute targets. Nothing here knows about the
-model or about where the data came from.
+:func:`encode_caption` turns a parsed caption into vocabulary ids and, per span level of
+:data:`mcsan.batch.SPAN_PARTS`, an int array of token spans; :func:`collate_text` and
+:func:`collate_video` pad a batch of them; :class:`TrainBatch` is one training batch with
+its keys and attribute targets. Nothing here knows about the model or about where the data
+came from.
+
+Speed: a batch is assembled with numpy into one array per tensor and handed to torch once
+(``torch.from_numpy``, no copy). No per-item torch op runs here: each tiny torch copy goes
+through torch's intra-op thread pool, which on a busy 2-core machine cost ~8 ms apiece
+(a 128-clip batch took a second); see ``benchmarks/bench_loader.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from mcsan.batch import TextBatch, VideoBatch
-from mcsan.data.captions.parse import ParsedCaption, Vocabulary
+from mcsan.batch import SPAN_PARTS, TextBatch, VideoBatch
+from mcsan.data.captions.parse import ParsedCaption, Relation, Vocabulary
 from mcsan.errors import DataError
 
-SpanPair = tuple[int, int]
+LEVEL_ITEMS: dict[str, str] = {"entity": "entities", "action": "actions", "relation": "relations"}
+"""Span level -> the ParsedCaption field holding its items (Spans or Relations)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncodedCaption:
-    """A parsed caption as vocabulary ids and token spans, truncated to ``max_words``."""
+    """A parsed caption as vocabulary ids and token spans, truncated to ``max_words``.
 
-    tokens: tuple[int, ...]
-    entities: tuple[SpanPair, ...]
-    actions: tuple[SpanPair, ...]
-    relations: tuple[tuple[SpanPair, SpanPair, SpanPair], ...]
+    tokens: int64 (L,), L >= 1. spans: level -> int64 (N, P, 2) ``[start, end)`` spans of the
+    items that survive the truncation (P = ``SPAN_PARTS[level]``; N may be 0).
+    """
+
+    tokens: np.ndarray
+    spans: Mapping[str, np.ndarray]
 
 
-def _clip(start: int, end: int, length: int) -> SpanPair | None:
-    """The span cut to the first ``length`` tokens, or None when nothing is left of it."""
-    end = min(end, length)
-    if start >= end:
-        return None
-    return (start, end)
+def _parts(item: Any) -> tuple[Any, ...]:
+    if isinstance(item, Relation):
+        return (item.subject, item.predicate, item.object)
+    return (item,)
 
 
 def encode_caption(parsed: ParsedCaption, vocab: Vocabulary, max_words: int) -> EncodedCaption:
-    """Token ids (truncated to ``max_words``, at least one) and the spans that survive."""
+    """Token ids (truncated to ``max_words``, at least one) and the spans that survive.
+
+    A span is cut to the kept tokens; an item with a part that loses every token is dropped.
+    """
     ids = list(vocab.encode(list(parsed.tokens)))[:max_words] or [Vocabulary.UNK]
     length = len(ids)
+    spans = {}
+    for level, parts in SPAN_PARTS.items():
+        kept = []
+        for item in getattr(parsed, LEVEL_ITEMS[level]):
+            pairs = [(p.start, min(p.end, length)) for p in _parts(item)]
+            if all(start < end for start, end in pairs):
+                kept.append(pairs)
+        spans[level] = np.array(kept, dtype=np.int64).reshape(len(kept), parts, 2)
+    return EncodedCaption(np.array(ids, dtype=np.int64), spans)
 
-    def spans(items: Sequence[Any]) -> tuple[SpanPair, ...]:
-        kept = (_clip(s.start, s.end, length) for s in items)
-        return tuple(s for s in kept if s is not None)
 
-    relations = []
-    for relation in parsed.relations:
-        parts = [
-            _clip(p.start, p.end, length)
-            for p in (relation.subject, relation.predicate, relation.object)
-        ]
-        if all(p is not None for p in parts):
-            relations.append((parts[0], parts[1], parts[2]))
-    return EncodedCaption(
-        tuple(ids), spans(parsed.entities), spans(parsed.actions), tuple(relations)
-    )
+def pad_rows(arrays: Sequence[np.ndarray], fill: Any, min_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Stack arrays (n_i, *tail) into (B, max(n_i, min_width), *tail) and a (B, width) mask.
+
+    One vectorised assignment: the rows of ``np.concatenate(arrays)`` fill the True cells of
+    the mask in row-major order. ``fill`` (broadcast to ``tail``) marks padding.
+    """
+    lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+    width = max(min_width, int(lengths.max(initial=0)))
+    tail = arrays[0].shape[1:]
+    out = np.empty((len(arrays), width, *tail), dtype=arrays[0].dtype)
+    out[...] = fill
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    if lengths.any():
+        out[mask] = np.concatenate(arrays)
+    return out, mask
 
 
 def collate_text(captions: Sequence[EncodedCaption]) -> TextBatch:
-    """Pad encoded captions into a TextBatch (Ne, Na, Nr >= 1; padded spans are (0, 1))."""
-    batch = len(captions)
-    length = max(len(c.tokens) for c in captions)
-    n_ent = max(1, *(len(c.entities) for c in captions))
-    n_act = max(1, *(len(c.actions) for c in captions))
-    n_rel = max(1, *(len(c.relations) for c in captions))
-    tokens = torch.zeros(batch, length, dtype=torch.long)
-    mask = torch.zeros(batch, length, dtype=torch.bool)
-    ent = torch.tensor([0, 1]).repeat(batch, n_ent, 1)
-    act = torch.tensor([0, 1]).repeat(batch, n_act, 1)
-    rel = torch.tensor([0, 1]).repeat(batch, n_rel, 3, 1)
-    ent_mask = torch.zeros(batch, n_ent, dtype=torch.bool)
-    act_mask = torch.zeros(batch, n_act, dtype=torch.bool)
-    rel_mask = torch.zeros(batch, n_rel, dtype=torch.bool)
-    for row, cap in enumerate(captions):
-        tokens[row, : len(cap.tokens)] = torch.tensor(cap.tokens, dtype=torch.long)
-        mask[row, : len(cap.tokens)] = True
-        if cap.entities:
-            ent[row, : len(cap.entities)] = torch.tensor(cap.entities)
-            ent_mask[row, : len(cap.entities)] = True
-        if cap.actions:
-            act[row, : len(cap.actions)] = torch.tensor(cap.actions)
-            act_mask[row, : len(cap.actions)] = True
-        if cap.relations:
-            rel[row, : len(cap.relations)] = torch.tensor(cap.relations)
-            rel_mask[row, : len(cap.relations)] = True
-    return TextBatch(tokens, mask, ent, ent_mask, act, act_mask, rel, rel_mask)
+    """Pad encoded captions into a TextBatch (N >= 1 per level; padded spans are (0, 1))."""
+    tokens, mask = pad_rows([c.tokens for c in captions], 0)
+    spans, masks = {}, {}
+    for level, parts in SPAN_PARTS.items():
+        padded, present = pad_rows([c.spans[level] for c in captions], np.array([0, 1]))
+        if parts == 1:
+            padded = padded[:, :, 0]
+        spans[level] = torch.from_numpy(np.ascontiguousarray(padded))
+        masks[level] = torch.from_numpy(present)
+    return TextBatch(torch.from_numpy(tokens), torch.from_numpy(mask), spans, masks)
 
 
 def select_frames(array: np.ndarray, max_frames: int | None) -> np.ndarray:
@@ -101,45 +105,46 @@ def select_frames(array: np.ndarray, max_frames: int | None) -> np.ndarray:
 
 
 def collate_video(
-    items: Sequence[dict[str, np.ndarray]], streams: Sequence[str], max_frames: int | None = None
+    items: Sequence[Mapping[str, np.ndarray]],
+    streams: Sequence[str],
+    max_frames: int | None = None,
 ) -> VideoBatch:
     """Pad per-video streams (T_i, ...) to (B, T, ...) float32 with a (B, T) frame mask.
 
-    Every stream of one video must have the same T; a video with no frame is an error.
+    Items may hold float16 (as stored) or float32 arrays; the values reach the model as
+    float32 either way (float16 -> float32 is exact). Every stream of one video must have
+    the same T; a video with no frame is an error.
     """
-    clipped = [
-        {s: select_frames(np.asarray(item[s]), max_frames) for s in streams} for item in items
-    ]
-    lengths = [item[streams[0]].shape[0] for item in clipped]
-    if min(lengths) < 1:
+    clipped = [[select_frames(np.asarray(item[s]), max_frames) for s in streams] for item in items]
+    lengths = np.array([arrays[0].shape[0] for arrays in clipped], dtype=np.int64)
+    if lengths.min() < 1:
         raise DataError("a video has zero frames; re-extract its features")
-    frames = max(lengths)
-    mask = torch.zeros(len(items), frames, dtype=torch.bool)
-    for row, count in enumerate(lengths):
-        mask[row, :count] = True
-    tensors = {}
-    for name in streams:
-        shape = clipped[0][name].shape[1:]
-        out = torch.zeros(len(items), frames, *shape, dtype=torch.float32)
-        for row, item in enumerate(clipped):
-            array = item[name]
-            if array.shape[0] != lengths[row]:
+    for arrays, count in zip(clipped, lengths, strict=True):
+        for name, array in zip(streams, arrays, strict=True):
+            if array.shape[0] != count:
                 raise DataError(
                     f"stream {name!r} has {array.shape[0]} frames but {streams[0]!r} has "
-                    f"{lengths[row]} for the same video; re-extract its features"
+                    f"{count} for the same video; re-extract its features"
                 )
-            out[row, : array.shape[0]] = torch.from_numpy(np.asarray(array, dtype=np.float32))
-        tensors[name] = out
+    frames = int(lengths.max())
+    tensors = {}
+    for column, name in enumerate(streams):
+        shape = clipped[0][column].shape[1:]
+        out = np.zeros((len(items), frames, *shape), dtype=np.float32)
+        for row, arrays in enumerate(clipped):
+            out[row, : lengths[row]] = arrays[column]  # numpy copy + cast, no torch op
+        tensors[name] = torch.from_numpy(out)
+    mask = torch.from_numpy(np.arange(frames)[None, :] < lengths[:, None])
     return VideoBatch(tensors, mask)
 
 
 def multi_hot(label_lists: Sequence[Sequence[int]], size: int) -> torch.Tensor:
     """(B, size) float tensor with 1 at each listed index."""
-    out = torch.zeros(len(label_lists), size, dtype=torch.float32)
-    for row, labels in enumerate(label_lists):
-        if labels:
-            out[row, list(labels)] = 1.0
-    return out
+    out = np.zeros((len(label_lists), size), dtype=np.float32)
+    counts = np.fromiter((len(labels) for labels in label_lists), np.int64, len(label_lists))
+    columns = np.fromiter(itertools.chain.from_iterable(label_lists), np.int64, int(counts.sum()))
+    out[np.repeat(np.arange(len(label_lists)), counts), columns] = 1.0
+    return torch.from_numpy(out)
 
 
 @dataclass
@@ -160,10 +165,18 @@ class TrainBatch:
         return TrainBatch(
             self.video.to(device),
             self.text.to(device),
-            self.video_keys.to(device),
-            {k: v.to(device) for k, v in self.text_targets.items()},
-            {k: v.to(device) for k, v in self.video_targets.items()},
+            self.video_keys.to(device, non_blocking=True),
+            {k: v.to(device, non_blocking=True) for k, v in self.text_targets.items()},
+            {k: v.to(device, non_blocking=True) for k, v in self.video_targets.items()},
         )
+
+    def pin_memory(self) -> TrainBatch:
+        """The batch in page-locked memory (DataLoader with pin_memory=True calls this)."""
+        return TrainBatch(
+            self.video.pin_memory(), self.text.pin_memory(), self.video_keys.pin_memory(),
+            {k: v.pin_memory() for k, v in self.text_targets.items()},
+            {k: v.pin_memory() for k, v in self.video_targets.items()},
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return int(self.video_keys.shape[0])

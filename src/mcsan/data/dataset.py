@@ -4,7 +4,8 @@ attribute targets.
 :meth:`RetrievalData.load` reads a native dataset (captions.jsonl, dataset.yaml and one
 feature set), parses the captions (cached on disk), builds the vocabulary and the
 attribute vocabularies from the TRAINING captions only (or reuses those of a checkpoint)
-and loads the features of every needed video into memory.
+and holds the features of every needed video (resident as float16, or read on demand
+from the store: :mod:`mcsan.data.video_features`).
 
 Training: :class:`CaptionDataset` holds every training caption; :func:`epoch_batches`
 gives one epoch's global batches, a permutation that depends only on (seed, epoch), so a
@@ -38,6 +39,7 @@ from mcsan.data.collate import (
 )
 from mcsan.data.native import CaptionRecord, card_path, feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureSpec, FeatureStore
+from mcsan.data.video_features import VideoFeatures, load_video_features
 from mcsan.errors import DataError
 
 
@@ -53,7 +55,8 @@ class RetrievalData:
     caption_video: np.ndarray
     """int64 (N,): index into ``video_ids`` of each caption's video."""
     video_ids: list[str]
-    features: list[dict[str, np.ndarray]]
+    features: VideoFeatures
+    """Per-video float16 streams, resident or read on demand (``features.describe()``)."""
     vocab: Vocabulary
     attributes: AttributeVocabs
     feature_set: str
@@ -85,75 +88,35 @@ class RetrievalData:
         training captions; otherwise both come from the ``train`` split, which must then
         be among ``splits``. A caption whose video lacks features raises DataError naming
         ids unless ``cfg.drop_missing_features`` (then they are dropped and counted).
-        ``parser``: a CaptionParser to reuse (default: parse_with_cache makes one).
+        Features are resident or read on demand (``cfg.feature_memory``, see
+        :mod:`mcsan.data.video_features`). ``parser``: a CaptionParser to reuse (default:
+        parse_with_cache makes one).
         """
         root = Path(cfg.root)
-        card = read_card(root)
-        set_name = feature_set or cfg.feature_set or _only_feature_set(root, card)
-        wanted = set(splits)
-        records = [r for r in read_captions(root) if r.split in wanted]
-        for split in splits:
-            if not any(r.split == split for r in records):
-                raise DataError(
-                    f"{root / 'captions.jsonl'}: no caption in split {split!r}; splits present: "
-                    f"{sorted({r.split for r in read_captions(root)})}"
-                )
-        store_path = feature_path(root, set_name)
-        if not store_path.is_file():
-            raise DataError(
-                f"{store_path}: feature set {set_name!r} not found; extract it or set "
-                "data.feature_set to one listed in dataset.yaml"
-            )
-        with FeatureStore.open(store_path, mode="r", expect=expect_spec) as store:
-            spec = store.spec
-            chosen = tuple(streams or cfg.streams or spec.streams.keys())
-            unknown = [s for s in chosen if s not in spec.streams]
-            if unknown:
-                raise DataError(
-                    f"{store_path}: stream(s) {unknown} not in the feature set; it has "
-                    f"{sorted(spec.streams)}; fix data.streams"
-                )
-            missing = sorted({r.video_id for r in records if r.video_id not in store})
-            dropped = 0
-            if missing:
-                if not cfg.drop_missing_features:
-                    shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-                    raise DataError(
-                        f"{store_path}: {len(missing)} video(s) have captions but no features "
-                        f"({shown}); extract them, or set data.drop_missing_features=true to "
-                        "drop their captions"
-                    )
-                gone = set(missing)
-                dropped = sum(r.video_id in gone for r in records)
-                records = [r for r in records if r.video_id not in gone]
-            video_ids = list(dict.fromkeys(r.video_id for r in records))
-            features = [_pick(store.read(v), chosen) for v in video_ids]
-        index = {v: i for i, v in enumerate(video_ids)}
+        set_name = feature_set or cfg.feature_set or _only_feature_set(root, read_card(root))
+        records = _select_captions(root, splits)
+        loaded = _load_features(cfg, root, set_name, records, expect_spec, streams)
+        records = loaded.records
+        index = {v: i for i, v in enumerate(loaded.features.ids)}
         parsed = parse_with_cache([r.caption for r in records], _cache_path(cfg, root), parser)
         is_train = [r.split == "train" for r in records]
         if vocab is None or attributes is None:
-            if "train" not in wanted:
-                raise DataError("building a vocabulary needs the train split; pass a checkpoint's")
-            train_parsed = [p for p, t in zip(parsed, is_train, strict=True) if t]
-            if vocab is None:
-                vocab = Vocabulary.build([p.tokens for p in train_parsed], cfg.min_word_count)
-            if attributes is None:
-                attributes = AttributeVocabs.build(train_parsed, dict(cfg.attribute_sizes))
+            vocab, attributes = _vocabularies(cfg, parsed, is_train, vocab, attributes)
         data = cls(
             root=root,
             records=records,
             parsed=parsed,
             encoded=[encode_caption(p, vocab, cfg.max_words) for p in parsed],
             caption_video=np.array([index[r.video_id] for r in records], dtype=np.int64),
-            video_ids=video_ids,
-            features=features,
+            video_ids=loaded.features.ids,
+            features=loaded.features,
             vocab=vocab,
             attributes=attributes,
             feature_set=set_name,
-            feature_spec=spec,
-            streams=chosen,
+            feature_spec=loaded.spec,
+            streams=loaded.features.streams,
             max_frames=cfg.max_frames,
-            dropped_captions=dropped,
+            dropped_captions=loaded.dropped,
         )
         data._build_labels(is_train)
         return data
@@ -195,12 +158,93 @@ class RetrievalData:
         return [self.encoded[r] for r in rows], videos, caption_video
 
     def video_features(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-        """The in-memory feature dicts of videos ``indices``."""
-        return [self.features[i] for i in indices]
+        """The feature dicts (float16 arrays) of videos ``indices``."""
+        return self.features.get(indices)
 
 
-def _pick(streams: dict[str, np.ndarray], chosen: Sequence[str]) -> dict[str, np.ndarray]:
-    return {name: streams[name] for name in chosen}
+def _select_captions(root: Path, splits: Sequence[str]) -> list[CaptionRecord]:
+    """The caption records of ``splits``, in file order; each split must have one."""
+    every = read_captions(root)
+    wanted = set(splits)
+    records = [r for r in every if r.split in wanted]
+    for split in splits:
+        if not any(r.split == split for r in records):
+            raise DataError(
+                f"{root / 'captions.jsonl'}: no caption in split {split!r}; splits present: "
+                f"{sorted({r.split for r in every})}"
+            )
+    return records
+
+
+@dataclass
+class _Loaded:
+    records: list[CaptionRecord]
+    features: VideoFeatures
+    spec: FeatureSpec
+    dropped: int
+
+
+def _load_features(
+    cfg: DataConfig,
+    root: Path,
+    set_name: str,
+    records: list[CaptionRecord],
+    expect_spec: FeatureSpec | None,
+    streams: Sequence[str] | None,
+) -> _Loaded:
+    """The features of the records' videos (records without features: error or dropped)."""
+    store_path = feature_path(root, set_name)
+    if not store_path.is_file():
+        raise DataError(
+            f"{store_path}: feature set {set_name!r} not found; extract it or set "
+            "data.feature_set to one listed in dataset.yaml"
+        )
+    with FeatureStore.open(store_path, mode="r", expect=expect_spec) as store:
+        spec = store.spec
+        chosen = tuple(streams or cfg.streams or spec.streams.keys())
+        unknown = [s for s in chosen if s not in spec.streams]
+        if unknown:
+            raise DataError(
+                f"{store_path}: stream(s) {unknown} not in the feature set; it has "
+                f"{sorted(spec.streams)}; fix data.streams"
+            )
+        missing = sorted({r.video_id for r in records if r.video_id not in store})
+        dropped = 0
+        if missing:
+            if not cfg.drop_missing_features:
+                shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+                raise DataError(
+                    f"{store_path}: {len(missing)} video(s) have captions but no features "
+                    f"({shown}); extract them, or set data.drop_missing_features=true to "
+                    "drop their captions"
+                )
+            gone = set(missing)
+            dropped = sum(r.video_id in gone for r in records)
+            records = [r for r in records if r.video_id not in gone]
+        video_ids = list(dict.fromkeys(r.video_id for r in records))
+        features = load_video_features(
+            store, video_ids, chosen, cfg.max_frames, cfg.feature_memory,
+            cfg.resident_limit_gb, cfg.feature_cache_gb,
+        )  # fmt: skip
+    return _Loaded(records, features, spec, dropped)
+
+
+def _vocabularies(
+    cfg: DataConfig,
+    parsed: list[ParsedCaption],
+    is_train: list[bool],
+    vocab: Vocabulary | None,
+    attributes: AttributeVocabs | None,
+) -> tuple[Vocabulary, AttributeVocabs]:
+    """The word and attribute vocabularies given, or built from the training captions."""
+    train_parsed = [p for p, t in zip(parsed, is_train, strict=True) if t]
+    if not train_parsed:
+        raise DataError("building a vocabulary needs the train split; pass a checkpoint's")
+    if vocab is None:
+        vocab = Vocabulary.build([p.tokens for p in train_parsed], cfg.min_word_count)
+    if attributes is None:
+        attributes = AttributeVocabs.build(train_parsed, dict(cfg.attribute_sizes))
+    return vocab, attributes
 
 
 def _only_feature_set(root: Path, card: dict[str, Any]) -> str:
@@ -241,21 +285,20 @@ class Collator:
 
     def __call__(self, rows: Sequence[int]) -> TrainBatch:
         data = self.data
-        videos = [int(data.caption_video[r]) for r in rows]
-        sizes = data.attributes.sizes
+        keys = data.caption_video[np.asarray(rows, dtype=np.int64)]
+        videos = keys.tolist()
         empty: dict[str, list[int]] = {}
-        text_targets = {
-            level: multi_hot([data.caption_labels[r].get(level, []) for r in rows], size)
-            for level, size in sizes.items()
-        }
-        video_targets = {
-            level: multi_hot([data.video_labels.get(v, empty).get(level, []) for v in videos], size)
-            for level, size in sizes.items()
-        }
+        text_targets, video_targets = {}, {}
+        for level, size in data.attributes.sizes.items():
+            text_targets[level] = multi_hot([data.caption_labels[r].get(level, []) for r in rows],
+                                            size)  # fmt: skip
+            video_targets[level] = multi_hot(
+                [data.video_labels.get(v, empty).get(level, []) for v in videos], size
+            )
         return TrainBatch(
             video=collate_video(data.video_features(videos), data.streams, data.max_frames),
             text=collate_text([data.encoded[r] for r in rows]),
-            video_keys=torch.tensor(videos, dtype=torch.long),
+            video_keys=torch.from_numpy(keys),
             text_targets=text_targets,
             video_targets=video_targets,
         )

@@ -82,8 +82,7 @@ class MCSAN(nn.Module):
         (empty dict when ``absent_levels == "empty"``: every level then counts)."""
         if self.cfg.absent_levels == "empty":
             return {}
-        masks = {"entity": batch.entity_mask, "action": batch.action_mask,
-                 "relation": batch.relation_mask}  # fmt: skip
+        masks = batch.span_masks
         return {lvl: masks[lvl].any(dim=1) for lvl in self.levels if lvl in masks}
 
     def text_retrieval_embeddings(self, out: LevelOutput) -> dict[str, torch.Tensor]:

@@ -79,14 +79,14 @@ class TextEncoder(nn.Module):
             out["global"] = self.pools["global"](states, batch.mask)
         if "entity" in self.levels:
             out["entity"] = self.pools["entity"](
-                span_means(states, batch.entity_spans), batch.entity_mask
+                span_means(states, batch.spans["entity"]), batch.span_masks["entity"]
             )
         if "action" in self.levels:
             out["action"] = self.pools["action"](
-                span_means(states, batch.action_spans), batch.action_mask
+                span_means(states, batch.spans["action"]), batch.span_masks["action"]
             )
         if "relation" in self.levels:
-            parts = span_means(states, batch.relation_spans)  # (B, Nr, 3, H)
+            parts = span_means(states, batch.spans["relation"])  # (B, Nr, 3, H)
             triplets = self.triplet_mlp(parts.flatten(start_dim=2))
-            out["relation"] = self.pools["relation"](triplets, batch.relation_mask)
+            out["relation"] = self.pools["relation"](triplets, batch.span_masks["relation"])
         return {lvl: self.dropout(out[lvl]) for lvl in self.levels}

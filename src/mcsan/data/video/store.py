@@ -231,15 +231,26 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self.ids())
 
-    def read(self, video_id: str) -> dict[str, np.ndarray]:
-        """Every stream of one video as float32 (T, *shape)."""
+    def read(
+        self, video_id: str, dtype: Any = np.float32, streams: Iterable[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every stream (or ``streams``) of one video as ``dtype`` (T, *shape); float16 is
+        the stored precision (no conversion), float32 is exact."""
+        entry = self._entry(video_id)
+        names = self.spec.streams if streams is None else streams
+        return {name: entry[name][()].astype(dtype, copy=False) for name in names}
+
+    def frame_count(self, video_id: str) -> int:
+        """T of one video, read from the file's metadata (no feature is decoded)."""
+        return int(self._entry(video_id)[next(iter(self.spec.streams))].shape[0])
+
+    def _entry(self, video_id: str) -> Any:
         if video_id not in self:
             raise FeatureError(
                 f"{self.path}: no features for video id {video_id!r}; extract it or drop it "
                 "from the captions"
             )
-        entry = self._h5[VIDEOS_GROUP][escape_id(video_id)]
-        return {name: entry[name][()].astype(np.float32) for name in self.spec.streams}
+        return self._h5[VIDEOS_GROUP][escape_id(video_id)]
 
     def read_all(self, ids: Iterable[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
         """``{video_id: streams}`` for ``ids`` (default: every complete entry)."""
