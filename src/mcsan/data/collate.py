@@ -112,7 +112,8 @@ def collate_video(
     """Pad per-video streams (T_i, ...) to (B, T, ...) float32 with a (B, T) frame mask.
 
     Items may hold float16 (as stored) or float32 arrays; the values reach the model as
-    float32 either way (float16 -> float32 is exact). Every stream of one video must have
+    float32 either way (float16 -> float32 is exact). Float16 items are padded as float16
+    (half the bytes to copy) and cast once per stream. Every stream of one video must have
     the same T; a video with no frame is an error.
     """
     clipped = [[select_frames(np.asarray(item[s]), max_frames) for s in streams] for item in items]
@@ -130,10 +131,12 @@ def collate_video(
     tensors = {}
     for column, name in enumerate(streams):
         shape = clipped[0][column].shape[1:]
-        out = np.zeros((len(items), frames, *shape), dtype=np.float32)
+        half = all(arrays[column].dtype == np.float16 for arrays in clipped)
+        out = np.zeros((len(items), frames, *shape), dtype=np.float16 if half else np.float32)
         for row, arrays in enumerate(clipped):
-            out[row, : lengths[row]] = arrays[column]  # numpy copy + cast, no torch op
-        tensors[name] = torch.from_numpy(out)
+            out[row, : lengths[row]] = arrays[column]  # a numpy copy per clip, no torch op
+        # float16 -> float32 once per stream, in torch: several times faster than numpy's cast
+        tensors[name] = torch.from_numpy(out).float()
     mask = torch.from_numpy(np.arange(frames)[None, :] < lengths[:, None])
     return VideoBatch(tensors, mask)
 
