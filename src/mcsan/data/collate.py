@@ -23,11 +23,8 @@ import numpy as np
 import torch
 
 from mcsan.batch import SPAN_PARTS, TextBatch, VideoBatch
-from mcsan.data.captions.parse import ParsedCaption, Relation, Vocabulary
+from mcsan.data.captions.parse import ParsedCaption, Vocabulary
 from mcsan.errors import DataError
-
-LEVEL_ITEMS: dict[str, str] = {"entity": "entities", "action": "actions", "relation": "relations"}
-"""Span level -> the ParsedCaption field holding its items (Spans or Relations)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,12 +39,6 @@ class EncodedCaption:
     spans: Mapping[str, np.ndarray]
 
 
-def _parts(item: Any) -> tuple[Any, ...]:
-    if isinstance(item, Relation):
-        return (item.subject, item.predicate, item.object)
-    return (item,)
-
-
 def encode_caption(parsed: ParsedCaption, vocab: Vocabulary, max_words: int) -> EncodedCaption:
     """Token ids (truncated to ``max_words``, at least one) and the spans that survive.
 
@@ -58,8 +49,8 @@ def encode_caption(parsed: ParsedCaption, vocab: Vocabulary, max_words: int) -> 
     spans = {}
     for level, parts in SPAN_PARTS.items():
         kept = []
-        for item in getattr(parsed, LEVEL_ITEMS[level]):
-            pairs = [(p.start, min(p.end, length)) for p in _parts(item)]
+        for item in parsed.items(level):
+            pairs = [(p.start, min(p.end, length)) for p in item.parts]
             if all(start < end for start, end in pairs):
                 kept.append(pairs)
         spans[level] = np.array(kept, dtype=np.int64).reshape(len(kept), parts, 2)

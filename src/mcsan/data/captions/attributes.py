@@ -31,11 +31,7 @@ Labels = dict[str, list[int]]
 
 def caption_items(parsed: ParsedCaption) -> dict[str, set[str]]:
     """The distinct attribute items of one caption, per level."""
-    return {
-        "entity": {span.lemma for span in parsed.entities},
-        "action": {span.lemma for span in parsed.actions},
-        "relation": {relation.key for relation in parsed.relations},
-    }
+    return {level: {item.key for item in parsed.items(level)} for level in ATTRIBUTE_LEVELS}
 
 
 class AttributeVocabs:

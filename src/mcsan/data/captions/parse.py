@@ -61,6 +61,9 @@ __all__ = [
     "parse_with_cache",
 ]
 
+LEVEL_FIELDS: dict[str, str] = {"entity": "entities", "action": "actions", "relation": "relations"}
+"""Level -> the ParsedCaption field holding its items."""
+
 RULES_VERSION = "1"
 """Bumped whenever the parse rules change, so stale cache entries are re-parsed."""
 
@@ -74,6 +77,16 @@ class Span:
     lemma: str
     start: int
     end: int
+
+    @property
+    def key(self) -> str:
+        """The attribute item this span names (its lemma)."""
+        return self.lemma
+
+    @property
+    def parts(self) -> tuple[Span, ...]:
+        """The token spans of this item: itself."""
+        return (self,)
 
     def to_json(self) -> dict[str, Any]:
         """The span as ``{"lemma", "start", "end"}``."""
@@ -97,6 +110,11 @@ class Relation:
     def key(self) -> str:
         """The normalised triplet ``"subject|predicate|object"`` of lemmas."""
         return f"{self.subject.lemma}|{self.predicate.lemma}|{self.object.lemma}"
+
+    @property
+    def parts(self) -> tuple[Span, ...]:
+        """The token spans of this item: subject, predicate, object."""
+        return (self.subject, self.predicate, self.object)
 
     def to_json(self) -> dict[str, Any]:
         """The triplet as lemmas plus ``*_span`` token ranges."""
@@ -129,6 +147,10 @@ class ParsedCaption:
     entities: tuple[Span, ...] = field(default=())
     actions: tuple[Span, ...] = field(default=())
     relations: tuple[Relation, ...] = field(default=())
+
+    def items(self, level: str) -> tuple[Span, ...] | tuple[Relation, ...]:
+        """The items of one level of ``mcsan.ATTRIBUTE_LEVELS`` (each has ``key``, ``parts``)."""
+        return getattr(self, LEVEL_FIELDS[level])  # type: ignore[no-any-return]
 
     def to_json(self) -> dict[str, Any]:
         """The record format documented in this module."""
@@ -278,13 +300,12 @@ def _verb_lexicon(nlp: Any) -> frozenset[str]:
 
 def empty_level_counts(parsed: Iterable[ParsedCaption | None]) -> dict[str, int]:
     """How many captions have no entity, no action, no relation (``None`` entries skipped)."""
-    counts = {"entity": 0, "action": 0, "relation": 0}
+    counts = dict.fromkeys(LEVEL_FIELDS, 0)
     for record in parsed:
         if record is None:
             continue
-        counts["entity"] += not record.entities
-        counts["action"] += not record.actions
-        counts["relation"] += not record.relations
+        for level in counts:
+            counts[level] += not record.items(level)
     return counts
 
 
