@@ -215,6 +215,7 @@ def main() -> None:
                 res = spawn(["--child", "speed", "grid", str(big), "1",
                              "data.feature_memory=on_demand"])  # fmt: skip
                 rows.append((f"grid, {args.big:,} clips", "on demand", busy, res))
+    rss = None if args.skip_rss else spawn(["--child", "rss", str(big), "3"])
     threads = []
     for shape, busy, count, policy in itertools.product(args.thread_shapes, (False, True),
                                                         (1, 2), ("", "PASSIVE")):  # fmt: skip
@@ -223,7 +224,6 @@ def main() -> None:
             res = spawn(["--child", "speed", shape, str(roots[shape]), str(args.steps),
                          f"train.threads={count}"], env)  # fmt: skip
             threads.append((shape, busy, count, policy or "(unset)", res))
-    rss = None if args.skip_rss else spawn(["--child", "rss", str(big), "3"])
     report(args, rows, threads, rss)
 
 

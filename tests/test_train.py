@@ -89,6 +89,9 @@ def test_run_folder_contents(runs):
     best = max(h["val"]["fused"]["rsum"] for h in metrics["history"])
     assert metrics["best_metrics"]["fused"]["rsum"] == best
     assert "best epoch" in runs["full_out"] and "rsum" in runs["full_out"]
+    assert "training on cpu with 1 torch thread(s); batches built in the training process" in (
+        runs["full_out"]
+    ) and "resident in memory as float16" in runs["full_out"]
     saved = load_config(run / "config.yaml")
     assert saved.train.epochs == EPOCHS and saved.data.root == str(runs["root"])
 

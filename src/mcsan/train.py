@@ -16,7 +16,6 @@ Run folder: ``config.yaml`` (resolved), ``best.pt``, ``last.pt``, ``metrics.csv`
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import random
 import time
@@ -41,9 +40,9 @@ from mcsan.checkpoint import (
     vocab_to_state,
 )
 from mcsan.config import RunConfig, config_differences, save_config
+from mcsan.data import loader as loading
 from mcsan.data.collate import TrainBatch
-from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
-from mcsan.data.loader import LOADING_KEYS, epoch_loader, loader_settings, training_threads
+from mcsan.data.dataset import RetrievalData
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.evaluate import evaluate_levels
 from mcsan.inference import embed_captions, embed_videos
@@ -54,7 +53,6 @@ from mcsan.progress import track
 from mcsan.train_log import RunLog
 
 EpochCallback = Callable[[dict[str, Any]], None]
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -141,8 +139,8 @@ class Trainer:
         if self.device.type == "cuda" and self.ctx.enabled:
             self.device = torch.device("cuda", self.ctx.local_rank)
         self.amp = amp_dtype(cfg.train.amp, self.device)
-        self.threads = training_threads(cfg.train, self.device)
-        self.loading = loader_settings(cfg.train, self.device)
+        self.threads = loading.training_threads(cfg.train, self.device)
+        self.load_settings = loading.loader_settings(cfg.train, self.device)
         if cfg.train.batch_size < self.ctx.world_size:
             raise ConfigError(
                 f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
@@ -155,8 +153,8 @@ class Trainer:
                 "--resume to continue it or choose another --out"
             )
         self.data = self._load_data(state)
-        logger.info("training on %s with %d torch thread(s); %s; features: %s", self.device,
-                    self.threads, self.loading.describe(), self.data.features.describe())
+        self.setup_line = loading.setup_line(self.device, self.threads, self.load_settings,
+                                             self.data.features)  # fmt: skip
         seed_everything(cfg.seed)  # identical initial weights on every rank
         vectors = self._word_vectors(state)
         self.model = MCSAN(
@@ -187,7 +185,8 @@ class Trainer:
         state = load_checkpoint(path)
         saved = dict(state["config"])
         current = self.cfg.to_dict()
-        differing = config_differences(saved, current, ignore=("train.epochs", *LOADING_KEYS))
+        keep = ("train.epochs", *loading.LOADING_KEYS)
+        differing = config_differences(saved, current, ignore=keep)
         if differing:
             raise CheckpointError(
                 f"{path}: --resume with a different config ({', '.join(differing)}); resume "
@@ -302,16 +301,9 @@ class Trainer:
         return {k: float(v) for k, v in parts.items()}
 
     def _epoch_loader(self) -> torch.utils.data.DataLoader:
-        dataset = CaptionDataset(self.data)
-        batches = epoch_batches(
-            len(dataset), self.cfg.train.batch_size, self.cfg.seed, self.epoch,
-            min_batch=self.ctx.world_size,
-        )  # fmt: skip
-        shards = []
-        for batch in batches:
-            start, end = dist_utils.shard_bounds(len(batch), self.ctx)
-            shards.append(batch[start:end].tolist())
-        return epoch_loader(dataset, shards, Collator(self.data), self.loading)
+        t = self.cfg.train
+        return loading.epoch_loader(self.data, t.batch_size, self.cfg.seed, self.epoch,
+                                    self.ctx, self.load_settings)  # fmt: skip
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Fused and per-level metrics on the val split (model in eval mode)."""
@@ -428,13 +420,17 @@ def train(
     resume: bool = False,
     on_epoch: EpochCallback | None = None,
     parser: Any = None,
+    on_setup: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg`` into ``out_dir`` (continuing from ``last.pt`` with ``resume``).
 
     ``on_epoch(record)`` is called on rank 0 after each epoch (the CLI prints from it);
+    ``on_setup(line)`` on rank 0 once set up (device, threads, loading, resident features);
     ``parser`` is an optional CaptionParser to reuse.
     """
     trainer = Trainer(cfg, out_dir, resume, parser)
+    if on_setup is not None and trainer.ctx.is_main:
+        on_setup(trainer.setup_line)
     try:
         return trainer.fit(on_epoch)
     finally:

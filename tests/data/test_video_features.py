@@ -13,6 +13,7 @@ from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_ba
 from mcsan.data.loader import epoch_loader, loader_settings, training_threads
 from mcsan.data.native import feature_path
 from mcsan.data.video.store import FeatureStore
+from mcsan.distributed import DistContext
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +70,19 @@ def test_auto_reads_on_demand_beyond_the_resident_limit(root, caption_parser):
 def test_worker_processes_give_the_same_batches_in_the_same_order(root, caption_parser):
     data = load(root, caption_parser, feature_memory="on_demand")
     dataset = CaptionDataset(data)
-    batches = [b.tolist() for b in epoch_batches(len(dataset), 8, seed=0, epoch=1)]
+    batches = epoch_batches(len(dataset), 8, seed=0, epoch=1)
     cpu = loader_settings(TrainConfig(), torch.device("cpu"))
     assert cpu.num_workers == 0 and not cpu.pin_memory
     two = loader_settings(TrainConfig(num_workers=2), torch.device("cpu"))
-    plain = list(epoch_loader(dataset, batches, Collator(data), cpu))
-    forked = list(epoch_loader(dataset, batches, Collator(data), two))
+    plain = list(epoch_loader(data, 8, 0, 1, DistContext(), cpu))
+    forked = list(epoch_loader(data, 8, 0, 1, DistContext(), two))
     assert len(plain) == len(forked) == len(batches)
-    for a, b in zip(plain, forked, strict=True):
+    for a, b, rows in zip(plain, forked, batches, strict=True):
         assert_batches_equal(a, b)
+        assert a.video_keys.tolist() == data.caption_video[dataset.rows[rows]].tolist()
+    # under DDP, rank 1 of 2 gets the second half of each global batch
+    second = list(epoch_loader(data, 8, 0, 1, DistContext(1, 2), cpu))
+    assert [len(b) for b in second] == [len(b) // 2 for b in batches]
 
 
 def test_loader_and_thread_defaults_per_device():

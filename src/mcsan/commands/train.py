@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         resume=args.resume,
         on_epoch=(lambda record: print(_epoch_line(record), flush=True)) if main_rank else None,
+        on_setup=lambda line: print(line, flush=True),
     )
     if main_rank:
         if result.dropped_captions:

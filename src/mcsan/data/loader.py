@@ -14,16 +14,14 @@ machine and several times faster when another process is busy beside it.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from mcsan.config import TrainConfig
-
-logger = logging.getLogger(__name__)
+from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
+from mcsan.data.video_features import VideoFeatures
+from mcsan.distributed import DistContext, shard_bounds
 
 LOADING_KEYS = (
     "train.num_workers", "train.pin_memory", "train.prefetch_factor", "train.threads",
@@ -61,20 +59,35 @@ def loader_settings(cfg: TrainConfig, device: torch.device) -> LoaderSettings:
 
 
 def epoch_loader(
-    dataset: torch.utils.data.Dataset,
-    batches: Sequence[Sequence[int]],
-    collate: Any,
+    data: RetrievalData,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    ctx: DistContext,
     settings: LoaderSettings,
 ) -> torch.utils.data.DataLoader:
-    """A loader yielding ``collate(batch)`` for each of ``batches``, in that order."""
+    """This rank's batches of ``epoch``: the global batches of :func:`epoch_batches` (an
+    order that depends only on seed and epoch), each cut to this rank's contiguous shard."""
+    dataset = CaptionDataset(data)
+    shards = []
+    for batch in epoch_batches(len(dataset), batch_size, seed, epoch, ctx.world_size):
+        start, end = shard_bounds(len(batch), ctx)
+        shards.append(batch[start:end].tolist())
     return torch.utils.data.DataLoader(
         dataset,
-        batch_sampler=[list(b) for b in batches],
-        collate_fn=collate,
+        batch_sampler=shards,
+        collate_fn=Collator(data),
         num_workers=settings.num_workers,
         pin_memory=settings.pin_memory,
         prefetch_factor=settings.prefetch_factor,
     )
+
+
+def setup_line(device: torch.device, threads: int, settings: LoaderSettings,
+               features: VideoFeatures) -> str:  # fmt: skip
+    """What training runs on, for the log: device, threads, batch building, features."""
+    return (f"training on {device} with {threads} torch thread(s); {settings.describe()}; "
+            f"features: {features.describe()}")  # fmt: skip
 
 
 def training_threads(cfg: TrainConfig, device: torch.device) -> int:
