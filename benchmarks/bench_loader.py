@@ -95,29 +95,39 @@ def run_config(shape: str, root: Path, cache: Path, overrides: list[str]):
 
 
 def child_speed(shape: str, root: Path, cache: Path, overrides: list[str], steps: int) -> dict:
-    """Build an epoch's batches alone, then train ``steps`` steps on them; one JSON dict."""
+    """Build batches alone for >= 4 s (epoch after epoch), then train ``steps`` steps on
+    some of them; wall and process-CPU pairs/s of both, one JSON dict."""
     import torch
 
+    from mcsan.data import loader as loading
     from mcsan.train import Trainer
 
     cfg = run_config(shape, root, cache, overrides)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out)
-        loader = trainer._epoch_loader()
-        batches, pairs = [], 0
-        start = time.perf_counter()
-        for batch in itertools.islice(loader, 40 if shape != "grid" else 12):
-            pairs += len(batch)
-            batches.append(batch)
-        build = pairs / (time.perf_counter() - start)
-        trainer.train_step(batches[0])  # warm-up
-        start, stepped = time.perf_counter(), 0
-        for batch in itertools.islice(itertools.cycle(batches), steps):
+        kept, pairs = [], 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        for epoch in itertools.count():
+            loader = loading.epoch_loader(trainer.data, cfg.train.batch_size, cfg.seed, epoch,
+                                          trainer.ctx, trainer.load_settings)  # fmt: skip
+            for batch in loader:
+                pairs += len(batch)
+                if len(kept) < 2:
+                    kept.append(batch)
+                if time.perf_counter() - wall > 4:
+                    break
+            if time.perf_counter() - wall > 4:
+                break
+        build = (pairs / (time.perf_counter() - wall), pairs / (time.process_time() - cpu))
+        trainer.train_step(kept[0])  # warm-up
+        stepped = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        for batch in itertools.islice(itertools.cycle(kept), steps):
             trainer.train_step(batch)
             stepped += len(batch)
-        step = stepped / (time.perf_counter() - start)
-    return {"build": build, "step": step, "threads": torch.get_num_threads(),
-            "features": trainer.data.features.describe(),
+        step = (stepped / (time.perf_counter() - wall), stepped / (time.process_time() - cpu))
+    return {"build": build[0], "build_cpu": build[1], "step": step[0], "step_cpu": step[1],
+            "threads": torch.get_num_threads(), "features": trainer.data.features.describe(),
             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # fmt: skip
 
 
@@ -235,25 +245,30 @@ def report(args: argparse.Namespace, rows: list, threads: list, rss: dict | None
         f"Date: {date.today().isoformat()}; {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
         "load = 1-minute load average when the row started (the machine is shared).", "",
-        f"Build = pairs/s of building an epoch's batches alone (Trainer's loader, no worker); "
-        f"step = pairs/s of Trainer.train_step on those batches, {args.steps} steps after one "
-        "warm-up, default threads; same process. Busy = a 2-thread torch matmul loop beside.", "",
-        "| shapes | features | neighbour | load | build pairs/s | step pairs/s | build / step "
-        "| threads | peak RSS (GB) |",
+        f"Build = pairs/s of building batches alone for 4 s (the Trainer's epoch loader, no "
+        f"worker); step = pairs/s of Trainer.train_step on two of them, {args.steps} steps "
+        "(grid: 1) after one warm-up, default threads; same process. Wall = wall-clock; CPU = "
+        "the process's CPU time (steadier on a shared machine). Busy = a 2-thread torch matmul "
+        "loop beside.", "",
+        "| shapes | features | neighbour | load | build pairs/s (wall / CPU) | step pairs/s "
+        "(wall / CPU) | build / step (wall / CPU) | threads | peak RSS (GB) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for shape, memory, busy, r in rows:
         lines.append(
             f"| {shape} | {memory} | {'busy' if busy else 'idle'} | {r['load']:.1f} | "
-            f"{r['build']:,.0f} | {r['step']:,.1f} | {r['build'] / r['step']:,.0f}x | "
-            f"{r['threads']} | {r['peak_gb']:.2f} |"
+            f"{r['build']:,.0f} / {r['build_cpu']:,.0f} | {r['step']:,.1f} / "
+            f"{r['step_cpu']:,.1f} | {r['build'] / r['step']:,.0f}x / "
+            f"{r['build_cpu'] / r['step_cpu']:,.0f}x | {r['threads']} | {r['peak_gb']:.2f} |"
         )
     lines += ["", "Model step vs torch threads and OMP_WAIT_POLICY:", "",
-              "| shapes | neighbour | threads | OMP_WAIT_POLICY | load | step pairs/s | "
-              "build pairs/s |", "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+              "| shapes | neighbour | threads | OMP_WAIT_POLICY | load | step pairs/s (wall) | "
+              "step CPU s / pair x 1000 | build pairs/s (wall) |",
+              "|---|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
     for shape, busy, count, policy, r in threads:
         lines.append(f"| {shape} | {'busy' if busy else 'idle'} | {count} | {policy} | "
-                     f"{r['load']:.1f} | {r['step']:,.1f} | {r['build']:,.0f} |")  # fmt: skip
+                     f"{r['load']:.1f} | {r['step']:,.1f} | {1000 / r['step_cpu']:.1f} | "
+                     f"{r['build']:,.0f} |")  # fmt: skip
     if rss is not None:
         lines += ["", f"One epoch on {args.big:,} clips with a 16 x 1280 grid stream + 2048-d "
                   f"frames (T=20, configs/msrvtt.yaml model, batch 128): every batch of the "

@@ -86,6 +86,13 @@ def test_collate_shapes_masks_and_targets(data):
         # a caption's own labels are a subset of its video's training union
         assert (batch.text_targets[level] <= batch.video_targets[level]).all()
     assert batch.video_keys.tolist() == [int(data.caption_video[r]) for r in rows]
+    for row, r in enumerate(rows):  # the packed label tables give exactly each item's labels
+        video = int(data.caption_video[r])
+        for level in data.attributes.sizes:
+            text_hot = batch.text_targets[level][row].nonzero().flatten().tolist()
+            video_hot = batch.video_targets[level][row].nonzero().flatten().tolist()
+            assert text_hot == data.caption_labels[r][level]
+            assert video_hot == data.video_labels.get(video, {}).get(level, [])
 
 
 def test_truncation_clips_spans(data, caption_parser):

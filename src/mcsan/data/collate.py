@@ -132,13 +132,26 @@ def collate_video(
     return VideoBatch(tensors, mask)
 
 
-def multi_hot(label_lists: Sequence[Sequence[int]], size: int) -> torch.Tensor:
-    """(B, size) float tensor with 1 at each listed index."""
-    out = np.zeros((len(label_lists), size), dtype=np.float32)
-    counts = np.fromiter((len(labels) for labels in label_lists), np.int64, len(label_lists))
-    columns = np.fromiter(itertools.chain.from_iterable(label_lists), np.int64, int(counts.sum()))
-    out[np.repeat(np.arange(len(label_lists)), counts), columns] = 1.0
-    return torch.from_numpy(out)
+class LabelTable:
+    """Label lists of many items packed flat (CSR), for multi-hot rows of any subset at once."""
+
+    def __init__(self, label_lists: Sequence[Sequence[int]], size: int) -> None:
+        counts = np.fromiter((len(labels) for labels in label_lists), np.int64, len(label_lists))
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.labels = np.fromiter(itertools.chain.from_iterable(label_lists), np.int64,
+                                  int(counts.sum()))  # fmt: skip
+        self.size = size
+
+    def multi_hot(self, items: np.ndarray) -> torch.Tensor:
+        """(len(items), size) float tensor: row i has 1 at each label of item ``items[i]``."""
+        starts, ends = self.offsets[items], self.offsets[items + 1]
+        counts = ends - starts
+        rows = np.repeat(np.arange(len(items)), counts)
+        # position of each label in the flat array: its item's start + its rank in the item
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        out = np.zeros((len(items), self.size), dtype=np.float32)
+        out[rows, self.labels[np.repeat(starts, counts) + within]] = 1.0
+        return torch.from_numpy(out)
 
 
 @dataclass

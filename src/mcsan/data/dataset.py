@@ -31,11 +31,11 @@ from mcsan.data.captions.attributes import AttributeVocabs
 from mcsan.data.captions.parse import ParsedCaption, Vocabulary, load_word_vectors, parse_with_cache
 from mcsan.data.collate import (
     EncodedCaption,
+    LabelTable,
     TrainBatch,
     collate_text,
     collate_video,
     encode_caption,
-    multi_hot,
 )
 from mcsan.data.native import CaptionRecord, card_path, feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureSpec, FeatureStore
@@ -278,29 +278,35 @@ class CaptionDataset(torch.utils.data.Dataset):
 
 
 class Collator:
-    """Caption rows -> TrainBatch (features, tokens, spans, keys, attribute targets)."""
+    """Caption rows -> TrainBatch (features, tokens, spans, keys, attribute targets).
+
+    The attribute labels are packed once (:class:`LabelTable`), so a batch's targets are a
+    few numpy operations whatever its size.
+    """
 
     def __init__(self, data: RetrievalData) -> None:
         self.data = data
+        sizes = data.attributes.sizes
+        videos = range(len(data.video_ids))
+        self.text_labels = {
+            level: LabelTable([labels.get(level, []) for labels in data.caption_labels], size)
+            for level, size in sizes.items()
+        }
+        self.video_labels = {
+            level: LabelTable([data.video_labels.get(v, {}).get(level, []) for v in videos], size)
+            for level, size in sizes.items()
+        }
 
     def __call__(self, rows: Sequence[int]) -> TrainBatch:
         data = self.data
-        keys = data.caption_video[np.asarray(rows, dtype=np.int64)]
-        videos = keys.tolist()
-        empty: dict[str, list[int]] = {}
-        text_targets, video_targets = {}, {}
-        for level, size in data.attributes.sizes.items():
-            text_targets[level] = multi_hot([data.caption_labels[r].get(level, []) for r in rows],
-                                            size)  # fmt: skip
-            video_targets[level] = multi_hot(
-                [data.video_labels.get(v, empty).get(level, []) for v in videos], size
-            )
+        rows = np.asarray(rows, dtype=np.int64)
+        keys = data.caption_video[rows]
         return TrainBatch(
-            video=collate_video(data.video_features(videos), data.streams, data.max_frames),
+            video=collate_video(data.video_features(keys), data.streams, data.max_frames),
             text=collate_text([data.encoded[r] for r in rows]),
             video_keys=torch.from_numpy(keys),
-            text_targets=text_targets,
-            video_targets=video_targets,
+            text_targets={k: table.multi_hot(rows) for k, table in self.text_labels.items()},
+            video_targets={k: table.multi_hot(keys) for k, table in self.video_labels.items()},
         )
 
 
