@@ -46,6 +46,9 @@ def test_on_demand_equals_resident_with_a_bounded_cache(root, caption_parser):
     lazy = load(root, caption_parser, feature_memory="on_demand", feature_cache_gb=cache_gb)
     assert resident.features.mode == "resident" and lazy.features.mode == "on_demand"
     assert lazy.features.nbytes == resident.features.nbytes
+    view = lazy.video_features([3, 1, 2])  # a split to evaluate: read one by one when used
+    assert not lazy.features._cache and len(view[1:]) == 2
+    assert np.array_equal(view[1:][0]["frame"], resident.features[1]["frame"])
     with FeatureStore.open(feature_path(root, "tiny")) as store:
         stored = store.read(resident.video_ids[0])
     for i in range(len(resident.features)):

@@ -157,8 +157,8 @@ class RetrievalData:
         )
         return [self.encoded[r] for r in rows], videos, caption_video
 
-    def video_features(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-        """The feature dicts (float16 arrays) of videos ``indices``."""
+    def video_features(self, indices: Sequence[int]) -> Sequence[dict[str, np.ndarray]]:
+        """The feature dicts (float16 arrays) of videos ``indices``, read when indexed."""
         return self.features.get(indices)
 
 

@@ -49,13 +49,30 @@ class VideoFeatures:
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def get(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-        """The stream dicts of videos ``indices``, in that order."""
-        return [self[int(i)] for i in indices]
+    def get(self, indices: Sequence[int]) -> FeatureView:
+        """The stream dicts of videos ``indices``, in that order, as a sequence that reads
+        each one when indexed (on demand, a whole split is never in memory at once)."""
+        return FeatureView(self, indices)
 
     def describe(self) -> str:
         """One line for the training log: mode and resident size."""
         return f"{len(self)} videos resident in memory as float16: {self.nbytes / GB:.2f} GB"
+
+
+class FeatureView(Sequence[dict[str, np.ndarray]]):
+    """Videos ``indices`` of a VideoFeatures, fetched when indexed (slices give views)."""
+
+    def __init__(self, features: VideoFeatures, indices: Sequence[int]) -> None:
+        self.features = features
+        self.indices = [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return FeatureView(self.features, self.indices[index])
+        return self.features[self.indices[index]]
 
 
 class ResidentFeatures(VideoFeatures):
