@@ -7,9 +7,11 @@ EfficientNet-Lite0's pretrained head (the ``logits`` stream of
 the mean of its 3 highest frame probabilities (all frames when fewer). It keeps an object
 seen in part of a clip (a max would, too) while one odd frame cannot carry the clip alone.
 
-The scores are one dense matrix ``(classes, clips)`` (float16 on disk, ``concepts.npy``),
-stored class-major so a query, which names a few classes, reads only their rows: the concept
-score of every clip is one product ``weights (M,) @ probs[classes] (M, N)``.
+The scores are one dense matrix ``(classes, clips)`` (float32, ``concepts.npy``, memory-mapped
+when served), stored class-major so a query, which names a few classes, reads only their
+rows: the concept score of every clip is the product ``weights (M,) @ probs[classes] (M, N)``,
+computed as M row updates (no BLAS threads to spin on a busy machine; float16 storage was
+tried and dropped: numpy's float16 -> float32 cast cost 10x the product).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class ConceptScores:
         if not per_clip_logits:
             raise SearchError("no clips to score; check the video folder")
         columns = [pool_probabilities(logits) for logits in per_clip_logits]
-        probs = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float16)
+        probs = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
         return cls(probs, {
             "encoder": ENCODER_NAME, "classes": len(load_classes()), "pooling": POOLING,
             "frames": int(frames), "size": int(size),
@@ -74,12 +76,14 @@ class ConceptScores:
     def scores(self, query: ConceptQuery, rows: np.ndarray | None = None) -> np.ndarray:
         """Concept score ``sum_c w_c p(c)`` of every clip (or of ``rows``), float32."""
         count = len(self) if rows is None else len(rows)
-        if query.empty:
-            return np.zeros(count, np.float32)
-        block = self.probs[query.concepts]
-        if rows is not None:
-            block = block[:, rows]
-        return query.weights @ np.asarray(block, dtype=np.float32)
+        total = np.zeros(count, np.float32)
+        scratch = np.empty(count, np.float32)
+        pairs = zip(query.concepts.tolist(), query.weights.tolist(), strict=True)
+        for concept, weight in sorted(pairs):
+            row = self.probs[concept] if rows is None else self.probs[concept, rows]
+            np.multiply(row, np.float32(weight), out=scratch, casting="unsafe")
+            total += scratch
+        return total
 
     def top(self, query: ConceptQuery, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best clips, best first (ties by row)."""
@@ -115,7 +119,7 @@ class ConceptScores:
     # ------------------------------------------------------------ persistence
     def save_into(self, directory: str | os.PathLike[str]) -> None:
         """Write ``concepts.npy`` into ``directory`` (the index's temporary folder)."""
-        np.save(Path(directory) / CONCEPTS_NAME, np.asarray(self.probs, np.float16))
+        np.save(Path(directory) / CONCEPTS_NAME, np.asarray(self.probs, np.float32))
 
     @classmethod
     def load_from(

@@ -204,6 +204,7 @@ class WordVectors:
         self._row = {word: row for row, word in enumerate(words.to_pylist())}
         self._table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
         self._frequent: np.ndarray | None = None
+        self._kth: dict[tuple[str, int], float] = {}
 
     def get(self, word: str) -> np.ndarray | None:
         """The unit vector of ``word``, or None when GloVe lacks it."""
@@ -214,19 +215,26 @@ class WordVectors:
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else None
 
-    def neighbour_rank(self, word: str, anchor: str) -> int:
-        """How many of the NEIGHBOUR_VOCAB most frequent words (``anchor`` itself left out)
-        are closer to ``anchor`` than ``word`` is; a large number if either has no vector."""
-        first, second = self.get(word), self.get(anchor)
-        if first is None or second is None:
-            return NEIGHBOUR_VOCAB
+    def neighbour_cosine(self, anchor: str, rank: int = MUTUAL_RANK) -> float:
+        """Cosine of ``anchor``'s ``rank``-th nearest neighbour among the NEIGHBOUR_VOCAB most
+        frequent words (itself left out); cached per word. 2.0 when ``anchor`` has no vector."""
+        cached = self._kth.get((anchor, rank))
+        if cached is not None:
+            return cached
+        vector = self.get(anchor)
+        if vector is None:
+            return 2.0
         if self._frequent is None:
             block = np.array(self._table[:NEIGHBOUR_VOCAB], dtype=np.float32)
             block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-9)
             self._frequent = block
-        closer = int(np.count_nonzero(self._frequent @ second > float(first @ second) + 1e-6))
-        return max(0, closer - (1 if anchor in self._row and self._row[anchor] < NEIGHBOUR_VOCAB
-                                else 0))
+        sims = self._frequent @ vector
+        row = self._row.get(anchor, NEIGHBOUR_VOCAB)
+        if row < NEIGHBOUR_VOCAB:
+            sims[row] = -2.0
+        value = float(np.partition(sims, -rank)[-rank])
+        self._kth[(anchor, rank)] = value
+        return value
 
 
 class ConceptBank:
@@ -352,7 +360,7 @@ class ConceptBank:
         kept = 0
         for row in rows[np.argsort(-cosines[rows], kind="stable")]:
             head = self._head_words[row]
-            if head == word or self.vectors.neighbour_rank(word, head) >= MUTUAL_RANK:
+            if head == word or cosines[row] < self.vectors.neighbour_cosine(head):
                 continue
             for index, how in self.by_word[head]:
                 if how in ("name", "head"):

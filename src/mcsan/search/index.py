@@ -12,7 +12,7 @@ On disk an index is a directory, written to a temporary sibling and renamed into
     INDEX/meta.json          ids, media paths, levels, weights, checkpoint sha256, kind
     INDEX/faiss.index        the FAISS index over the fused vectors
     INDEX/emb_<level>.npy    the per-level embeddings (float32, L2-normalised by the model)
-    INDEX/concepts.npy       optional: ImageNet class probabilities (classes, clips) float16
+    INDEX/concepts.npy       optional: ImageNet class probabilities (classes, clips) float32
 """
 
 from __future__ import annotations
@@ -172,7 +172,9 @@ class VideoIndex:
         if len(paths) != count:
             raise SearchError(f"{len(paths)} media paths for {count} ids; pass one per video")
         if concepts is not None and len(concepts) != count:
-            raise SearchError(f"{len(concepts)} concept columns for {count} ids; pass one per video")
+            raise SearchError(
+                f"{len(concepts)} concept columns for {count} ids; pass one per video"
+            )
         arrays: dict[str, np.ndarray] = {}
         for level in levels:
             array = np.ascontiguousarray(embeddings[level], dtype=np.float32)
