@@ -143,3 +143,11 @@ def test_query_matching_no_concept_says_so(photo_setup, bank):
     answer = searcher.answer("freedom and justice", 5)
     assert answer.hits == [] and answer.unmatched_words == ["freedom", "justice"]
     assert answer.warnings and "No concept matches" in answer.warnings[0]
+
+
+def test_weak_evidence_is_flagged(photo_setup, bank):
+    searcher = Searcher(VideoIndex.load(photo_setup["index"]), bank=bank)
+    assert searcher.answer("a cat", 3).warnings == []
+    weak = searcher.answer("a dog on a beach", 3)  # no dog among the photos
+    assert weak.hits and weak.hits[0].concept_score < 0.05
+    assert any(w.startswith("Weak evidence") for w in weak.warnings)

@@ -34,6 +34,10 @@ from mcsan.search.query import Hit, RetrieverLike, validate_k, validate_query
 
 MODES = ("auto", "concepts", "model")
 CANDIDATES = 100
+WEAK_CONCEPT_SCORE = 0.05
+"""Below this best concept score (the matched classes' summed, weighted probability) no clip
+clearly shows what the query names; the answer says so (a clearly visible object scores
+0.2-1.0 on the scikit-image photo clips, a barely visible one 0.03)."""
 
 
 @dataclass
@@ -137,6 +141,14 @@ class Searcher:
             if warning:
                 result.warnings.append(warning)
             result.hits = self._concept_hits(concept_query, k)
+        best = max((h.concept_score for h in result.hits if h.concept_score is not None),
+                   default=None)
+        if best is not None and best < WEAK_CONCEPT_SCORE:
+            result.warnings.append(
+                f"Weak evidence: the best clip's concept score is {best:.3f} (below "
+                f"{WEAK_CONCEPT_SCORE}); no clip clearly shows the matched concepts, so these "
+                "results may be unrelated."
+            )
         return result
 
     def _auto_parts(

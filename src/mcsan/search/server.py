@@ -165,6 +165,8 @@ def create_app(
     """The search app over the index in ``index_dir`` (see :func:`open_searcher`)."""
     searcher = open_searcher(index_dir, checkpoint, retriever, bank)
     index = searcher.index
+    if index.concepts is not None:
+        _ = searcher.bank  # read GloVe now, not on the first query
     lock = threading.Lock()
 
     app = FastAPI(title="mcsan search", docs_url=None, redoc_url=None, openapi_url=None)
