@@ -86,6 +86,7 @@ def test_auto_mode_leans_on_concepts_for_words_the_model_does_not_know(setup, ph
     assert searcher.modes() == ["auto", "concepts", "model"]
     cat = searcher.answer("a cat", 3)
     assert cat.mode == "concepts" and cat.unknown_words == ["cat"]
+    assert "ranked by concepts alone" in cat.warnings[0]
     assert cat.hits[0].video_id == "chelsea"
     mixed = searcher.answer("a red cat", 8)
     assert mixed.mode == "auto" and 0 < mixed.model_weight < 1

@@ -162,6 +162,11 @@ class Searcher:
                 use_concepts = False
             elif not known:
                 use_model = False
+                dataset = self.model["dataset"] if self.model else "unknown"
+                result.warnings.append(
+                    f"The model (trained on {dataset!r}) knows none of the query's words; "
+                    "ranked by concepts alone."
+                )
             else:
                 result.model_weight = round(len(known) / (len(known) + matched), 4)
         return use_model, use_concepts
