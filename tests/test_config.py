@@ -9,8 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcsan.config import RunConfig, config_from_dict, load_config, parse_override, save_config
+from mcsan.config import RunConfig, config_from_dict, load_config, save_config
 from mcsan.errors import ConfigError
+from mcsan.typed_yaml import parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ from mcsan.checkpoint import (
     vocab_from_state,
     vocab_to_state,
 )
-from mcsan.config import RunConfig, config_differences, save_config
+from mcsan.config import RunConfig, save_config
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
@@ -50,6 +50,7 @@ from mcsan.losses import MCSANLoss
 from mcsan.model import MCSAN, LevelOutput
 from mcsan.progress import track
 from mcsan.train_log import RunLog
+from mcsan.typed_yaml import config_differences
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
