@@ -68,7 +68,8 @@ def imports() -> dict[str, frozenset[str]]:
         found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.Import):
-                found.update(_resolve(alias.name) for alias in node.names if alias.name.startswith("mcsan"))
+                named = [alias.name for alias in node.names]
+                found.update(_resolve(n) for n in named if n == "mcsan" or n.startswith("mcsan."))
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
