@@ -3,14 +3,14 @@
 ``VideoIndex`` holds a collection's per-level embeddings and a FAISS index over their
 fused form, and/or per-clip concept scores (the frame encoder's ImageNet classes);
 :func:`search` ranks it for a text query with any encoder that follows
-:class:`RetrieverLike` (``mcsan.inference.Retriever``); :class:`Searcher` answers in the
-``concepts`` (no training), ``model`` or ``auto`` mode with the matched concepts, unknown
-words and warnings; ``mcsan.search.server.create_app`` serves it over HTTP.
+:class:`mcsan.encoder.Encoder` (``mcsan.inference.Retriever``); :class:`Searcher` answers
+in the ``concepts`` (no training), ``model`` or ``auto`` mode with the matched concepts,
+unknown words and warnings; ``mcsan.search.server.create_app`` serves it over HTTP.
 """
 
 from mcsan.search.index import SearchResult, VideoIndex
 from mcsan.search.modes import MODES, Answer, Searcher
-from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, Hit, RetrieverLike, search, search_many
+from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, Hit, search, search_many
 
 __all__ = [
     "MAX_K",
@@ -18,7 +18,6 @@ __all__ = [
     "MODES",
     "Answer",
     "Hit",
-    "RetrieverLike",
     "SearchResult",
     "Searcher",
     "VideoIndex",

@@ -1,6 +1,7 @@
 """A searchable index of a video collection: per-level embeddings fused into one FAISS index.
 
-The fused score of the model is ``sum_l w_l * <t_l, v_l>``. Each video is stored as the
+The fused score (defined in :mod:`mcsan.model.scoring`; caption embeddings already carry
+each caption's renormalisation) is ``sum_l w_l * <t_l, v_l>``. Each video is stored as the
 concatenation of ``sqrt(|w_l|) * v_l`` and each query as ``sign(w_l) * sqrt(|w_l|) * t_l``,
 so a plain inner-product search over the fused vectors ranks by exactly the model's fused
 score. The per-level embeddings are kept beside the FAISS index so each hit can report
@@ -20,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from mcsan.errors import CheckpointError, SearchError
-from mcsan.io import atomic_write_json
+from mcsan.io import atomic_directory, atomic_write_json
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
-from mcsan.search.files import carry_foreign_files, faiss_search, swap_directory
+from mcsan.search.faiss_threads import faiss_search
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -313,9 +312,7 @@ class VideoIndex:
         import faiss
 
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_directory(target, carry=lambda name: not _owned(name)) as tmp:
             for level in self.levels:
                 np.save(tmp / f"{INDEX_FILES_PREFIX}{level}.npy",
                         np.asarray(self.embeddings[level], np.float32))
@@ -324,12 +321,6 @@ class VideoIndex:
             if self.concepts is not None:
                 self.concepts.save_into(tmp)
             atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
-            if target.exists():
-                carry_foreign_files(target, tmp, _owned)
-            swap_directory(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.encoder import Encoder
 from mcsan.errors import SearchError
 from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
 from mcsan.search.honesty import (
@@ -30,7 +31,7 @@ from mcsan.search.honesty import (
     unknown_words,
 )
 from mcsan.search.index import VideoIndex
-from mcsan.search.query import Hit, RetrieverLike, validate_k, validate_query
+from mcsan.search.query import Hit, validate_k, validate_query
 
 MODES = ("auto", "concepts", "model")
 CANDIDATES = 100
@@ -71,7 +72,7 @@ class Searcher:
     def __init__(
         self,
         index: VideoIndex,
-        retriever: RetrieverLike | None = None,
+        retriever: Encoder | None = None,
         bank: ConceptBank | None = None,
         *,
         where: str = "the index",

@@ -23,12 +23,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mcsan.encoder import Encoder
 from mcsan.errors import MCSANError, SearchError
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
 from mcsan.search.modes import Searcher
-from mcsan.search.query import RetrieverLike
 
 STATIC_DIR = Path(__file__).parent / "static"
 SEARCH_PARAMS = frozenset({"q", "k", "mode"})
@@ -46,7 +46,7 @@ class ClientError(Exception):
         self.message = message
 
 
-def load_retriever(checkpoint: str | os.PathLike[str]) -> RetrieverLike:
+def load_retriever(checkpoint: str | os.PathLike[str]) -> Encoder:
     """The trained encoder of ``checkpoint`` (``mcsan.inference.Retriever``)."""
     from mcsan.inference import Retriever
 
@@ -119,7 +119,7 @@ def parse_search_params(request: Request) -> tuple[str, str, str]:
 def open_searcher(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
-    retriever: RetrieverLike | None = None,
+    retriever: Encoder | None = None,
     bank: ConceptBank | None = None,
 ) -> Searcher:
     """The index in ``index_dir`` with its query encoder.
@@ -159,7 +159,7 @@ def health_fields(searcher: Searcher) -> dict[str, Any]:
 def create_app(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
-    retriever: RetrieverLike | None = None,
+    retriever: Encoder | None = None,
     bank: ConceptBank | None = None,
 ) -> FastAPI:
     """The search app over the index in ``index_dir`` (see :func:`open_searcher`)."""
