@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.slow
 def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "mcsan", "--quiet", "demo", "--quick", "--out", str(out),
-           "--config", str(REPO / "configs" / "world.yaml")]  # fmt: skip
+    cmd = [sys.executable, "-m", "mcsan", "--quiet", "demo", "--quick", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Test split, fused score:" in done.stdout

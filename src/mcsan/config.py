@@ -6,10 +6,10 @@ YAML file, applies ``--set key.path=value`` overrides (values parsed as YAML sca
 flow lists/maps, e.g. ``model.levels=[global,entity]``) and checks every key and type:
 an unknown key is a :class:`~mcsan.errors.ConfigError` naming its full path and the file.
 
-Relative paths (``data.root``, ``data.parse_cache``, a word-vector file) are resolved
-against the current working directory when the config is loaded, so the configs in
-``configs/`` are meant to be used from the repository root. The config saved beside a
-run (``config.yaml``) holds the resolved absolute paths.
+``path`` is a YAML file or the name of a config shipped in :mod:`mcsan.configs`
+(``world``, ``msrvtt``, ``vatex``). Relative paths (``data.root``, ``data.parse_cache``, a
+word-vector file) are resolved against the current working directory when the config is
+loaded. The config saved beside a run (``config.yaml``) holds the resolved absolute paths.
 """
 
 from __future__ import annotations
@@ -312,14 +312,17 @@ def config_from_dict(
 def load_config(
     path: str | os.PathLike[str] | None, overrides: list[str] | None = None
 ) -> RunConfig:
-    """Read a YAML run config (None = all defaults), apply overrides, check and resolve it."""
+    """Read a run config (a YAML path, a built-in name, or None = all defaults), apply
+    overrides, check and resolve it."""
     if path is None:
         return config_from_dict({}, overrides, source="<defaults>")
+    from mcsan.configs import builtin_text, check_config_arg, is_builtin
+
+    check_config_arg(path)
     source = Path(path)
-    if not source.is_file():
-        raise ConfigError(f"{source}: config file not found; check the --config path")
+    text = builtin_text(str(path)) if is_builtin(path) else source.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc}); fix the file") from exc
     if not isinstance(data, dict):

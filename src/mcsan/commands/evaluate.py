@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+SMALL_SAMPLE_VIDEOS = 100
+"""Below this many videos a recall is too coarse to compare models on."""
+
+
+def small_sample_warning(videos: int) -> str:
+    """One line: few videos make every recall coarse."""
+    return (f"warning: small sample: only {videos} videos, so one video is "
+            f"{100 / max(videos, 1):.1f} points of v2t recall; differences of a few points are noise")  # fmt: skip
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
@@ -36,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
     )
     print(format_metrics_table(report["metrics"]))
+    if report["videos"] < SMALL_SAMPLE_VIDEOS:
+        print(small_sample_warning(report["videos"]))
     if args.out:
         atomic_write_json(args.out, report)
         print(f"wrote {args.out}")
