@@ -49,22 +49,45 @@ def set_log_interval(seconds: float) -> None:
     _interval = float(seconds)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(quiet: bool = False) -> None:
     """Send the ``mcsan`` loggers to stderr as plain timestamped lines (the CLI calls this).
 
     INFO and above (progress, one line per epoch, demo stages); WARNING and above when
-    ``quiet`` or on a data-parallel rank other than 0. Calling it again replaces the handler.
+    ``quiet`` or on a data-parallel rank other than 0. :func:`stop_logging` undoes it.
     """
+    global _handler
+    stop_logging()
+    _handler = _StderrHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logger = logging.getLogger("mcsan")
+    logger.addHandler(_handler)
+    other_rank = os.environ.get("RANK", "0") != "0"
+    logger.setLevel(logging.WARNING if quiet or other_rank else logging.INFO)
+
+
+def stop_logging() -> None:
+    """Remove the handler of :func:`setup_logging` and reset the ``mcsan`` logger's level."""
     global _handler
     logger = logging.getLogger("mcsan")
     if _handler is not None:
         logger.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    logger.addHandler(_handler)
-    other_rank = os.environ.get("RANK", "0") != "0"
-    logger.setLevel(logging.WARNING if quiet or other_rank else logging.INFO)
-    logger.propagate = False
+        _handler = None
+        logger.setLevel(logging.NOTSET)
 
 
 def duration(seconds: float) -> str:
