@@ -61,3 +61,10 @@ def test_the_cli_turns_a_missing_extra_into_a_named_error(tmp_path: Path, monkey
     err = capsys.readouterr().err
     assert err.startswith("error: uvicorn: not installed (needed for mcsan serve)")
     assert "pip install 'mcsan[search]'" in err
+
+
+def test_demo_checks_its_extras_before_the_first_stage(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if [report] were not installed
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
+    assert "pip install 'mcsan[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "demo" / "world").exists()

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         for key, label in (
             ("captioned_videos_without_features", "captioned videos without features"),
             ("features_without_captions", "features without captions"),
-            ("twin_clips", "twin clips (twins.jsonl; captioned through their originals)"),
+            ("twin_clips", "twin clips (in twins.jsonl; scored against their originals' captions)"),
         ):
             ids = entry[key]
             print(f"    {label}: {len(ids)}" + (f" ({_ids_line(ids, args.list_missing)})"

