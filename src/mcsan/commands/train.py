@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, train (one log line per epoch on stderr), print the best table."""
     import os
+    from pathlib import Path
 
     from mcsan.config import load_config
     from mcsan.distributed import launched_by_torchrun
@@ -49,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"dropped {result.dropped_captions} caption(s) whose video has no features")
         print(f"best epoch {result.best_epoch} (validation):")
         print(format_metrics_table(result.best_metrics))
-        print(f"best checkpoint: {result.out_dir / 'best.pt'} (last: {result.out_dir / 'last.pt'})")
+        run = Path(result.out_dir).resolve()
+        print(f"best checkpoint: {run / 'best.pt'} (last: {run / 'last.pt'})")
     return 0
