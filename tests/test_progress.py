@@ -35,3 +35,4 @@ def test_formats() -> None:
     assert [duration(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]
     assert progress_line("parse", 10, None, 2.0, "caption") == "parse: 10 caption, 5.0 caption/s"
     assert progress_line("e", 1, 3, 1.0, "batch").endswith("1.0 batch/s, ETA 2s")
+    assert progress_line("e", 2, 4, 20.0, "batch") == "e: 2/4 batch (50%), 10.0 s/batch, ETA 20s"

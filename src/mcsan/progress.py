@@ -106,7 +106,8 @@ def progress_line(desc: str, done: int, total: int | None, elapsed: float, unit:
     count = f"{done}/{total} {unit}" if total else f"{done} {unit}"
     if total:
         count += f" ({100 * done / total:.0f}%)"
-    line = f"{desc}: {count}, {rate:.1f} {unit}/s"
+    speed = f"{rate:.1f} {unit}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/{unit}"
+    line = f"{desc}: {count}, {speed}"
     if total and rate > 0:
         line += f", ETA {duration((total - done) / rate)}"
     return line
