@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mcsan.cli import main
-from mcsan.commands.evaluate import small_sample_warning
 from mcsan.data.native import read_captions, write_captions
+from mcsan.evaluate import small_sample_warning
 from mcsan.extras import MissingExtraError, missing_extra_message, require
 from tests.tiny_world import make_tiny_dataset
 

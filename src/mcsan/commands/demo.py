@@ -34,9 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo, print each stage's summary and the main table."""
-    from mcsan.commands.evaluate import SMALL_SAMPLE_VIDEOS, small_sample_warning
     from mcsan.demo import DemoSettings, run_demo
-    from mcsan.evaluate import format_metrics_table
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
 
     given = {
         key: getattr(args, key)

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-SMALL_SAMPLE_VIDEOS = 100
-"""Below this many videos a recall is too coarse to compare models on."""
-
-
-def small_sample_warning(videos: int) -> str:
-    """One line: few videos make every recall coarse."""
-    return (f"warning: small sample: only {videos} videos, so one video is "
-            f"{100 / max(videos, 1):.1f} points of v2t recall; differences of a few points are noise")  # fmt: skip
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
@@ -35,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; write JSON when asked."""
-    from mcsan.evaluate import format_metrics_table
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
     from mcsan.inference import evaluate_checkpoint
     from mcsan.io import atomic_write_json
 

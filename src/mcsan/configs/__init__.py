@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -23,9 +25,15 @@ def builtin_names() -> list[str]:
     )
 
 
-def builtin_text(name: str) -> str:
-    """The YAML text of the packaged config ``name``."""
-    return resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+@contextmanager
+def config_file(value: str | os.PathLike[str]) -> Iterator[Path]:
+    """The YAML file of ``value`` (a path, or a packaged config's name) as a real path."""
+    check_config_arg(value)
+    if not is_builtin(value):
+        yield Path(value)
+        return
+    with resources.as_file(resources.files(__name__).joinpath(f"{os.fspath(value)}.yaml")) as path:
+        yield path
 
 
 def is_builtin(value: str | os.PathLike[str]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcsan.demo.plots import (
     plot_levels,
@@ -14,10 +14,8 @@ from mcsan.demo.plots import (
     twin_kinds,
     wilson_interval,
 )
+from mcsan.demo.settings import DemoResult
 from mcsan.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from mcsan.demo.pipeline import DemoResult
 
 METRIC_COLUMNS = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
@@ -88,7 +86,7 @@ def _examples_markdown(examples: list[dict[str, Any]]) -> str:
 
 
 def _small_sample_note(videos: int) -> str:
-    from mcsan.commands.evaluate import SMALL_SAMPLE_VIDEOS, small_sample_warning
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, small_sample_warning
 
     return f"\n\n*{small_sample_warning(videos)}*" if videos < SMALL_SAMPLE_VIDEOS else ""
 
