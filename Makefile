@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Re-installs only when pyproject.toml changed since the last install. torch==2.13.0 first:
 # a CPU wheel of exactly this version is on local disk (pyproject accepts any torch 2.x from
-# 2.2, but another spec can download a multi-GB CUDA build); [dev] pulls every extra.
+# 2.3, but another spec can download a multi-GB CUDA build); [dev] pulls every extra.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
