@@ -143,10 +143,10 @@ def plot_twins(twins: Mapping[str, Mapping[str, Mapping[str, Any]]], path: Path)
     panels.append(("accuracy", "pairs", "all captions of the clip"))
     x = np.arange(len(kinds))
     width = 0.8 / max(1, len(twins))
-    wide = max(6.0, 0.9 * len(kinds) * max(1, len(twins)) ** 0.5 + 2)
-    figure, axes = plt.subplots(1, len(panels), figsize=(wide * len(panels), 4.0),
-                                constrained_layout=True, squeeze=False, sharey=True)  # fmt: skip
-    for axis, (key, n_key, title) in zip(axes[0], panels, strict=True):
+    wide = min(14.0, max(7.0, 0.6 * len(kinds) * max(1, len(twins)) ** 0.5 + 2))
+    figure, axes = plt.subplots(len(panels), 1, figsize=(wide, 3.6 * len(panels)),
+                                constrained_layout=True, squeeze=False, sharex=True)  # fmt: skip
+    for axis, (key, n_key, title) in zip(axes[:, 0], panels, strict=True):
         for i, (name, acc) in enumerate(twins.items()):
             values, low, high = [], [], []
             for kind in kinds:
@@ -161,8 +161,9 @@ def plot_twins(twins: Mapping[str, Mapping[str, Mapping[str, Any]]], path: Path)
         axis.axhline(50, color="grey", linestyle="--", linewidth=1, label="chance")
         axis.set_xticks(x, kinds, rotation=30 if len(kinds) > 5 else 0, ha="right"
                         if len(kinds) > 5 else "center")  # fmt: skip
-        axis.set(title=f"twin accuracy, {title}", xlabel="twin kind", ylim=(0, 105))
+        axis.set(title=f"twin accuracy, {title}", ylabel="clip above its twin (%)",
+                 ylim=(0, 105))  # fmt: skip
         axis.grid(alpha=0.3, axis="y")
-    axes[0][0].set_ylabel("clip scored above its twin (%)")
+    axes[-1][0].set_xlabel("twin kind")
     _legend_above(figure, axes[0][0])
     _save(figure, path)
