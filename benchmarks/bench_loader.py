@@ -32,14 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 SHAPES = {
     # the demo world: 8 frames, head 2x2 grid, block-10 and RGB-histogram streams
-    "world": {"frames": 8, "batch": 64, "config": "world.yaml",
+    "world": {"frames": 8, "batch": 64, "config": "world",
               "streams": {"head_grid2": (4, 1280), "block10": (112,), "rgbhist": (256,)}},
-    "msrvtt": {"frames": 20, "batch": 128, "config": "msrvtt.yaml",
+    "msrvtt": {"frames": 20, "batch": 128, "config": "msrvtt",
                "streams": {"resnet152": (2048,)}},
-    "grid": {"frames": 20, "batch": 128, "config": "msrvtt.yaml",
+    "grid": {"frames": 20, "batch": 128, "config": "msrvtt",
              "streams": {"resnet152": (2048,), "grid": (16, 1280)}},
 }  # fmt: skip
 COLOURS = ("red", "blue", "green", "yellow", "pink", "white")
@@ -91,7 +90,7 @@ def run_config(shape: str, root: Path, cache: Path, overrides: list[str]):
     sets = [f"data.root={root}", "data.word_vectors=none", f"data.parse_cache={cache}",
             f"train.batch_size={SHAPES[shape]['batch']}", "train.epochs=1",
             "train.num_workers=0", *overrides]  # fmt: skip
-    return load_config(REPO / "configs" / SHAPES[shape]["config"], sets)
+    return load_config(SHAPES[shape]["config"], sets)
 
 
 def child_speed(shape: str, root: Path, cache: Path, overrides: list[str], steps: int) -> dict:
@@ -99,7 +98,7 @@ def child_speed(shape: str, root: Path, cache: Path, overrides: list[str], steps
     some of them; wall and process-CPU pairs/s of both, one JSON dict."""
     import torch
 
-    from mcsan.data import loader as loading
+    from mcsan import train_loader as loading
     from mcsan.train import Trainer
 
     cfg = run_config(shape, root, cache, overrides)
@@ -271,7 +270,7 @@ def report(args: argparse.Namespace, rows: list, threads: list, rss: dict | None
                      f"{r['build']:,.0f} |")  # fmt: skip
     if rss is not None:
         lines += ["", f"One epoch on {args.big:,} clips with a 16 x 1280 grid stream + 2048-d "
-                  f"frames (T=20, configs/msrvtt.yaml model, batch 128): every batch of the "
+                  f"frames (T=20, the msrvtt config's model, batch 128): every batch of the "
                   f"epoch built ({rss['pairs']:,} pairs, {rss['build']:,.0f} pairs/s), 3 of them "
                   f"trained, then validation; features: {rss['features']}. Peak RSS "
                   f"{rss['peak_gb']:.2f} GB; {rss['seconds']:.0f} s."]  # fmt: skip
