@@ -1,10 +1,20 @@
 """Per-level attribute vocabularies and multi-hot labels (stored sparsely as index lists).
 
-Levels: ``entity`` (entity lemmas), ``action`` (action lemmas), ``relation`` (relation keys
-``"subject|predicate|object"``). A vocabulary holds the top-K items of the training captions
-by *caption frequency* (the number of captions that contain the item), ties broken
-alphabetically. A caption's labels are the sorted indices of its items in the vocabularies;
-a video's labels are the union over its captions.
+Levels: ``entity`` (entity lemmas), ``action`` (action lemmas), ``relation``. A vocabulary
+holds the top-K items of the training captions by *caption frequency* (the number of
+captions that contain the item), ties broken alphabetically. A caption's labels are the
+sorted indices of its items in the vocabularies; a video's labels are the union over its
+captions.
+
+Relation items are *factored*: each triplet (s, p, o) of a caption yields the full key
+``"s|p|o"`` and its back-offs ``"*|p|o"`` (predicate and object), ``"s|p|*"`` (subject and
+predicate) and ``"*|p|*"`` (predicate alone), and an action that heads no triplet ("a man is
+talking") gives its intransitive predicate ``"*|talk|*"``; all compete in one top-K ranking, so the
+frequent predicates ("in", "talk about", "play") and pairs take the label slots that rare
+full triplets would leave empty. Real captions' triplets are long-tailed: with full keys
+only, most MSR-VTT captions had no relation label at all. Which forms are used is
+``relation_forms`` of :meth:`AttributeVocabs.build`; a vocabulary saved before the
+factored design holds full keys only and still loads and labels as it did.
 """
 
 from __future__ import annotations
@@ -28,13 +38,50 @@ DEFAULT_SIZES: dict[str, int] = {"entity": 512, "action": 256, "relation": 512}
 
 Labels = dict[str, list[int]]
 
+RELATION_FORMS: tuple[str, ...] = (
+    "triplet",
+    "predicate_object",
+    "subject_predicate",
+    "predicate",
+    "intransitive",
+)
+"""The relation item forms: ``s|p|o``, ``*|p|o``, ``s|p|*``, ``*|p|*`` of each triplet, and
+``*|verb|*`` of each action that is no triplet's predicate."""
 
-def caption_items(parsed: ParsedCaption) -> dict[str, set[str]]:
+WILDCARD = "*"
+
+
+def relation_items(subject: str, predicate: str, obj: str, forms: Sequence[str]) -> set[str]:
+    """The relation items of one triplet in the given ``forms`` (see ``RELATION_FORMS``)."""
+    star = WILDCARD
+    made = {
+        "intransitive": f"{star}|{predicate}|{star}",
+        "triplet": f"{subject}|{predicate}|{obj}",
+        "predicate_object": f"{star}|{predicate}|{obj}",
+        "subject_predicate": f"{subject}|{predicate}|{star}",
+        "predicate": f"{star}|{predicate}|{star}",
+    }
+    return {made[form] for form in forms if form != "intransitive"}
+
+
+def caption_items(
+    parsed: ParsedCaption, relation_forms: Sequence[str] = RELATION_FORMS
+) -> dict[str, set[str]]:
     """The distinct attribute items of one caption, per level."""
+    relations: set[str] = set()
+    for relation in parsed.relations:
+        relations |= relation_items(
+            relation.subject.lemma, relation.predicate.lemma, relation.object.lemma, relation_forms
+        )
+    if "intransitive" in relation_forms:
+        heads = {r.predicate.start for r in parsed.relations}
+        for action in parsed.actions:
+            if action.start not in heads:
+                relations.add(f"{WILDCARD}|{action.lemma}|{WILDCARD}")
     return {
         "entity": {span.lemma for span in parsed.entities},
         "action": {span.lemma for span in parsed.actions},
-        "relation": {relation.key for relation in parsed.relations},
+        "relation": relations,
     }
 
 
@@ -56,9 +103,22 @@ class AttributeVocabs:
 
     @classmethod
     def build(
-        cls, parsed_train: Iterable[ParsedCaption], sizes: Mapping[str, int] | None = None
+        cls,
+        parsed_train: Iterable[ParsedCaption],
+        sizes: Mapping[str, int] | None = None,
+        relation_forms: Sequence[str] = RELATION_FORMS,
     ) -> AttributeVocabs:
-        """Top-``sizes[level]`` items per level of the training captions (ties alphabetical)."""
+        """Top-``sizes[level]`` items per level of the training captions (ties alphabetical).
+
+        ``relation_forms``: which relation item forms compete for the relation slots
+        (``("triplet",)`` is the full-key-only design).
+        """
+        unknown = [form for form in relation_forms if form not in RELATION_FORMS]
+        if unknown or not relation_forms:
+            raise DataError(
+                f"relation forms {list(relation_forms)} are invalid; use a non-empty subset "
+                f"of {list(RELATION_FORMS)}"
+            )
         sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
         for level, size in sizes.items():
             if level not in ATTRIBUTE_LEVELS or int(size) < 1:
@@ -68,7 +128,7 @@ class AttributeVocabs:
                 )
         counts: dict[str, Counter[str]] = {level: Counter() for level in ATTRIBUTE_LEVELS}
         for parsed in parsed_train:
-            for level, items in caption_items(parsed).items():
+            for level, items in caption_items(parsed, relation_forms).items():
                 counts[level].update(items)
         chosen = {
             level: sorted(counts[level], key=lambda item, c=counts[level]: (-c[item], item))[
