@@ -204,7 +204,7 @@ def real_mode(archive: Path, limit: int | None, cached: bool) -> list[str]:
         f"| action `s`/`re`/`t`/`m` | {c.get('action_contraction', 0)} |",
         f'| action `animate` (of {c.get("animated_captions", 0)} with "animated") | '
         f"{c.get('animate_action', 0)} ({c.get('animate_action', 0) / max(c.get('animated_captions', 0), 1):.1%}) |",
-        f"| `-ing` verb form as an entity (not a compound modifier) | {c.get('ing_entity', 0)} |",
+        f"| `-ing` verb form as an entity right after a noun ('people singing'), not a compound modifier | {c.get('ing_entity', 0)} |",
         f"| determiner / possessive as entity, subject or object | {c.get('determiner_argument', 0)} |",
         "",
         "Relation labels (K = 512, vocabulary from train; share of captions with >= 1 label, "

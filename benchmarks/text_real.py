@@ -114,7 +114,9 @@ def error_counts(path: Path, action_lemmas: frozenset[str]) -> dict[str, float]:
             c["animate_action"] += "animate" in actions
         starts = {e.start for e in record.entities}
         c["ing_entity"] += any(
-            ing_base(record.tokens[e.start], lexicon) and e.start + 1 not in starts
+            ing_base(record.tokens[e.start], lexicon)
+            and e.start - 1 in starts
+            and e.start + 1 not in starts
             for e in record.entities
         )
         args = [e.lemma for e in record.entities] + [
