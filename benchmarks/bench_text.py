@@ -22,6 +22,7 @@ import datetime
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -145,7 +146,7 @@ def _label_row(name: str, split: str, st: dict[str, float]) -> str:
     )
 
 
-def real_mode(archive: Path, limit: int | None, cached: bool) -> list[str]:
+def real_mode(archive: Path, limit: int | None, cached: bool, keep: Path | None) -> list[str]:
     """Run the real-caption benchmark; the markdown lines of its report."""
     from text_real import (
         action_lemmas,
@@ -167,6 +168,8 @@ def real_mode(archive: Path, limit: int | None, cached: bool) -> list[str]:
         rerun = run_parse(native, out, cache) if cached else None
         counts = error_counts(out, action_lemmas(out))
         designs, levels = label_designs(out), all_levels(out)
+        if keep is not None:
+            shutil.copyfile(out, keep)
     caption_parser = CaptionParser()
     gold = gold_scores(caption_parser)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -235,9 +238,10 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=None, help="MSR-VTT train_val zip")
     parser.add_argument("--limit", type=int, default=None, help="first N real captions only")
     parser.add_argument("--cache", action="store_true", help="real mode: also time a cached rerun")
+    parser.add_argument("--keep", type=Path, default=None, help="real mode: keep PARSED.jsonl")
     args = parser.parse_args()
     if args.real is not None:
-        lines = real_mode(args.real, args.limit, args.cache)
+        lines = real_mode(args.real, args.limit, args.cache, args.keep)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines), encoding="utf-8")
         print("\n".join(lines))

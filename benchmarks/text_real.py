@@ -31,7 +31,14 @@ DESIGNS: dict[str, tuple[str, ...]] = {
     "triplets only (before)": ("triplet",),
     "triplet + predicate": ("triplet", "predicate"),
     "factored triplets": ("triplet", "predicate_object", "subject_predicate", "predicate"),
-    "factored + intransitive (default)": RELATION_FORMS,
+    "factored + intransitive": (
+        "triplet",
+        "predicate_object",
+        "subject_predicate",
+        "predicate",
+        "intransitive",
+    ),
+    "factored + intransitive + preposition (default)": RELATION_FORMS,
 }
 
 

@@ -103,6 +103,10 @@ def test_factored_relation_labels_back_off_to_predicates():
         "man|play|*",
         "*|play|*",
     }
+    # a verb + preposition predicate also gives the preposition's forms
+    running = caption(["dog", "park"], ["run"], [("dog", "run in", "park")])
+    assert {"*|in|*", "*|in|park", "*|run in|*"} <= caption_items(running)["relation"]
+    assert "*|run|*" not in caption_items(running)["relation"]  # the verb heads a triplet
     with pytest.raises(DataError, match="relation forms"):
         AttributeVocabs.build(CORPUS, relation_forms=("subject",))
 

@@ -8,8 +8,10 @@ captions.
 
 Relation items are *factored*: each triplet (s, p, o) of a caption yields the full key
 ``"s|p|o"`` and its back-offs ``"*|p|o"`` (predicate and object), ``"s|p|*"`` (subject and
-predicate) and ``"*|p|*"`` (predicate alone), and an action that heads no triplet ("a man is
-talking") gives its intransitive predicate ``"*|talk|*"``; all compete in one top-K ranking, so the
+predicate) and ``"*|p|*"`` (predicate alone); a predicate that folds a preposition into its
+verb ("dog | run in | park") also gives the preposition's forms ``"*|in|*"`` and
+``"*|in|park"``, and an action that heads no triplet ("a man is talking") gives its
+intransitive predicate ``"*|talk|*"``; all compete in one top-K ranking, so the
 frequent predicates ("in", "talk about", "play") and pairs take the label slots that rare
 full triplets would leave empty. Real captions' triplets are long-tailed: with full keys
 only, most MSR-VTT captions had no relation label at all. Which forms are used is
@@ -43,10 +45,12 @@ RELATION_FORMS: tuple[str, ...] = (
     "predicate_object",
     "subject_predicate",
     "predicate",
+    "preposition",
     "intransitive",
 )
-"""The relation item forms: ``s|p|o``, ``*|p|o``, ``s|p|*``, ``*|p|*`` of each triplet, and
-``*|verb|*`` of each action that is no triplet's predicate."""
+"""The relation item forms: ``s|p|o``, ``*|p|o``, ``s|p|*``, ``*|p|*`` of each triplet,
+``*|prep|*`` and ``*|prep|o`` of a verb + preposition predicate, and ``*|verb|*`` of each
+action that is no triplet's predicate."""
 
 WILDCARD = "*"
 
@@ -61,7 +65,7 @@ def relation_items(subject: str, predicate: str, obj: str, forms: Sequence[str])
         "subject_predicate": f"{subject}|{predicate}|{star}",
         "predicate": f"{star}|{predicate}|{star}",
     }
-    return {made[form] for form in forms if form != "intransitive"}
+    return {made[form] for form in forms if form in made and form != "intransitive"}
 
 
 def caption_items(
@@ -73,6 +77,14 @@ def caption_items(
         relations |= relation_items(
             relation.subject.lemma, relation.predicate.lemma, relation.object.lemma, relation_forms
         )
+    verbs = {a.start for a in parsed.actions}
+    if "preposition" in relation_forms:
+        for relation in parsed.relations:
+            words = relation.predicate.lemma.split()
+            if len(words) > 1 and relation.predicate.start in verbs:
+                preposition = " ".join(words[1:])
+                relations.add(f"{WILDCARD}|{preposition}|{WILDCARD}")
+                relations.add(f"{WILDCARD}|{preposition}|{relation.object.lemma}")
     if "intransitive" in relation_forms:
         heads = {r.predicate.start for r in parsed.relations}
         for action in parsed.actions:

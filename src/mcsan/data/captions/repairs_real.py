@@ -6,7 +6,8 @@ tags many of their verbs as nouns, so no action and no relation come out. Each f
 here fixes one such failure on the :class:`TokenTable` (in place, O(tokens)):
 
 * split contractions ("there s", "he s", "they re", "don t", "i m") are joined before
-  tagging (:func:`join_contractions`), so no action ``s``/``re``/``t``/``m`` appears;
+  tagging (:func:`join_contractions`), and a clitic the tokenizer splits off "thats",
+  "hes", "im" is an auxiliary, so no action ``s``/``re``/``t``/``m`` appears;
 * a past participle modifying the noun after it ("an animated man", "a painted wall") is
   an adjective, not an action;
 * an ``-ing`` word tagged as a noun right after a noun ("people singing", "a rock band
@@ -250,8 +251,20 @@ def repair_participle_subject(table: TokenTable) -> None:
         table.rebuild_children()
 
 
+CLITICS = {"s": "be", "re": "be", "m": "be", "ll": "will", "ve": "have", "d": "would", "t": "not"}
+"""Contraction remnants the tokenizer splits off "thats", "hes", "theyre", "im"."""
+
+
+def repair_clitics(table: TokenTable) -> None:
+    """ "hes with a dog", "whats on": a split-off clitic tagged as a verb is an auxiliary."""
+    for i, word in enumerate(table.lower):
+        if word in CLITICS and table.pos[i] == "VERB":
+            table.pos[i], table.lemma[i] = "AUX", CLITICS[word]
+
+
 def repair_real(table: TokenTable, verbs: frozenset[str]) -> None:
     """Apply the real-caption repairs in order (after the base repairs)."""
+    repair_clitics(table)
     repair_participle_adjectives(table)
     repair_ing_nouns(table, verbs)
     repair_fragment_verbs(table, verbs)

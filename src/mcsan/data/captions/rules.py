@@ -306,7 +306,7 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
         and not is_colour_attribute(table, i)
         and _collective_member(table, i) is None
         and any(ch.isalnum() for ch in table.lower[i])
-        and table.lower[i] not in NOT_ARGUMENTS
+        and NOT_ARGUMENTS.isdisjoint((table.lower[i], table.lemma[i]))
     )
     actions = []
     triplets: list[tuple[int, tuple[int, int], str, int]] = []
@@ -324,7 +324,10 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
     for triplet in triplets:
         if triplet in seen or triplet[0] == triplet[3]:
             continue
-        if NOT_ARGUMENTS.isdisjoint((table.lower[triplet[0]], table.lower[triplet[3]])):
+        ends = (triplet[0], triplet[3])
+        if NOT_ARGUMENTS.isdisjoint(
+            [table.lower[t] for t in ends] + [table.lemma[t] for t in ends]
+        ):
             seen.add(triplet)
             unique.append(triplet)
     return Extracted(entities, tuple(actions), tuple(unique))
