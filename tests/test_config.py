@@ -9,8 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcsan.config import RunConfig, config_from_dict, load_config, parse_override, save_config
+from mcsan.config import RunConfig, config_from_dict, load_config, save_config
 from mcsan.errors import ConfigError
+from mcsan.typed_yaml import parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,3 +142,20 @@ def test_dict_round_trip_property(epochs, lr, levels, clip, amp):
     cfg = config_from_dict(data)
     assert config_from_dict(cfg.to_dict()) == cfg
     assert cfg.model.levels == tuple(levels) and cfg.train.epochs == epochs
+
+
+def test_defaults_are_written_once_and_point_nowhere_special():
+    from mcsan import ATTRIBUTE_LEVELS
+    from mcsan.data.captions.attributes import DEFAULT_SIZES
+    from mcsan.data.config import DataConfig
+
+    data = DataConfig()
+    assert data.attribute_sizes == DEFAULT_SIZES and set(DEFAULT_SIZES) == set(ATTRIBUTE_LEVELS)
+    assert data.attribute_sizes is not DEFAULT_SIZES  # each config owns its copy
+    assert "runs" not in Path(data.root).parts
+    assert load_config(None).data == DataConfig(root=str(Path.cwd() / data.root))
+
+
+def test_attribute_sizes_of_an_unknown_level_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.attribute_sizes.colour"):
+        load_config(write(tmp_path, "data:\n  attribute_sizes: {colour: 4}\n"))

@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--sizes",
-        default="entity=512,action=256,relation=512",
-        help="attribute vocabulary sizes for --stats (level=K,...)",
+        default=None,
+        help="attribute vocabulary sizes for --stats (level=K,...; default: those of "
+        "data.attribute_sizes in a run config)",
     )
     parser.set_defaults(func=run)
 
@@ -118,7 +119,7 @@ def _parse_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
-def _print_stats(out: Path, sizes: dict[str, int]) -> None:
+def _print_stats(out: Path, sizes: dict[str, int] | None) -> None:
     """Label coverage and imbalance per level, read back from the written records (streamed:
     one pass builds the vocabularies, a second labels the captions)."""
     from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.data.captions.parse import CaptionParser, iter_parse_with_cache
     from mcsan.io import atomic_path
 
-    sizes = _parse_sizes(args.sizes)
+    sizes = _parse_sizes(args.sizes) if args.sizes else None
     read = read_caption_file(args.captions, args.skip_bad)
     texts = [c.caption for c in read.captions]
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mcsan.ablation import VariantResult
+from mcsan.demo.settings import FEATURE_SET
 
 N_QUERIES = 3
 TOP_K = 5
@@ -40,7 +41,6 @@ def example_queries(variant: VariantResult, root: Path, plots_dir: Path) -> list
     from mcsan.data.native import feature_path, read_captions, videos_dir
     from mcsan.data.video.decode import read_frames
     from mcsan.data.video.store import FeatureStore
-    from mcsan.demo.pipeline import FEATURE_SET
     from mcsan.inference import Retriever
 
     queries = _pick_queries(root)

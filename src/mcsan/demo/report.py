@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mcsan.demo.settings import DemoResult
 from mcsan.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from mcsan.demo.pipeline import DemoResult
 
 METRIC_COLUMNS = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
