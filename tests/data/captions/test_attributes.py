@@ -111,6 +111,24 @@ def test_factored_relation_labels_back_off_to_predicates():
         AttributeVocabs.build(CORPUS, relation_forms=("subject",))
 
 
+def test_captions_are_labelled_with_the_forms_the_vocabulary_was_built_with(tmp_path):
+    # "*|run|*" is in the vocabulary as a predicate; a caption where "run" heads no
+    # triplet only gets it when the intransitive form is part of the design
+    corpus = [caption(["dog", "park"], ["run"], [("dog", "run", "park")])]
+    running = caption(["dog"], ["run"])
+    narrow = AttributeVocabs.build(corpus, relation_forms=("triplet", "predicate"))
+    assert "*|run|*" in narrow.items("relation")
+    assert narrow.labels(running)["relation"] == []
+    assert AttributeVocabs.build(corpus).labels(running)["relation"] != []
+    narrow.save(tmp_path / "narrow.json")
+    loaded = AttributeVocabs.load(tmp_path / "narrow.json")
+    assert loaded.relation_forms == ("triplet", "predicate")
+    assert loaded.labels(running)["relation"] == []
+    default = AttributeVocabs.build(corpus)
+    assert "relation_forms" not in default.to_json()  # default vocabularies keep their format
+    assert AttributeVocabs.from_json(default.to_json()).labels(running) == default.labels(running)
+
+
 def test_vocabulary_saved_before_the_factored_design_still_labels(tmp_path):
     path = tmp_path / "old.json"
     levels = {

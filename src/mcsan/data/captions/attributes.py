@@ -100,13 +100,23 @@ def caption_items(
 class AttributeVocabs:
     """One attribute vocabulary per level (entity, action, relation)."""
 
-    def __init__(self, items: Mapping[str, Sequence[str]]) -> None:
-        """Create from ``{level: [item, ...]}`` in index order."""
+    def __init__(
+        self, items: Mapping[str, Sequence[str]], relation_forms: Sequence[str] = RELATION_FORMS
+    ) -> None:
+        """Create from ``{level: [item, ...]}`` in index order; captions are labelled with
+        the relation item forms ``relation_forms`` (those the vocabulary was built with)."""
         unknown = set(items) - set(ATTRIBUTE_LEVELS)
         if unknown:
             raise DataError(
                 f"unknown attribute level(s) {sorted(unknown)}; use {list(ATTRIBUTE_LEVELS)}"
             )
+        bad = [form for form in relation_forms if form not in RELATION_FORMS]
+        if bad or not relation_forms:
+            raise DataError(
+                f"relation forms {list(relation_forms)} are invalid; use a non-empty subset "
+                f"of {list(RELATION_FORMS)}"
+            )
+        self.relation_forms = tuple(relation_forms)
         self._items = {level: tuple(items.get(level, ())) for level in ATTRIBUTE_LEVELS}
         self._index = {
             level: {item: i for i, item in enumerate(values)}
@@ -125,12 +135,7 @@ class AttributeVocabs:
         ``relation_forms``: which relation item forms compete for the relation slots
         (``("triplet",)`` is the full-key-only design).
         """
-        unknown = [form for form in relation_forms if form not in RELATION_FORMS]
-        if unknown or not relation_forms:
-            raise DataError(
-                f"relation forms {list(relation_forms)} are invalid; use a non-empty subset "
-                f"of {list(RELATION_FORMS)}"
-            )
+        cls({}, relation_forms)  # validates the forms before the pass over the captions
         sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
         for level, size in sizes.items():
             if level not in ATTRIBUTE_LEVELS or int(size) < 1:
@@ -148,7 +153,7 @@ class AttributeVocabs:
             ]
             for level in ATTRIBUTE_LEVELS
         }
-        return cls(chosen)
+        return cls(chosen, relation_forms)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -162,7 +167,7 @@ class AttributeVocabs:
     def labels(self, parsed: ParsedCaption) -> Labels:
         """Sorted label indices per level of one caption (items outside the vocabulary drop)."""
         out: Labels = {}
-        for level, items in caption_items(parsed).items():
+        for level, items in caption_items(parsed, self.relation_forms).items():
             index = self._index[level]
             out[level] = sorted(index[item] for item in items if item in index)
         return out
@@ -176,8 +181,20 @@ class AttributeVocabs:
         return {level: sorted(ids) for level, ids in union.items()}
 
     def to_json(self) -> dict[str, Any]:
-        """``{"levels": {level: [item, ...]}}``."""
-        return {"levels": {level: list(values) for level, values in self._items.items()}}
+        """``{"levels": {level: [item, ...]}}``, plus ``"relation_forms"`` when they are not
+        the default (so default vocabularies keep the format and digest they always had)."""
+        data: dict[str, Any] = {
+            "levels": {level: list(values) for level, values in self._items.items()}
+        }
+        if self.relation_forms != RELATION_FORMS:
+            data["relation_forms"] = list(self.relation_forms)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AttributeVocabs:
+        """Inverse of :meth:`to_json` (a dict without ``relation_forms``: the default forms;
+        a vocabulary of full keys only, saved before the factored design, labels as before)."""
+        return cls(data["levels"], data.get("relation_forms", RELATION_FORMS))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the vocabularies as JSON (atomically)."""
@@ -188,7 +205,7 @@ class AttributeVocabs:
         """Read vocabularies written by :meth:`save`."""
         data = read_json(path, "attribute vocabulary", "build it first")
         try:
-            return cls(data["levels"])
+            return cls.from_json(data)
         except (KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{path}: not an attribute vocabulary ({exc}); rebuild it") from exc
 
