@@ -4,7 +4,7 @@ Every module of ``src/mcsan`` is parsed with :mod:`ast`; every ``import`` counts
 inside functions and under ``TYPE_CHECKING``. The layers, bottom to top (see
 docs/ARCHITECTURE.md):
 
-    base     mcsan (constants), errors, io, progress, batch, typed_yaml
+    base     mcsan (constants), errors, io, progress, batch, typed_yaml, extras, configs
     data     mcsan.data.*                     model   mcsan.model.*, losses
     run      config, training, evaluation, inference, twins (above data and model)
     search   mcsan.search.*                   apps    ablation, demo
@@ -24,7 +24,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "mcsan"
 MAX_LINES = 400
 
-BASE = {"mcsan", "mcsan.errors", "mcsan.io", "mcsan.progress", "mcsan.batch", "mcsan.typed_yaml"}
+BASE = {"mcsan", "mcsan.errors", "mcsan.io", "mcsan.progress", "mcsan.batch", "mcsan.typed_yaml",
+        "mcsan.extras", "mcsan.configs"}
 CLI = ("mcsan.cli", "mcsan.commands", "mcsan.__main__")
 LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     # group: (height, module prefixes); the base set is height 0

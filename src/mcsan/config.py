@@ -6,10 +6,10 @@ overrides)`` reads a YAML file, applies ``--set key.path=value`` overrides and c
 key and type with the generic machinery of :mod:`mcsan.typed_yaml`: an unknown key is a
 :class:`~mcsan.errors.ConfigError` naming its full path and the file.
 
-Relative paths (``data.root``, ``data.parse_cache``, a word-vector file) are resolved
-against the current working directory when the config is loaded, so the configs in
-``configs/`` are meant to be used from the repository root. The config saved beside a
-run (``config.yaml``) holds the resolved absolute paths.
+``path`` is a YAML file or the name of a config shipped in :mod:`mcsan.configs`
+(``world``, ``msrvtt``, ``vatex``). Relative paths (``data.root``, ``data.parse_cache``, a
+word-vector file) are resolved against the current working directory when the config is
+loaded. The config saved beside a run (``config.yaml``) holds the resolved absolute paths.
 """
 
 from __future__ import annotations
@@ -103,12 +103,15 @@ def config_from_dict(
 def load_config(
     path: str | os.PathLike[str] | None, overrides: list[str] | None = None
 ) -> RunConfig:
-    """Read a YAML run config (None = all defaults), apply overrides, check and resolve it."""
+    """Read a run config (a YAML path, a built-in name, or None = all defaults), apply
+    overrides, check and resolve it."""
     if path is None:
         return config_from_dict({}, overrides, source="<defaults>")
-    source = Path(path)
-    data = read_yaml_mapping(source)
-    return config_from_dict(data, overrides, source=str(source))
+    from mcsan.configs import config_file
+
+    with config_file(path) as source:
+        data = read_yaml_mapping(source)
+        return config_from_dict(data, overrides, source=str(source))
 
 
 def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:

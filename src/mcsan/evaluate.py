@@ -20,14 +20,19 @@ from mcsan.embed import embed_captions, embed_videos
 from mcsan.rank_engine import default_chunk_size, retrieval_metrics_from_embeddings
 from mcsan.ranking import METRIC_KEYS, retrieval_metrics
 
+SMALL_SAMPLE_VIDEOS = 100
+"""Below this many videos a recall is too coarse to compare models on."""
+
 __all__ = [
     "METRIC_KEYS",
+    "SMALL_SAMPLE_VIDEOS",
     "default_chunk_size",
     "evaluate_levels",
     "evaluate_split",
     "format_metrics_table",
     "retrieval_metrics",
     "retrieval_metrics_from_embeddings",
+    "small_sample_warning",
 ]
 
 
@@ -86,3 +91,9 @@ def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
         cells = [f"{metrics[k]:.1f}".rjust(w) for k, w in zip(METRIC_KEYS, widths, strict=True)]
         lines.append("  ".join([name.ljust(name_width), *cells]))
     return "\n".join(lines)
+
+
+def small_sample_warning(videos: int) -> str:
+    """One line: few videos make every recall coarse."""
+    return (f"warning: small sample: only {videos} videos, so one video is "
+            f"{100 / max(videos, 1):.1f} points of v2t recall; differences of a few points are noise")  # fmt: skip

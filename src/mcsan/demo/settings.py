@@ -24,7 +24,8 @@ class DemoSettings:
     """None = the config's epoch count."""
     seed: int = 0
     workers: int = 2
-    config: str = "configs/world.yaml"
+    config: str = "world"
+    """A packaged config's name or a YAML path."""
     extra_overrides: tuple[str, ...] = ()
 
     @classmethod
