@@ -44,6 +44,9 @@ def test_unsplit_contractions_are_auxiliaries(caption_parser):
     assert actions == []
     assert keys & {"he|with|dog", "boy|with|dog"}
     assert levels(caption_parser, "a woman explains whats in a box")[1] == ["explain"]
+    # a verb typed in its base form after "is" / "are" keeps that form as lemma
+    assert levels(caption_parser, "a woman is ring a bell")[1] == ["ring"]
+    assert levels(caption_parser, "these men are sing a song")[1] == ["sing"]
 
 
 @pytest.mark.parametrize(

@@ -262,9 +262,19 @@ def repair_clitics(table: TokenTable) -> None:
             table.pos[i], table.lemma[i] = "AUX", CLITICS[word]
 
 
+def repair_verb_lemmas(table: TokenTable, verbs: frozenset[str]) -> None:
+    """ "is ring a bike", "are sing": a verb whose lemma is no verb ("re", "se") but whose
+    word is one keeps the word as its lemma."""
+    for i, word in enumerate(table.lower):
+        if table.pos[i] == "VERB" and table.lemma[i] not in verbs and word in verbs:
+            table.lemma[i] = word
+
+
 def repair_real(table: TokenTable, verbs: frozenset[str]) -> None:
     """Apply the real-caption repairs in order (after the base repairs)."""
     repair_clitics(table)
+    if verbs:
+        repair_verb_lemmas(table, verbs)
     repair_participle_adjectives(table)
     repair_ing_nouns(table, verbs)
     repair_fragment_verbs(table, verbs)
