@@ -17,7 +17,7 @@ import torch
 SPAN_PARTS: dict[str, int] = {"entity": 1, "action": 1, "relation": 3}
 """Caption levels read from token spans -> spans per item (a relation: subject, predicate,
 object). Adding a span level = one entry here and in ``mcsan.LEVELS`` /
-``captions.parse.LEVEL_FIELDS``, plus its parse rule and its video branch."""
+``captions.records.LEVEL_FIELDS``, plus its parse rule and its video branch."""
 
 
 @dataclass
