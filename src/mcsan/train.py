@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from mcsan import distributed as dist_utils
+from mcsan.batch import TextBatch
 from mcsan.checkpoint import (
     attributes_from_state,
     attributes_to_state,
@@ -40,6 +41,7 @@ from mcsan.checkpoint import (
     vocab_to_state,
 )
 from mcsan.config import RunConfig, config_differences, save_config
+from mcsan.data.captions.negatives import global_rows, negative_maker
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
@@ -104,14 +106,17 @@ class _JointForward(nn.Module):
         self.model = model
 
     def forward(
-        self, batch: TrainBatch
-    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor]]:
+        self, batch: TrainBatch, negative_text: TextBatch | None = None
+    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor], LevelOutput | None]:
         video, text = self.model(batch.video, batch.text)
-        return video, text, self.model.level_weights()
+        negatives = None if negative_text is None else self.model.encode_text(negative_text)
+        return video, text, self.model.level_weights(), negatives
 
 
-def _float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
-    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads)."""
+def _float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelOutput:
+    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads);
+    ``ctx`` None: this rank's part only."""
+    ctx = ctx or dist_utils.DistContext()
     return LevelOutput(
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},
@@ -164,6 +169,7 @@ class Trainer:
                 self.joint, device_ids=ids, find_unused_parameters=True
             )
         self.loss_fn = MCSANLoss(cfg.loss)
+        self.negatives = negative_maker(cfg.loss.negative_kinds(), self.data.vocab)
         self.optimizer = self._optimizer()
         self.scheduler = self._scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
@@ -265,9 +271,15 @@ class Trainer:
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One optimizer step on this rank's shard of a global batch; returns loss parts."""
         batch = batch.to(self.device)
+        negatives = None if self.negatives is None else self.negatives(batch.text)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            video_out, text_out, weights = self.joint(batch)
+            video_out, text_out, weights, neg_out = self.joint(
+                batch, None if negatives is None else negatives[0]
+            )
         gather = dist_utils.gather_with_grad
+        if self.negatives is not None:
+            rows = global_rows(negatives, len(batch), self.ctx)
+            negatives = None if neg_out is None else (_float_output(neg_out, None), rows)
         loss, parts = self.loss_fn(
             _float_output(video_out, self.ctx),
             _float_output(text_out, self.ctx),
@@ -275,6 +287,7 @@ class Trainer:
             gather(batch.video_keys, self.ctx),
             {k: gather(v, self.ctx) for k, v in batch.text_targets.items()},
             {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
+            negatives=negatives,
         )
         if not torch.isfinite(loss):
             raise TrainingError(
