@@ -173,17 +173,28 @@ def format_summary(
 ) -> str:
     """A plain-text table: one row per variant, ``mean +/- sd`` per key ("-" if absent)."""
     width = max([len("variant"), *(len(name) for name in summary)])
-    cols = [max(13, len(k)) for k in keys]
-    lines = ["  ".join(["variant".ljust(width), *(k.rjust(c) for k, c in zip(keys, cols, strict=False))])]
+    labels = [_label(k) for k in keys]
+    cols = [max(13, len(label)) for label in labels]
+    header = (label.rjust(c) for label, c in zip(labels, cols, strict=True))
+    lines = ["  ".join(["variant".ljust(width), *header])]
     lines.append("-" * len(lines[0]))
     for name, numbers in summary.items():
         cells = []
-        for key, col in zip(keys, cols, strict=False):
+        for key, col in zip(keys, cols, strict=True):
             cell = numbers.get(key)
             text = "-" if cell is None else f"{cell['mean']:.1f} +/- {cell['sd']:.1f}"
             cells.append(text.rjust(col))
         lines.append("  ".join([name.ljust(width), *cells]))
     return "\n".join(lines)
+
+
+def _label(key: str) -> str:
+    """Column label: ``twins/relation/swapped/focused_accuracy`` -> ``relation/swapped
+    twins`` (focused), ``.../accuracy`` -> ``... twins (all)``; metrics keep their name."""
+    if not key.startswith("twins/"):
+        return key
+    group, _, kind = key.removeprefix("twins/").rpartition("/")
+    return f"{group} twins" + ("" if kind == "focused_accuracy" else " (all)")
 
 
 TWIN_KEYS: tuple[str, ...] = (
