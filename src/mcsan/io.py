@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic writes and JSON lines."""
+"""Small file helpers shared by every stage: atomic writes (files and directories), JSON lines."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,66 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    path: str | os.PathLike[str], carry: Callable[[str], bool] | None = None
+) -> Iterator[Path]:
+    """Yield a new temporary directory beside ``path``; on success it replaces ``path``.
+
+    Before the swap, the entries of an existing ``path`` whose name ``carry`` accepts
+    (hidden ones never) are hard-linked, or copied, into the new directory: files that live
+    beside what is written, such as a cache. The swap moves the old directory aside, renames
+    the new one into place and removes the old one. An exception leaves ``path`` untouched
+    and removes the temporary directory.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if carry is not None and target.exists():
+            _carry_entries(target, tmp, carry)
+        _swap_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _carry_entries(old: Path, new: Path, carry: Callable[[str], bool]) -> None:
+    """Hard-link (or copy) the entries of ``old`` that ``carry`` accepts into ``new``."""
+    for entry in old.iterdir():
+        if entry.name.startswith(".") or not carry(entry.name):
+            continue
+        destination = new / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, destination)
+
+
+def _link_or_copy(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, destination, follow_symlinks=False)
+
+
+def _swap_directory(new: Path, target: Path) -> None:
+    """Rename ``new`` onto ``target``, moving an existing ``target`` aside first."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
