@@ -67,8 +67,10 @@ def _relation_caption(subject: tuple[int, int], obj: tuple[int, int]) -> TextBat
     spans = torch.tensor([[[1, 3], [6, 8]]])
     rel = torch.tensor([[[list(subject), [3, 5], list(obj)]]])
     one = torch.ones(1, 1, dtype=torch.bool)
-    return TextBatch(tokens, torch.ones_like(tokens, dtype=torch.bool), spans,
-                     torch.ones(1, 2, dtype=torch.bool), torch.tensor([[[3, 4]]]), one, rel, one)
+    return TextBatch(tokens, torch.ones_like(tokens, dtype=torch.bool),
+                     {"entity": spans, "action": torch.tensor([[[3, 4]]]), "relation": rel},
+                     {"entity": torch.ones(1, 2, dtype=torch.bool), "action": one,
+                      "relation": one})  # fmt: skip
 
 
 def test_swapping_subject_and_object_changes_the_text_relation_embedding() -> None:

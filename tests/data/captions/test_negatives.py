@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import torch
 
-from mcsan.data.captions.negatives import NegativeMaker, encoded_rows
+from mcsan.data.captions.negatives import NegativeMaker, SpanCaption, encoded_rows
 from mcsan.data.captions.vocab import Vocabulary
-from mcsan.data.collate import EncodedCaption, collate_text
+from mcsan.data.collate import collate_text
 
 WORDS = "a red ball is left of blue cube spinning while blinking and".split()
 VOCAB = Vocabulary.build([WORDS])
 MAKER = NegativeMaker.for_vocabulary(("roles", "attributes", "actions"), VOCAB)
 
 
-def caption(words: str, entities, actions=(), relations=()) -> EncodedCaption:
-    return EncodedCaption(tuple(VOCAB.encode(words.split())), tuple(entities), tuple(actions),
+def caption(words: str, entities, actions=(), relations=()) -> SpanCaption:
+    return SpanCaption(tuple(VOCAB.encode(words.split())), tuple(entities), tuple(actions),
                           tuple(relations))  # fmt: skip
 
 
-def words(enc: EncodedCaption) -> str:
+def words(enc: SpanCaption) -> str:
     return " ".join(VOCAB.decode(enc.tokens))
 
 
-def span_words(enc: EncodedCaption, span) -> str:
+def span_words(enc: SpanCaption, span) -> str:
     return " ".join(VOCAB.decode(enc.tokens[slice(*span)]))
 
 
@@ -56,10 +56,10 @@ def test_actions_exchange_two_different_actions() -> None:
 
 def test_batches_round_trip_and_name_their_source_rows() -> None:
     plain = caption("a red ball", [(2, 3)])
-    batch = collate_text([plain, RELATION])
+    batch = collate_text([plain.encoded(), RELATION.encoded()])
     assert encoded_rows(batch) == [plain, RELATION]
     negatives, rows = MAKER(batch)
     assert rows.tolist() == [1, 1]  # roles and attributes of the relation caption
-    assert negatives.relation_mask.tolist() == [[True], [True]]
-    assert NegativeMaker(("roles",), [])(collate_text([plain])) is None
+    assert negatives.span_masks["relation"].tolist() == [[True], [True]]
+    assert NegativeMaker(("roles",), [])(collate_text([plain.encoded()])) is None
     assert torch.equal(negatives.tokens[0, :9], torch.tensor(MAKER.roles(RELATION).tokens))

@@ -19,13 +19,36 @@ A caption that offers no such change gives no negative of that kind.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from mcsan.batch import TextBatch
-from mcsan.data.collate import EncodedCaption, SpanPair, collate_text
+from mcsan.data.collate import EncodedCaption, collate_text
 
 NEGATIVE_KINDS = ("roles", "attributes", "actions")
+SpanPair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SpanCaption:
+    """A caption as token ids and (start, end) spans per level: what negatives edit."""
+
+    tokens: tuple[int, ...]
+    entities: tuple[SpanPair, ...]
+    actions: tuple[SpanPair, ...]
+    relations: tuple[tuple[SpanPair, SpanPair, SpanPair], ...]
+
+    def encoded(self) -> EncodedCaption:
+        """The caption as collation takes it."""
+        items = {"entity": [[s] for s in self.entities], "action": [[s] for s in self.actions],
+                 "relation": [list(r) for r in self.relations]}  # fmt: skip
+        return EncodedCaption(np.array(self.tokens, dtype=np.int64), {
+            level: np.array(found, dtype=np.int64).reshape(len(found), len(found[0]) if found
+                                                           else (3 if level == "relation" else 1), 2)
+            for level, found in items.items()
+        })  # fmt: skip
 FUNCTION_WORDS = frozenset(
     "a an the this that these those some any each every another other one two three its his "
     "her their our my your of in on at to from with by over under into onto off up down near "
@@ -78,7 +101,7 @@ class NegativeMaker:
         return cls(kinds, vocab.encode(words))  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ one caption
-    def phrase(self, caption: EncodedCaption, noun: SpanPair) -> SpanPair:
+    def phrase(self, caption: SpanCaption, noun: SpanPair) -> SpanPair:
         """The noun phrase of entity span ``noun``: extended left over content words."""
         taken = {p for s in (*caption.entities, *caption.actions) for p in range(*s)}
         taken |= {p for rel in caption.relations for s in rel[1:2] for p in range(*s)}
@@ -90,8 +113,8 @@ class NegativeMaker:
         return (start, noun[1])
 
     def _exchange(
-        self, caption: EncodedCaption, first: SpanPair, second: SpanPair, flip_roles: bool
-    ) -> EncodedCaption | None:
+        self, caption: SpanCaption, first: SpanPair, second: SpanPair, flip_roles: bool
+    ) -> SpanCaption | None:
         exchanged = _blocks_exchanged(len(caption.tokens), first, second)
         if exchanged is None:
             return None
@@ -109,9 +132,9 @@ class NegativeMaker:
             relations.append(tuple(parts))
         if any(s is None for s in (*entities, *actions, *(p for r in relations for p in r))):
             return None
-        return EncodedCaption(tokens, tuple(entities), tuple(actions), tuple(relations))  # type: ignore[arg-type]
+        return SpanCaption(tokens, tuple(entities), tuple(actions), tuple(relations))  # type: ignore[arg-type]
 
-    def roles(self, caption: EncodedCaption) -> EncodedCaption | None:
+    def roles(self, caption: SpanCaption) -> SpanCaption | None:
         """Subject and object noun phrases of the first relation trade places."""
         for subject, _, obj in caption.relations[:1]:
             return self._exchange(
@@ -119,7 +142,7 @@ class NegativeMaker:
             )
         return None
 
-    def attributes(self, caption: EncodedCaption) -> EncodedCaption | None:
+    def attributes(self, caption: SpanCaption) -> SpanCaption | None:
         """Two entities with different, non-empty modifiers exchange them."""
         mods = []
         for noun in caption.entities:
@@ -133,7 +156,7 @@ class NegativeMaker:
                     return self._exchange(caption, m_i, m_j, False)
         return None
 
-    def actions(self, caption: EncodedCaption) -> EncodedCaption | None:
+    def actions(self, caption: SpanCaption) -> SpanCaption | None:
         """Two different action spans exchange places."""
         acts = caption.actions
         for i in range(len(acts)):
@@ -146,7 +169,7 @@ class NegativeMaker:
     def __call__(self, batch: TextBatch) -> tuple[TextBatch, torch.Tensor] | None:
         """Negatives of a batch and the row of the caption each was made from (None when
         no caption of the batch offers any)."""
-        out: list[EncodedCaption] = []
+        out: list[SpanCaption] = []
         rows: list[int] = []
         for row, caption in enumerate(encoded_rows(batch)):
             for kind in self.kinds:
@@ -156,12 +179,12 @@ class NegativeMaker:
                     rows.append(row)
         if not out:
             return None
-        return collate_text(out).to(batch.tokens.device), torch.tensor(
+        return collate_text([c.encoded() for c in out]).to(batch.tokens.device), torch.tensor(
             rows, dtype=torch.long, device=batch.tokens.device
         )
 
 
-def encoded_rows(batch: TextBatch) -> list[EncodedCaption]:
+def encoded_rows(batch: TextBatch) -> list[SpanCaption]:
     """The captions of a TextBatch back as token ids and spans (padding dropped)."""
     cpu = batch.to("cpu")
     out = []
@@ -173,12 +196,13 @@ def encoded_rows(batch: TextBatch) -> list[EncodedCaption]:
 
         relations = tuple(
             (tuple(r[0]), tuple(r[1]), tuple(r[2]))
-            for r, keep in zip(cpu.relation_spans[row].tolist(), cpu.relation_mask[row], strict=False)
+            for r, keep in zip(cpu.spans["relation"][row].tolist(), cpu.span_masks["relation"][row],
+                               strict=False)
             if keep
         )
-        out.append(EncodedCaption(
-            tokens, spans(cpu.entity_spans[row], cpu.entity_mask[row]),
-            spans(cpu.action_spans[row], cpu.action_mask[row]), relations,  # type: ignore[arg-type]
+        out.append(SpanCaption(
+            tokens, spans(cpu.spans["entity"][row], cpu.span_masks["entity"][row]),
+            spans(cpu.spans["action"][row], cpu.span_masks["action"][row]), relations,  # type: ignore[arg-type]
         ))  # fmt: skip
     return out
 
