@@ -32,7 +32,7 @@ import torch
 from mcsan.data.captions.attributes import AttributeVocabs
 from mcsan.data.captions.parse import Vocabulary
 from mcsan.errors import CheckpointError
-from mcsan.io import atomic_path
+from mcsan.io import atomic_path, load_torch
 
 FORMAT = "mcsan-checkpoint/1"
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -62,13 +62,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
             f"{source}: checkpoint not found; train first (`mcsan train --out RUN`) and pass "
             "RUN/best.pt or RUN/last.pt"
         )
-    try:
-        state = torch.load(source, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for corrupt files
-        raise CheckpointError(
-            f"{source}: not a readable checkpoint ({type(exc).__name__}: {exc}); the file is "
-            "corrupt or truncated: use another checkpoint or retrain"
-        ) from exc
+    state = load_torch(source, map_location, "checkpoint", "use another checkpoint or retrain")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{source}: not an mcsan checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, "

@@ -49,9 +49,28 @@ def main(argv: list[str] | None = None) -> int:
     except MCSANError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, UnicodeDecodeError, MemoryError) as exc:
+        # The last line: readers and writers name their file themselves (mcsan.io); what
+        # slips past them still gets a named error, never a traceback.
+        print(f"error: {describe_unexpected(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """One line naming what failed for an OSError, UnicodeDecodeError or MemoryError."""
+    from mcsan.io import describe_os_error
+
+    if isinstance(exc, OSError):
+        return describe_os_error(exc, action="access")
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}: {exc.reason}); re-save it as UTF-8"
+        )
+    return "out of memory; lower the sizes (frames, frame size, batch size) or free memory"
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from typing import Any, Literal
 import yaml
 
 from mcsan.errors import ConfigError
-from mcsan.io import atomic_write_text
+from mcsan.io import atomic_write_text, read_text_lines
 from mcsan.losses import LossConfig
 from mcsan.model import ModelConfig
+from mcsan.validate import check_device, check_ranges
 
 WORD_VECTOR_SOURCES: tuple[str, ...] = ("glove-6b-50d", "none")
 YAML_BOOL_WORDS: dict[bool, tuple[str, ...]] = {
@@ -319,7 +320,7 @@ def load_config(
     if not source.is_file():
         raise ConfigError(f"{source}: config file not found; check the --config path")
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load("\n".join(read_text_lines(source, "config file"))) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc}); fix the file") from exc
     if not isinstance(data, dict):
@@ -349,22 +350,8 @@ def config_differences(
 
 def validate(cfg: RunConfig, source: str = "<config>") -> None:
     """Value checks that types alone cannot express."""
-    checks = [
-        (cfg.train.epochs >= 1, "train.epochs", "at least 1"),
-        (cfg.train.batch_size >= 2, "train.batch_size", "at least 2 (negatives are needed)"),
-        (cfg.train.eval_batch_size >= 1, "train.eval_batch_size", "at least 1"),
-        (cfg.train.lr > 0, "train.lr", "positive"),
-        (cfg.train.eval_every >= 1, "train.eval_every", "at least 1"),
-        (cfg.train.log_every >= 1, "train.log_every", "at least 1"),
-        (cfg.train.num_workers >= 0, "train.num_workers", "0 or more"),
-        (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip", "positive"),
-        (cfg.data.max_words >= 1, "data.max_words", "at least 1"),
-        (cfg.data.max_frames is None or cfg.data.max_frames >= 1, "data.max_frames", ">= 1"),
-        (cfg.data.min_word_count >= 1, "data.min_word_count", "at least 1"),
-    ]
-    for ok, key, what in checks:
-        if not ok:
-            raise ConfigError(f"{source}: key '{key}' must be {what}")
+    check_ranges("train", cfg.train, source)
+    check_ranges("data", cfg.data, source)
     for level, size in cfg.data.attribute_sizes.items():
         if level not in ("entity", "action", "relation"):
             raise ConfigError(
@@ -373,6 +360,7 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
             )
         if size < 1:
             raise ConfigError(f"{source}: key 'data.attribute_sizes.{level}' must be >= 1")
-    device = cfg.train.device
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"{source}: key 'train.device' must be auto, cpu, cuda or cuda:N")
+    try:
+        check_device(cfg.train.device, "key 'train.device'", present=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc

@@ -1,36 +1,179 @@
-"""Small file helpers shared by every stage: atomic writes and JSON lines."""
+"""Small file helpers shared by every stage: atomic writes, JSON lines, safe array loads.
+
+Every output goes through :func:`atomic_path` / :func:`atomic_dir` / :func:`make_dir`, which
+turn an ``OSError`` on the output (missing or read-only folder, ``/proc``, a full disk) into
+one :class:`~mcsan.errors.OutputError` naming the path, what failed and the fix
+(:func:`describe_os_error`), and leave any earlier output intact. Files are created with the
+user's umask (``mkstemp`` alone would make them 0600). Inputs are read by :func:`read_jsonl`
+(names file and line of a bad byte or record) and :func:`load_npy` (never unpickles).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mcsan.errors import DataError
+from mcsan.errors import DataError, OutputError
+
+_FIXES: dict[int, str] = {
+    errno.ENOSPC: "the disk is full; free space or write somewhere else",
+    errno.EDQUOT: "the disk quota is exhausted; free space or write somewhere else",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.EACCES: "permission denied; choose a folder you can write to",
+    errno.EPERM: "operation not permitted; choose a folder you can write to",
+    errno.ENOENT: "a folder on the way does not exist and cannot be created; check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "the path is a folder; give a file name",
+    errno.ELOOP: "the path is a symlink loop; fix or remove the link",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+    errno.EFBIG: "the file is too large for this file system; write somewhere else",
+}
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def describe_os_error(exc: OSError, path: str | os.PathLike[str] | None = None,
+                      action: str = "write") -> str:
+    """``"<path>: cannot <action> (<strerror>); <fix>"`` for an OSError.
+
+    ``path`` (the output the user named) wins over the file the OS reports (a temp file).
+    """
+    where = path if path is not None else exc.filename
+    reason = exc.strerror or type(exc).__name__
+    fix = _FIXES.get(exc.errno or 0, "check the path and its permissions")
+    return f"{where if where is not None else '<unknown path>'}: cannot {action} ({reason}); {fix}"
+
+
+@contextlib.contextmanager
+def output_errors(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` into an OutputError naming it."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, path, action)) from exc
+
+
+def make_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the output folder ``path`` (and parents); OutputError if that is impossible."""
+    target = Path(path)
+    with output_errors(target, "create the folder"):
+        target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _is_output_failure(exc: OSError, *ours: Path) -> bool:
+    """Whether ``exc`` (raised inside a write block) concerns the output, not some input."""
+    if exc.errno in _OUTPUT_ERRNOS or exc.filename is None:
+        return True
+    name = str(exc.filename)
+    return any(name == str(p) or name.startswith(f"{p}{os.sep}") for p in ours)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    A crash or an exception leaves ``path`` untouched and removes the temporary file.
+    A crash or an exception leaves ``path`` untouched and removes the temporary file. The
+    file gets the permissions of a plainly created one (0666 less the umask). An OSError
+    on the output becomes an OutputError naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    make_dir(target.parent)
+    with output_errors(target, "create"):
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        with output_errors(target, "replace"):
+            os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OutputError) and _is_output_failure(exc, tmp, target):
+            raise OutputError(describe_os_error(exc, target)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _stale_siblings(target: Path) -> list[Path]:
+    """Temp folders a killed :func:`atomic_dir` left beside ``target``."""
+    if not target.parent.is_dir():
+        return []
+    prefix = f".{target.name}."
+    return [
+        p for p in target.parent.iterdir()
+        if p.name.startswith(prefix) and p.name.endswith((".tmp", ".old")) and p.is_dir()
+    ]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; swap it in for ``path`` on success.
+
+    The old ``path`` survives any failure. Leftovers of a killed earlier swap are cleaned
+    up first (an ``.old`` folder is put back when ``path`` itself went missing).
+    """
+    target = Path(path)
+    make_dir(target.parent)
+    with output_errors(target, "prepare"):
+        for stale in _stale_siblings(target):
+            if stale.name.endswith(".old") and not target.exists():
+                os.rename(stale, target)
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_UMASK)
+    try:
+        yield tmp
+        with output_errors(target, "replace"):
+            _swap_directory(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(exc, OutputError) and _is_output_failure(exc, tmp, target):
+            raise OutputError(describe_os_error(exc, target)) from exc
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_directory(new: Path, target: Path) -> None:
+    """Rename ``new`` onto ``target``, moving an existing ``target`` aside first."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -72,31 +215,119 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]])
     return count
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a JSON-lines file; a bad line raises naming file:line."""
+def _decode_line(raw: bytes, source: Path, number: int) -> str:
+    """One line of a text file as str; a non-UTF-8 byte raises naming file and line."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte-order mark
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{source}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); re-save the file as UTF-8"
+        ) from exc
+
+
+def read_text_lines(path: str | os.PathLike[str], what: str = "file") -> Iterator[str]:
+    """Yield the lines of a UTF-8 text file (no line ends); errors name file and line."""
     source = Path(path)
     if not source.is_file():
-        raise DataError(f"{source}: file not found; check the path")
-    with source.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{source}:{number}: not valid JSON ({exc.msg}); fix or remove that line"
-                ) from exc
-            if not isinstance(record, dict):
-                raise DataError(f"{source}:{number}: expected a JSON object per line")
-            yield record
+        raise DataError(f"{source}: {what} not found; check the path")
+    with source.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield _decode_line(raw, source, number).rstrip("\r\n")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a JSON-lines file; a bad line raises naming file:line."""
+    for _, record in numbered_jsonl(path):
+        yield record
+
+
+def numbered_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, JSON object) of a JSON-lines file; blank lines are skipped."""
+    source = Path(path)
+    for number, line in enumerate(read_text_lines(source), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            hint = (
+                "; this looks like one JSON document, not JSON lines (one object a line)"
+                if number == 1 and line.lstrip().startswith("[") else ""
+            )
+            raise DataError(
+                f"{source}:{number}: not valid JSON ({exc.msg}){hint}; fix or remove that line"
+            ) from exc
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{source}:{number}: expected a JSON object per line, got "
+                f"{type(record).__name__}; write one {{...}} record a line"
+            )
+        yield number, record
+
+
+def load_npy(
+    path: str | os.PathLike[str], mmap_mode: Any = None, what: str = "array"
+) -> Any:
+    """``np.load`` that never unpickles: object arrays and pickles are refused by name."""
+    import numpy as np
+
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"{source}: {what} (.npy) not found; check the path")
+    try:
+        return np.load(source, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataError(
+                f"{source}: the {what} holds pickled Python objects, which mcsan never loads "
+                "(unpickling runs code); re-save it as a plain array, e.g. "
+                "np.save(path, np.array(names, dtype=str)), or give a .txt/.json list"
+            ) from exc
+        raise DataError(f"{source}: not a readable .npy {what} ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{source}: not a readable .npy {what} ({exc})") from exc
+
+
+def load_torch(
+    path: str | os.PathLike[str], map_location: Any = "cpu", what: str = "checkpoint",
+    fix: str = "use another file or retrain",
+) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code.
+
+    Any failure is a CheckpointError naming the file; a file that holds other Python
+    objects is refused as such (the message never suggests lifting the restriction).
+    """
+    import pickle
+
+    import torch
+
+    from mcsan.errors import CheckpointError
+
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"{source}: {what} not found; check the path")
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{source}: the {what} holds Python objects other than tensors and plain "
+            f"containers; mcsan never loads those (loading them could run code); {fix}"
+        ) from exc
+    except Exception as exc:  # torch raises many kinds for corrupt files
+        detail = type(exc).__name__ if "weights_only" in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(
+            f"{source}: not a readable {what} ({detail}); the file is corrupt or truncated: "
+            f"{fix}"
+        ) from exc
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Append one record to a JSON-lines file and flush it to disk (logs, failure lists)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as handle:
+    target = make_dir(Path(path).parent) / Path(path).name
+    with output_errors(target, "append to"), target.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -50,6 +50,7 @@ from mcsan.losses import MCSANLoss
 from mcsan.model import MCSAN, LevelOutput
 from mcsan.progress import track
 from mcsan.train_log import RunLog
+from mcsan.validate import check_device
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -74,10 +75,10 @@ class TrainResult:
 
 
 def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
+    """``auto`` -> CUDA when present, else CPU; a device this build lacks is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(check_device(name, "train.device"))
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
@@ -277,10 +278,15 @@ class Trainer:
             {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
         )
         if not torch.isfinite(loss):
+            last = self.out_dir / "last.pt"
+            kept = (
+                f"{last} holds epoch {self.epoch}, the last good one"
+                if self.epoch > 0 and last.is_file()
+                else "no epoch finished, so no checkpoint was written"
+            )
             raise TrainingError(
                 f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; the "
-                f"run stopped, {self.out_dir / 'last.pt'} holds the last good epoch. Lower "
-                "train.lr, set train.amp=off or train.grad_clip"
+                f"run stopped, {kept}. Lower train.lr, set train.amp=off or train.grad_clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
         # every rank computes the same global loss; DDP averages, so scale by the world size
@@ -340,7 +346,8 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
-        result = self._result(total_pairs / total_time if total_time else 0.0)
+        done_before = self.history[-1].get("pairs_per_second", 0.0) if self.history else 0.0
+        result = self._result(total_pairs / total_time if total_time else done_before)
         if self.ctx.is_main:
             atomic_write_json(self.out_dir / "metrics.json", _result_json(result))
         dist_utils.barrier(self.ctx)

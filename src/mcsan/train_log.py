@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mcsan.io import atomic_write_text
+from mcsan.io import atomic_write_text, make_dir
 
 CSV_METRICS: tuple[str, ...] = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "rsum",
@@ -37,7 +37,7 @@ class RunLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.out_dir = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(out_dir)
         # purge_step hides older events at steps >= purge_step (a killed run's tail)
         self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
 

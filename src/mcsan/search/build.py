@@ -167,6 +167,7 @@ def index_videos(
 ) -> IndexSummary:
     """Extract (or reuse) features of every clip in ``videos`` and index them."""
     from mcsan.data.video.decode import list_videos
+    from mcsan.data.video.extract import failures_path
 
     started = time.perf_counter()
     folder = Path(videos)
@@ -179,7 +180,11 @@ def index_videos(
     failed = set(extraction.get("failed", []))
     ids = [video_id for video_id in found if video_id not in failed]
     if not ids:
-        raise SearchError(f"{folder}: no clip could be decoded; see the failures above")
+        shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
+        raise SearchError(
+            f"{folder}: no clip could be decoded ({len(failed)} failed: {shown}); the reasons "
+            f"are in {failures_path(cache)}"
+        )
     paths = [_relative(found[video_id], folder) for video_id in ids]
     index = build_from_store(
         retriever, cache, ids, paths, out_dir, media_root=folder, approx=approx,

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mcsan.errors import CheckpointError, SearchError
-from mcsan.io import atomic_write_json
+from mcsan.io import atomic_dir, atomic_write_json
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -280,9 +279,7 @@ class VideoIndex:
         import faiss
 
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:  # also clears what a killed save left behind
             for level in self.levels:
                 np.save(tmp / f"{INDEX_FILES_PREFIX}{level}.npy",
                         np.asarray(self.embeddings[level], np.float32))
@@ -290,10 +287,6 @@ class VideoIndex:
             atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
             if target.exists():
                 _carry_foreign_files(target, tmp)
-            _swap_directory(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod
@@ -387,19 +380,3 @@ def _link_or_copy(source: str | os.PathLike[str], destination: str | os.PathLike
         os.link(source, destination, follow_symlinks=False)
     except OSError:
         shutil.copy2(source, destination, follow_symlinks=False)
-
-
-def _swap_directory(new: Path, target: Path) -> None:
-    """Rename ``new`` onto ``target``, moving an existing ``target`` aside first."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.rmdir(old)
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -71,6 +71,8 @@ class Annotations:
     notes: list[str] = field(default_factory=list)
     feature_names: list[Path] = field(default_factory=list)
     """Names lists for mean-pooled features that the format found itself (HGR)."""
+    carve_val: int = 0
+    """Training videos the pipeline moves to ``val`` after every drop (1k-A has no val)."""
 
 
 @dataclass

@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from mcsan.errors import FeatureError
+from mcsan.io import make_dir, output_errors
 
 SPEC_ATTR = "mcsan_feature_spec"
 FORMAT_ATTR = "mcsan_format"
@@ -150,8 +151,9 @@ class FeatureStore:
                 f"{target}: already exists; open it with FeatureStore.open(mode='a') or "
                 "remove it first"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = h5py.File(target, "w")
+        make_dir(target.parent)
+        with output_errors(target, "create"):
+            handle = h5py.File(target, "w")
         spec.to_attrs(handle.attrs)
         handle.create_group(VIDEOS_GROUP)
         handle.flush()

@@ -1,0 +1,94 @@
+"""Annotation inputs as a user hands them over: checked, de-duplicated, archives opened.
+
+* a path that does not exist is refused by name;
+* the same file given twice (by another name, or the same content) is refused: it would
+  silently double every caption;
+* a ``.zip`` (MSR-VTT's annotations are distributed zipped) is opened: its annotation
+  members (``.json``, ``.csv``, ``.txt``) are extracted into a temporary folder and used in
+  its place; a damaged archive is refused by name with the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+
+from mcsan.errors import DataError
+from mcsan.io import file_sha256
+
+ANNOTATION_SUFFIXES = (".json", ".csv", ".txt")
+MAX_MEMBER_BYTES = 4 << 30
+
+
+def check_distinct(paths: Sequence[Path]) -> None:
+    """Refuse missing paths and a file given twice (same path or same content)."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if not path.exists():
+            raise DataError(f"{path}: annotation file not found; check --annotations")
+        if not path.is_file():
+            continue
+        key = file_sha256(path)
+        if key in seen:
+            raise DataError(
+                f"{path}: the same annotation file as {seen[key]} (identical content); "
+                "give each file once in --annotations, or every caption would be doubled"
+            )
+        seen[key] = path
+
+
+def _members(archive: Path, handle: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    members = []
+    for info in handle.infolist():
+        name = PurePosixPath(info.filename)
+        if info.is_dir() or name.name.startswith(".") or "__MACOSX" in name.parts:
+            continue
+        if name.suffix.lower() not in ANNOTATION_SUFFIXES:
+            continue
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise DataError(
+                f"{archive}: member {info.filename} is {info.file_size} bytes, beyond the "
+                f"{MAX_MEMBER_BYTES} an annotation file can be; unzip it yourself"
+            )
+        members.append(info)
+    return members
+
+
+@contextlib.contextmanager
+def opened_archives(paths: Sequence[Path]) -> Iterator[list[Path]]:
+    """``paths`` with every zip archive replaced by its extracted annotation files."""
+    with tempfile.TemporaryDirectory(prefix="mcsan-annotations-") as scratch:
+        result: list[Path] = []
+        for number, path in enumerate(paths):
+            if not (path.is_file() and zipfile.is_zipfile(path)):
+                result.append(path)
+                continue
+            folder = Path(scratch) / str(number)
+            try:
+                with zipfile.ZipFile(path) as handle:
+                    members = _members(path, handle)
+                    for info in members:
+                        target = folder / PurePosixPath(info.filename).name
+                        if target.exists():
+                            raise DataError(
+                                f"{path}: two members named {target.name}; unzip it and pass "
+                                "the files you mean"
+                            )
+                        folder.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(handle.read(info))
+                        result.append(target)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+                raise DataError(
+                    f"{path}: cannot read the zip archive ({exc}); unzip it and pass the "
+                    ".json/.csv files to --annotations"
+                ) from exc
+            if not members:
+                raise DataError(
+                    f"{path}: the zip holds no annotation file (.json, .csv, .txt); unzip it "
+                    "and pass the annotation files to --annotations"
+                )
+        check_distinct(result)
+        yield result
