@@ -63,7 +63,9 @@ def opened_archives(paths: Sequence[Path]) -> Iterator[list[Path]]:
     with tempfile.TemporaryDirectory(prefix="mcsan-annotations-") as scratch:
         result: list[Path] = []
         for number, path in enumerate(paths):
-            if not (path.is_file() and zipfile.is_zipfile(path)):
+            if not path.is_file() or not (
+                path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)
+            ):
                 result.append(path)
                 continue
             folder = Path(scratch) / str(number)
