@@ -139,3 +139,73 @@ def test_a_pickled_checkpoint_is_refused_without_advising_unsafe_loading(tmp_pat
     assert str(path) in message and "never loads those" in message
     assert "weights_only" not in message
     assert not marker.exists()
+
+
+FULL_DISK_WRITERS = """
+import sys
+import numpy as np
+import torch
+from mcsan.checkpoint import save_checkpoint
+from mcsan.data.video.store import FeatureSpec, FeatureStore
+from mcsan.errors import OutputError
+from mcsan.io import atomic_path
+from mcsan.search import VideoIndex
+
+def store(path):
+    with atomic_path(path) as tmp, FeatureStore.create(tmp, FeatureSpec("t", 8, 4, {"f": (512,)}),
+                                                       overwrite=True) as s:
+        for k in range(128):
+            s.write(f"v{k}", {"f": np.ones((4, 512), np.float32)})
+
+def index(path):
+    emb = {"global": np.eye(4096, 64, dtype=np.float32)}
+    VideoIndex.build(emb, [str(i) for i in range(4096)], None, {"global": 1.0}, "0" * 64).save(path)
+
+writers = {"last.pt": lambda p: save_checkpoint(p, {"model": {"w": torch.zeros(100000)}}),
+           "features.h5": store, "index": index}
+for name, write in writers.items():
+    try:
+        write(sys.argv[1] + "/" + name)
+        print(name, "written")
+    except OutputError as exc:
+        print(name, "named:", exc)
+"""
+
+
+def test_torch_hdf5_and_faiss_writes_on_a_full_disk_are_named(tmp_path: Path) -> None:
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    for name in ("last.pt", "features.h5"):
+        (tmp_path / name).write_text("earlier")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "meta.json").write_text("earlier")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    run = subprocess.run([sys.executable, "-B", "-c", FULL_DISK_WRITERS, str(tmp_path)],
+                         capture_output=True, text=True, preexec_fn=limit, timeout=300,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(" named: " in line for line in lines), run.stdout
+    for line, name in zip(lines, ("last.pt", "features.h5", "index"), strict=True):
+        assert f"{tmp_path / name}: cannot write" in line, line  # mid-write, not at create
+    assert (tmp_path / "last.pt").read_text() == (tmp_path / "features.h5").read_text() == "earlier"
+    assert (tmp_path / "index" / "meta.json").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.h5", "index", "last.pt"]
+
+
+def test_no_source_file_unpickles() -> None:
+    """np.load refuses pickles unless told otherwise; torch.load only through load_torch."""
+    src = Path(__file__).resolve().parents[1] / "src" / "mcsan"
+    for path in src.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for unsafe in ("allow_pickle=True", "pickle.load", "weights_only=False", "Unpickler"):
+            assert unsafe not in text, (path, unsafe)
+        if path.name != "io.py":
+            assert "torch.load(" not in text, path

@@ -15,16 +15,18 @@ from mcsan.validate import RANGES, Range, check_device, device_arg, float_in, in
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.attention_heads=0", r"'model.attention_heads' must be >= 1, got 0"),
-        ("model.embed_dim=-4", r"'model.embed_dim' must be >= 1, got -4"),
-        ("model.video_hidden=-2", r"'model.video_hidden' must be >= 2"),
+        ("model.attention_heads=0", r"'model.attention_heads' must be in \[1, 1024\], got 0"),
+        ("model.embed_dim=-4", r"'model.embed_dim' must be in \[1, 65536\], got -4"),
+        ("model.embed_dim=1000000000", r"'model.embed_dim' must be in \[1, 65536\]"),
+        ("data.attribute_sizes={entity: 0}", r"'data.attribute_sizes.entity' must be in"),
+        ("model.video_hidden=-2", r"'model.video_hidden' must be in \[2, 65536\]"),
         ("model.dropout=1.0", r"'model.dropout' must be in \[0, 1\), got 1.0"),
         ("model.dropout=-0.1", r"'model.dropout' must be in \[0, 1\)"),
         ("train.weight_decay=-1", r"'train.weight_decay' must be >= 0"),
         ("train.lr=.nan", r"'train.lr' must be > 0, got nan"),
         ("train.gamma=0", r"'train.gamma' must be in \(0, 1\]"),
         ("loss.kl_temperature=0", r"'loss.kl_temperature' must be > 0"),
-        ("data.max_frames=0", r"'data.max_frames' must be >= 1 \(or null\)"),
+        ("data.max_frames=0", r"'data.max_frames' must be in \[1, 65536\] \(or null\)"),
         ("train.device=potato", r"'train.device' 'potato': not a device"),
     ],
 )

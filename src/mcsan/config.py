@@ -358,8 +358,11 @@ def validate(cfg: RunConfig, source: str = "<config>") -> None:
                 f"{source}: unknown key 'data.attribute_sizes.{level}'; "
                 "levels with attributes are entity, action, relation"
             )
-        if size < 1:
-            raise ConfigError(f"{source}: key 'data.attribute_sizes.{level}' must be >= 1")
+        if not 1 <= size <= 1_000_000:
+            raise ConfigError(
+                f"{source}: key 'data.attribute_sizes.{level}' must be in [1, 1000000], "
+                f"got {size}"
+            )
     try:
         check_device(cfg.train.device, "key 'train.device'", present=False)
     except ConfigError as exc:

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -55,7 +56,7 @@ def describe_os_error(exc: OSError, path: str | os.PathLike[str] | None = None,
     ``path`` (the output the user named) wins over the file the OS reports (a temp file).
     """
     where = path if path is not None else exc.filename
-    reason = exc.strerror or type(exc).__name__
+    reason = _first_line(exc.strerror or str(exc)) or type(exc).__name__
     fix = _FIXES.get(exc.errno or 0, "check the path and its permissions")
     return f"{where if where is not None else '<unknown path>'}: cannot {action} ({reason}); {fix}"
 
@@ -87,6 +88,34 @@ def _is_output_failure(exc: OSError, *ours: Path) -> bool:
     return any(name == str(p) or name.startswith(f"{p}{os.sep}") for p in ours)
 
 
+_NATIVE_WRITE_FAILURE = re.compile(
+    r"write|no space|too large|quota|read-only|errno|unexpected pos", re.IGNORECASE
+)
+"""How torch.save, faiss and HDF5 word a failed write (they raise RuntimeError)."""
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:200] if text.strip() else ""
+
+
+def _write_failure(exc: BaseException, target: Path, tmp: Path) -> OutputError | None:
+    """The OutputError an exception raised while writing ``tmp`` for ``target`` amounts to.
+
+    None when it is not about the output (an input that failed, a bug, an interrupt).
+    """
+    if isinstance(exc, OutputError):  # raised for the temporary name: name the output
+        return OutputError(str(exc).replace(str(tmp), str(target))) if str(tmp) in str(exc) else None
+    if isinstance(exc, OSError) and _is_output_failure(exc, tmp, target):
+        return OutputError(describe_os_error(exc, target))
+    if type(exc) is RuntimeError and _NATIVE_WRITE_FAILURE.search(str(exc)):
+        reason = _first_line(str(exc)) or "RuntimeError"
+        return OutputError(
+            f"{target}: cannot write ({reason}); the disk may be full or the file too large "
+            "for this file system: free space or write somewhere else"
+        )
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -108,13 +137,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with output_errors(target, "replace"):
             os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if not isinstance(exc, OutputError) and _is_output_failure(exc, tmp, target):
-            raise OutputError(describe_os_error(exc, target)) from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        named = _write_failure(exc, target, tmp)
+        if named is not None:
+            raise named from exc
         raise
 
 
@@ -150,13 +177,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with output_errors(target, "replace"):
             _swap_directory(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not isinstance(exc, OutputError) and _is_output_failure(exc, tmp, target):
-            raise OutputError(describe_os_error(exc, target)) from exc
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        named = _write_failure(exc, target, tmp)
+        if named is not None:
+            raise named from exc
         raise
 
 

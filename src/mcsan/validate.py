@@ -57,12 +57,15 @@ def _show(value: float) -> str:
 AT_LEAST_1 = Range(1)
 NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, low_open=True)
+DIM = Range(1, 65536)
+"""A layer width: beyond 65,536 the weight matrices alone outgrow memory."""
+COUNT = Range(1, 1024)
 
 RANGES: dict[str, dict[str, Range]] = {
     "model": {
-        "embed_dim": AT_LEAST_1, "word_dim": AT_LEAST_1, "text_hidden": Range(2),
-        "video_hidden": Range(2), "entity_slots": AT_LEAST_1, "attention_heads": AT_LEAST_1,
-        "attention_hidden": AT_LEAST_1, "action_channels": AT_LEAST_1,
+        "embed_dim": DIM, "word_dim": DIM, "text_hidden": Range(2, 65536),
+        "video_hidden": Range(2, 65536), "entity_slots": COUNT, "attention_heads": COUNT,
+        "attention_hidden": DIM, "action_channels": DIM,
         "dropout": Range(0, 1, high_open=True),
     },
     "loss": {
@@ -70,13 +73,14 @@ RANGES: dict[str, dict[str, Range]] = {
         "lambda_fbce": NON_NEGATIVE, "lambda_kl": NON_NEGATIVE, "kl_temperature": POSITIVE,
     },
     "train": {
-        "epochs": AT_LEAST_1, "batch_size": Range(2), "eval_batch_size": AT_LEAST_1,
-        "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "step_size": AT_LEAST_1,
-        "gamma": Range(0, 1, low_open=True), "grad_clip": Range(0, low_open=True, optional=True),
-        "num_workers": NON_NEGATIVE, "eval_every": AT_LEAST_1, "log_every": AT_LEAST_1,
+        "epochs": Range(1, 1_000_000), "batch_size": Range(2, 1 << 20),
+        "eval_batch_size": Range(1, 1 << 20), "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+        "step_size": AT_LEAST_1, "gamma": Range(0, 1, low_open=True),
+        "grad_clip": Range(0, low_open=True, optional=True), "num_workers": Range(0, 256),
+        "eval_every": AT_LEAST_1, "log_every": AT_LEAST_1,
     },
     "data": {
-        "max_words": AT_LEAST_1, "max_frames": Range(1, optional=True),
+        "max_words": Range(1, 4096), "max_frames": Range(1, 1 << 16, optional=True),
         "min_word_count": AT_LEAST_1,
     },
 }  # fmt: skip

@@ -23,7 +23,8 @@ GOOD = {"video_id": "v1", "caption": "a dog runs", "split": "train"}
 
 @pytest.mark.parametrize(
     ("bad", "problem"),
-    [(None, "null"), ("", "empty"), ("   ", "empty"), (3, "not a string")],
+    [(None, "null"), ("", "empty"), ("   ", "empty"), (3, "not a string"),
+     ("a dog\x00runs", "text with control character")],
 )
 def test_a_bad_caption_names_file_line_and_video(tmp_path: Path, bad, problem) -> None:
     path = write(tmp_path, GOOD, "", {"video_id": "v7", "caption": bad, "split": "train"})

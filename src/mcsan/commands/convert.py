@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-files", nargs="+", default=[], metavar="[SPLIT=]PATH",
                         help="video id lists per split (HGR trn/val/tst_names.npy, .txt, .json); "
                         "the split comes from the file name or a SPLIT= prefix")
-    parser.add_argument("--protocol", default=None,
-                        help="msrvtt: full (official 6513/497/2990) or 1k-a")
+    parser.add_argument("--protocol", default=None, choices=("full", "1k-a"),
+                        help="msrvtt: full (official 6513/497/2990; the default) or 1k-a; "
+                        "never guessed from the files")
     parser.add_argument("--val-size", type=non_negative_int, default=500,
                         help="1k-a: training videos carved out as validation (default 500)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the validation carve")

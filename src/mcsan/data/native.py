@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ def _caption_problem(caption: object) -> str | None:
         return f"not a string ({type(caption).__name__})"
     if not caption.strip():
         return "empty"
+    control = [ch for ch in caption.strip() if unicodedata.category(ch) in ("Cc", "Cs")]
+    if control:
+        return f"text with control character {control[0]!r}"
     return None
 
 

@@ -80,12 +80,14 @@ def test_a_null_caption_is_dropped_and_counted_never_the_text_none(tmp_path: Pat
     path.write_text(json.dumps({
         "videos": [{"video_id": "video0", "split": "train"}],
         "sentences": [{"video_id": "video0", "caption": None},
-                      {"video_id": "video0", "caption": "a dog runs"}],
+                      {"video_id": "video0", "caption": "a dog runs"},
+                      {"video_id": "video0", "caption": "a dog\x1b[31m barks"}],
     }))
     summary = convert_dataset("msrvtt", [path], ConvertOptions(out=tmp_path / "o"))
     assert by_video(tmp_path / "o") == {"video0": ("train", ["a dog runs"])}
     assert summary.problems["empty_captions"] == ["video0"]
     assert summary.dropped_captions["empty_captions"] == 1
+    assert summary.dropped_captions["control_character_captions"] == 1
 
 
 def test_1k_a_validation_is_carved_after_features_drop_and_sizes_checked(tmp_path: Path) -> None:

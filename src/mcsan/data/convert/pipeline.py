@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,19 +74,25 @@ def convert_dataset(
 def clean_captions(
     records: Sequence[CaptionRecord], dedup: bool
 ) -> tuple[list[CaptionRecord], dict[str, list[str]]]:
-    """Strip captions; drop empty ones; find duplicates of a video (dropped if ``dedup``).
+    """Strip captions; drop empty ones and those with control characters; find duplicates
+    of a video (dropped if ``dedup``).
 
     Duplicates compare case- and whitespace-insensitively within one video and split.
-    Returns the kept records and ``{"empty_captions": ids, "duplicate_captions": ids}``.
+    Returns the kept records and ``{"empty_captions": ids, "control_character_captions":
+    ids, "duplicate_captions": ids}``.
     """
     kept: list[CaptionRecord] = []
     empty: list[str] = []
+    control: list[str] = []
     duplicates: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     for record in records:
         text = " ".join(record.caption.split())
         if not text:
             empty.append(record.video_id)
+            continue
+        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+            control.append(record.video_id)
             continue
         key = (record.video_id, record.split, text.lower())
         if key in seen:
@@ -94,7 +101,8 @@ def clean_captions(
                 continue
         seen.add(key)
         kept.append(CaptionRecord(record.video_id, text, record.split))
-    return kept, {"empty_captions": empty, "duplicate_captions": duplicates}
+    return kept, {"empty_captions": empty, "control_character_captions": control,
+                  "duplicate_captions": duplicates}
 
 
 def check_split_sizes(
@@ -168,6 +176,7 @@ def run_conversion(
     records, caption_problems = clean_captions(annotations.records, options.dedup)
     problems.update(caption_problems)
     dropped["empty_captions"] = len(caption_problems["empty_captions"])
+    dropped["control_character_captions"] = len(caption_problems["control_character_captions"])
     dropped["duplicate_captions"] = len(caption_problems["duplicate_captions"]) * options.dedup
 
     summary_features: dict[str, Any] = {}
