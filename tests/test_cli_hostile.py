@@ -144,6 +144,7 @@ def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["serve", "--index", str(b / "missing"), "--port", "70000"], "--port"),
         (["ablate", "--config", str(b / "missing.yaml"), "--out", out], "missing.yaml"),
         (["demo", "--out", out, "--frames", "1"], "--frames"),
+        (["demo", "--out", out, "--config", str(b / "latin1.yaml")], "latin1.yaml:1: not UTF-8"),
     ]
     if not torch.cuda.is_available():
         cases_.append((["train", "--out", out, "--set", "train.device=cuda"], "no CUDA device"))

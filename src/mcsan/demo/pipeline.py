@@ -127,6 +127,7 @@ def run_demo(
     settings: DemoSettings, out_dir: str | os.PathLike[str], on_stage: StageCallback | None = None
 ) -> DemoResult:
     """Run every stage into ``out_dir`` and write ``out_dir/REPORT.md``."""
+    from mcsan.config import load_config
     from mcsan.demo.examples import example_queries
     from mcsan.demo.report import write_report
 
@@ -137,6 +138,7 @@ def run_demo(
             f"{config}: demo config not found; run from the repository root or pass --config"
         )
     root = out / "world"
+    load_config(config, list(settings.overrides(root)))  # a bad config fails before any work
     result = DemoResult(out, settings)
     _timed(result, "world", on_stage, lambda: _world_stage(settings, root))
     _timed(result, "features", on_stage, lambda: _feature_stage(settings, root))

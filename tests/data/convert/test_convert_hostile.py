@@ -134,3 +134,12 @@ def test_a_video_in_two_split_files_is_refused_by_name(tmp_path: Path) -> None:
         str(tmp_path / "trn_names.txt"), str(tmp_path / "tst_names.txt")])
     with pytest.raises(DataError, match=r"1 video\(s\) are listed in two splits: vid2"):
         convert_dataset("vatex", [tmp_path / "hgr.json"], options)
+
+
+def test_an_id_list_in_json_under_a_text_name_is_refused(tmp_path: Path) -> None:
+    from mcsan.data.convert.features import read_id_list
+
+    path = tmp_path / "trn_names.txt"
+    path.write_text('["vid1", "vid2"]\n')
+    with pytest.raises(DataError, match=rf"{path}: holds JSON, not one id a line"):
+        read_id_list(path)

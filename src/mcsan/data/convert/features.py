@@ -53,6 +53,10 @@ def read_id_list(path: str | os.PathLike[str]) -> list[str]:
         values = [str(v) for v in data]
     else:
         values = [v for line in read_text_lines(source, "id list") for v in line.split()]
+        if values and values[0][:1] in ("[", "{"):
+            raise DataError(
+                f"{source}: holds JSON, not one id a line; name it .json (a JSON list of ids)"
+            )
     return [v.strip() for v in values if v.strip()]
 
 
