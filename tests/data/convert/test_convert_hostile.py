@@ -13,6 +13,7 @@ import pytest
 from test_convert_formats import by_video, msrvtt_info, write_1k_a
 
 from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
+from mcsan.data.native import read_captions
 from mcsan.errors import DataError
 
 
@@ -46,11 +47,14 @@ def test_the_zip_as_distributed_converts_like_its_contents(tmp_path: Path) -> No
         for path in files:
             handle.write(path, f"annotation/{path.name}")
         handle.writestr("__MACOSX/annotation/._test_videodatainfo.json", b"\x00\x05\x16\x07\xff")
-        handle.writestr("annotation/readme.md", "not an annotation")
+        handle.writestr("annotation/readme.txt", "MSR-VTT \xa9 2016".encode("latin-1"))
+        handle.writestr("annotation/category.txt", "music\t0\n")
     zipped = convert_dataset("msrvtt", [archive], ConvertOptions(out=tmp_path / "z"))
     plain = convert_dataset("msrvtt", files, ConvertOptions(out=tmp_path / "p"))
     assert by_video(tmp_path / "z") == by_video(tmp_path / "p")
     assert zipped.captions_written == plain.captions_written == 8
+    assert any("ignored 2 other member(s): annotation/readme.txt, annotation/category.txt"
+               in note for note in zipped.notes)
     broken = tmp_path / "broken.zip"
     broken.write_bytes(archive.read_bytes()[:-40])
     with pytest.raises(DataError, match=rf"{broken}: cannot read the zip .*unzip it"):
@@ -143,3 +147,18 @@ def test_an_id_list_in_json_under_a_text_name_is_refused(tmp_path: Path) -> None
     path.write_text('["vid1", "vid2"]\n')
     with pytest.raises(DataError, match=rf"{path}: holds JSON, not one id a line"):
         read_id_list(path)
+
+
+REAL_ZIP = next(  # ../shared beside the repository (or beside a worktree's parent)
+    (p for p in (Path(__file__).resolve().parents[i] / "shared/data/msrvtt/train_val_annotation.zip"
+                 for i in (4, 5)) if p.is_file()),
+    Path("../shared/data/msrvtt/train_val_annotation.zip"),
+)
+
+
+@pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"{REAL_ZIP} absent (shared MSR-VTT zip)")
+def test_the_official_msrvtt_zip_converts_with_its_sizes_checked(tmp_path: Path) -> None:
+    summary = convert_dataset("msrvtt", [REAL_ZIP], ConvertOptions(out=tmp_path / "o"))
+    assert {s: c["videos"] for s, c in summary.splits.items()} == {"train": 6513, "val": 497}
+    assert summary.split_size_mismatch == {"test": {"expected": 2990, "found": 0}}
+    assert "None" not in {r.caption for r in read_captions(tmp_path / "o")}

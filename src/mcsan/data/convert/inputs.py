@@ -3,9 +3,10 @@
 * a path that does not exist is refused by name;
 * the same file given twice (by another name, or the same content) is refused: it would
   silently double every caption;
-* a ``.zip`` (MSR-VTT's annotations are distributed zipped) is opened: its annotation
-  members (``.json``, ``.csv``, ``.txt``) are extracted into a temporary folder and used in
-  its place; a damaged archive is refused by name with the fix.
+* a ``.zip`` (MSR-VTT's annotations are distributed zipped) is opened: the members the
+  format reads (MSR-VTT: ``.json``, ``.csv``) are extracted into a temporary folder and
+  used in its place, the others (``readme.txt``, ``category.txt``) are named in the notes;
+  a damaged archive is refused by name with the fix.
 """
 
 from __future__ import annotations
@@ -40,13 +41,17 @@ def check_distinct(paths: Sequence[Path]) -> None:
         seen[key] = path
 
 
-def _members(archive: Path, handle: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def _members(
+    archive: Path, handle: zipfile.ZipFile, suffixes: Sequence[str], notes: list[str]
+) -> list[zipfile.ZipInfo]:
     members = []
+    ignored = []
     for info in handle.infolist():
         name = PurePosixPath(info.filename)
         if info.is_dir() or name.name.startswith(".") or "__MACOSX" in name.parts:
             continue
-        if name.suffix.lower() not in ANNOTATION_SUFFIXES:
+        if name.suffix.lower() not in suffixes:
+            ignored.append(info.filename)
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise DataError(
@@ -54,12 +59,23 @@ def _members(archive: Path, handle: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
                 f"{MAX_MEMBER_BYTES} an annotation file can be; unzip it yourself"
             )
         members.append(info)
+    if ignored:
+        notes.append(f"{archive}: read {', '.join(m.filename for m in members) or 'nothing'}; "
+                     f"ignored {len(ignored)} other member(s): {', '.join(ignored[:10])}")
     return members
 
 
 @contextlib.contextmanager
-def opened_archives(paths: Sequence[Path]) -> Iterator[list[Path]]:
-    """``paths`` with every zip archive replaced by its extracted annotation files."""
+def opened_archives(
+    paths: Sequence[Path],
+    suffixes: Sequence[str] = ANNOTATION_SUFFIXES,
+    notes: list[str] | None = None,
+) -> Iterator[list[Path]]:
+    """``paths`` with every zip archive replaced by its extracted annotation files.
+
+    Only members with one of ``suffixes`` are read; the others are named in ``notes``.
+    """
+    notes = [] if notes is None else notes
     with tempfile.TemporaryDirectory(prefix="mcsan-annotations-") as scratch:
         result: list[Path] = []
         for number, path in enumerate(paths):
@@ -71,7 +87,7 @@ def opened_archives(paths: Sequence[Path]) -> Iterator[list[Path]]:
             folder = Path(scratch) / str(number)
             try:
                 with zipfile.ZipFile(path) as handle:
-                    members = _members(path, handle)
+                    members = _members(path, handle, suffixes, notes)
                     for info in members:
                         target = folder / PurePosixPath(info.filename).name
                         if target.exists():
@@ -89,8 +105,8 @@ def opened_archives(paths: Sequence[Path]) -> Iterator[list[Path]]:
                 ) from exc
             if not members:
                 raise DataError(
-                    f"{path}: the zip holds no annotation file (.json, .csv, .txt); unzip it "
-                    "and pass the annotation files to --annotations"
+                    f"{path}: the zip holds no annotation file ({', '.join(suffixes)}); "
+                    "unzip it and pass the annotation files to --annotations"
                 )
         check_distinct(result)
         yield result

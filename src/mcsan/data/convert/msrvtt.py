@@ -86,6 +86,7 @@ class MSRVTT(DatasetFormat):
         "1k-a: MSRVTT_data.json MSRVTT_train.9k.csv MSRVTT_JSFUSION_test.csv"
     )
     protocols = ("full", "1k-a")
+    archive_members = (".json", ".csv")  # the official zip also holds category/readme.txt
 
     def load_annotations(self, paths: Sequence[Path], options: ConvertOptions) -> Annotations:
         """Read the JSON and CSV files and build the split the protocol asks for."""

@@ -166,7 +166,8 @@ def run_conversion(
         )
     check_distinct(paths)
     out = Path(options.out)
-    with opened_archives(paths) as opened:
+    archive_notes: list[str] = []
+    with opened_archives(paths, fmt.archive_members, archive_notes) as opened:
         annotations = fmt.load_annotations(opened, options)
     _prepare_out(out, options.overwrite)
     captions_read = len(annotations.records) + sum(annotations.dropped_captions.values())
@@ -185,7 +186,7 @@ def run_conversion(
         records = _import_and_filter(
             records, options, names, out, problems, dropped, summary_features
         )
-    notes = list(annotations.notes)
+    notes = [*archive_notes, *annotations.notes]
     if annotations.carve_val:
         records = carve_validation(records, annotations.carve_val, options.seed, notes)
     mismatch = check_split_sizes(records, annotations.expected_sizes)

@@ -111,6 +111,8 @@ class DatasetFormat:
     description = ""
     inputs = ""
     protocols: tuple[str, ...] = ()
+    archive_members: tuple[str, ...] = (".json", ".csv", ".txt")
+    """Suffixes of the members of a zip given as annotations that this format reads."""
 
     def load_annotations(self, paths: Sequence[Path], options: ConvertOptions) -> Annotations:
         """Read the format's annotation files into caption records with their split."""
