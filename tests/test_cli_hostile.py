@@ -190,6 +190,19 @@ def _file_size_limit(limit: int):
     return apply
 
 
+def test_training_onto_a_full_disk_is_named_without_traceback(files, tmp_path) -> None:
+    from tiny_world import tiny_config_yaml
+
+    config = tiny_config_yaml(files["ds"], tmp_path / "tiny.yaml", epochs=1)
+    out = tmp_path / "run"
+    run = subprocess.run(
+        [sys.executable, "-B", "-m", "mcsan", "train", "--config", str(config), "--out", str(out)],
+        capture_output=True, text=True, env=_env(), timeout=300, preexec_fn=_file_size_limit(3000),
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.stderr.startswith("error: ") and ": cannot write" in run.stderr  # cache or run
+
+
 def test_a_full_disk_mid_write_is_named_and_keeps_the_earlier_output(files, tmp_path) -> None:
     out = tmp_path / "parsed.jsonl"
     out.write_text("earlier\n")

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import threading
 
 from mcsan import __version__, progress
 from mcsan.errors import MCSANError
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
+    threading.excepthook = _thread_error
     try:
         return int(args.func(args) or 0)
     except MCSANError as exc:
@@ -57,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _thread_error(hook: threading.ExceptHookArgs) -> None:
+    """A background thread (e.g. TensorBoard's writer) that fails on a file: one line."""
+    if isinstance(hook.exc_value, MCSANError | OSError | UnicodeDecodeError | MemoryError):
+        text = hook.exc_value if isinstance(hook.exc_value, MCSANError) else describe_unexpected(
+            hook.exc_value
+        )
+        print(f"error: in a background writer: {text}", file=sys.stderr)
+    else:
+        threading.__excepthook__(hook)
 
 
 def describe_unexpected(exc: BaseException) -> str:

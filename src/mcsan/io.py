@@ -58,7 +58,9 @@ def describe_os_error(exc: OSError, path: str | os.PathLike[str] | None = None,
     where = path if path is not None else exc.filename
     reason = _first_line(exc.strerror or str(exc)) or type(exc).__name__
     fix = _FIXES.get(exc.errno or 0, "check the path and its permissions")
-    return f"{where if where is not None else '<unknown path>'}: cannot {action} ({reason}); {fix}"
+    if where is None:  # the OS did not say which file
+        return f"cannot {action} a file ({reason}); {fix}"
+    return f"{where}: cannot {action} ({reason}); {fix}"
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mcsan.io import atomic_write_text, make_dir
+from mcsan.io import atomic_write_text, make_dir, output_errors
 
 CSV_METRICS: tuple[str, ...] = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "rsum",
@@ -39,22 +39,25 @@ class RunLog:
         self.out_dir = out_dir
         make_dir(out_dir)
         # purge_step hides older events at steps >= purge_step (a killed run's tail)
-        self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
+        self.tb_dir = out_dir / "tb"
+        with output_errors(self.tb_dir, "create"):
+            self.writer = SummaryWriter(str(self.tb_dir), purge_step=purge_step or None)
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         """Log ``prefix/name`` scalars at ``step``."""
-        for name, value in values.items():
-            self.writer.add_scalar(f"{prefix}/{name}", value, step)
+        with output_errors(self.tb_dir, "write events to"):  # the writer thread's errors
+            for name, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def epoch(self, record: Mapping[str, Any]) -> None:
         """Log one epoch's mean losses, throughput and validation metrics."""
         step = int(record["step"])
         self.scalars("epoch_loss", record["loss"], step)
-        self.writer.add_scalar("train/pairs_per_second", record["pairs_per_second"], step)
-        self.writer.add_scalar("train/lr", record["lr"], step)
+        self.scalars("train", {k: record[k] for k in ("pairs_per_second", "lr")}, step)
         for level, metrics in record.get("val", {}).items():
             self.scalars(f"val_{level}", metrics, step)
-        self.writer.flush()
+        with output_errors(self.tb_dir, "write events to"):
+            self.writer.flush()
 
     def rewrite_csv(self, history: list[dict[str, Any]]) -> None:
         """Write ``metrics.csv`` (atomically) from the full history: one row per epoch."""
@@ -70,4 +73,5 @@ class RunLog:
 
     def close(self) -> None:
         """Flush and close the event file."""
-        self.writer.close()
+        with output_errors(self.tb_dir, "write events to"):
+            self.writer.close()
