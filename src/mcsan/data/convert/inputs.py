@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from mcsan.errors import DataError
-from mcsan.io import file_sha256
+from mcsan.errors import DataError, OutputError
+from mcsan.io import describe_os_error, file_sha256
 
 ANNOTATION_SUFFIXES = (".json", ".csv", ".txt")
 MAX_MEMBER_BYTES = 4 << 30
@@ -65,6 +66,20 @@ def _members(
     return members
 
 
+def _extract(handle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, archive: Path) -> None:
+    """Copy one member out; a failed write names the scratch folder, not the archive."""
+    with handle.open(info) as source:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+        except OSError as exc:
+            raise OutputError(
+                describe_os_error(exc, target.parent, f"extract {info.filename} of {archive} into")
+                + " (or unzip it yourself and pass the files)"
+            ) from exc
+
+
 @contextlib.contextmanager
 def opened_archives(
     paths: Sequence[Path],
@@ -95,8 +110,7 @@ def opened_archives(
                                 f"{path}: two members named {target.name}; unzip it and pass "
                                 "the files you mean"
                             )
-                        folder.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(handle.read(info))
+                        _extract(handle, info, target, path)
                         result.append(target)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
                 raise DataError(
