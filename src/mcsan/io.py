@@ -304,14 +304,21 @@ def load_npy(
     source = Path(path)
     if not source.is_file():
         raise DataError(f"{source}: {what} (.npy) not found; check the path")
+    with source.open("rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise DataError(
+                f"{source}: not a .npy file (no NPY header); mcsan reads .npy arrays written "
+                "by np.save, never pickles"
+            )
     try:
         return np.load(source, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DataError(
                 f"{source}: the {what} holds pickled Python objects, which mcsan never loads "
-                "(unpickling runs code); re-save it as a plain array, e.g. "
-                "np.save(path, np.array(names, dtype=str)), or give a .txt/.json list"
+                "(unpickling runs code); re-save it as a plain numeric or string array "
+                "(np.save(path, np.asarray(values, dtype=str or float))), or give a .txt/.json "
+                "list where a names list is asked for"
             ) from exc
         raise DataError(f"{source}: not a readable .npy {what} ({exc})") from exc
     except (OSError, EOFError) as exc:

@@ -44,3 +44,18 @@ def test_a_video_in_train_and_test_is_refused_naming_it(tmp_path: Path) -> None:
         read_captions(tmp_path)
     write(tmp_path, GOOD, {**GOOD, "video_id": "v2", "split": "test"})
     assert [r.split for r in read_captions(tmp_path)] == ["train", "test"]
+
+
+@pytest.mark.parametrize(
+    ("card", "problem"),
+    [("feature_sets: [1, 2]\n", "'feature_sets' must be a mapping"),
+     ("feature_sets: {tiny: 3}\n", "'feature_sets.tiny' must be a mapping with a string"),
+     ("feature_sets: {tiny: {path: 5}}\n", "'feature_sets.tiny' must be a mapping with a string"),
+     ("name: [a]\n", "'name' must be a string"), ("splits: [unclosed\n", "not valid YAML")],
+)
+def test_a_malformed_card_is_refused_naming_the_key(tmp_path: Path, card: str, problem: str):
+    from mcsan.data.native import card_path, read_card
+
+    card_path(tmp_path).write_text(card)
+    with pytest.raises(DataError, match=rf"{card_path(tmp_path)}: {problem}"):
+        read_card(tmp_path)

@@ -154,7 +154,25 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(f"{path}: not valid YAML ({exc}); fix or rewrite the card") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping at the top level")
+    check_card(data, path)
     return data
+
+
+def check_card(card: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse a card whose fields have the wrong shape, naming the key."""
+    sets = card.get("feature_sets") or {}
+    problem = None
+    if "name" in card and not isinstance(card["name"], str | int):
+        problem = "'name' must be a string"
+    elif not isinstance(sets, dict):
+        problem = "'feature_sets' must be a mapping {set name: {path, ...}}"
+    else:
+        for name, entry in sets.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("path", ""), str):
+                problem = f"'feature_sets.{name}' must be a mapping with a string 'path'"
+                break
+    if problem:
+        raise DataError(f"{path}: {problem}; fix the card or re-create it with `mcsan convert`")
 
 
 def write_card(root: str | os.PathLike[str], card: dict[str, Any]) -> None:
