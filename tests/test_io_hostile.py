@@ -210,3 +210,12 @@ def test_no_source_file_unpickles() -> None:
             assert unsafe not in text, (path, unsafe)
         if path.name != "io.py":
             assert "torch.load(" not in text, path
+
+
+def test_an_altered_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    from mcsan.checkpoint import FORMAT, REQUIRED_KEYS, load_checkpoint
+
+    path = tmp_path / "best.pt"
+    torch.save({"format": FORMAT, **{key: 3 for key in REQUIRED_KEYS}}, path)
+    with pytest.raises(CheckpointError, match=rf"{path}: checkpoint fields \['model', "):
+        load_checkpoint(path)
