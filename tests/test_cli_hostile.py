@@ -73,15 +73,21 @@ def files(tmp_path_factory) -> dict[str, Path]:
     captions_path(leak).write_text("\n".join(records) + "\n")
     null = base / "null"
     shutil.copytree(ds, null)
-    captions_path(null).write_text(json.dumps({"video_id": "v1", "caption": None,
-                                               "split": "train"}) + "\n")
+    captions_path(null).write_text(
+        json.dumps({"video_id": "v1", "caption": None, "split": "train"}) + "\n"
+    )
     marker = base / "pwned"
     torch.save({"model": _Planted(marker)}, base / "evil.pt")
     np.save(base / "feats.npy", np.ones((1, 4), np.float32))
     np.save(base / "names.npy", np.array([_Planted(marker)], dtype=object), allow_pickle=True)
-    (base / "MSRVTT_data.json").write_text(json.dumps({
-        "videos": [{"video_id": "v1", "split": "train"}],
-        "sentences": [{"video_id": "v1", "caption": "a man sings"}]}))
+    (base / "MSRVTT_data.json").write_text(
+        json.dumps(
+            {
+                "videos": [{"video_id": "v1", "split": "train"}],
+                "sentences": [{"video_id": "v1", "caption": "a man sings"}],
+            }
+        )
+    )
     (base / "latin1.yaml").write_bytes(b"seed: 1 # caf\xe9\n")
     (base / "captions.json").write_text(json.dumps([{"caption": "a dog"}]))
     (base / "lines.txt").write_text("a red ball rolls\n")
@@ -89,8 +95,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from mcsan.data.video.extract import shard_path
     from mcsan.data.video.store import FeatureSpec, FeatureStore
 
-    FeatureStore.create(shard_path(base / "f.h5", 0, 2),
-                        FeatureSpec("t", 8, 2, {"frame": (2,)})).close()
+    FeatureStore.create(
+        shard_path(base / "f.h5", 0, 2), FeatureSpec("t", 8, 2, {"frame": (2,)})
+    ).close()
     return {"base": base, "ds": ds, "leak": leak, "null": null, "marker": marker}
 
 
@@ -110,19 +117,41 @@ def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["extract", "--out", str(b / "f.h5"), "--merge"], "f.shard1of2.h5"),
         (["parse", "--captions", str(b / "missing.txt"), "--out", out], "missing.txt"),
         (["parse", "--captions", str(b / "captions.json"), "--out", out], "JSON document"),
-        (["parse", "--captions", str(b / "lines.txt"), "--out", out, "--batch-size", "0"],
-         "--batch-size"),
-        (["convert", "msrvtt", "--annotations", str(b / "missing.json"), "--out", out],
-         "missing.json"),
+        (
+            ["parse", "--captions", str(b / "lines.txt"), "--out", out, "--batch-size", "0"],
+            "--batch-size",
+        ),
+        (
+            ["convert", "msrvtt", "--annotations", str(b / "missing.json"), "--out", out],
+            "missing.json",
+        ),
         (["convert", "msrvtt", "--annotations", ann, "--out", f"{PROC}/c"], PROC),
         (["convert", "msrvtt", "--annotations", ann, ann, "--out", out], "identical content"),
-        (["convert", "msrvtt", "--annotations", ann, str(b / "lines.txt"), "--out", out],
-         "lines.txt: not an MSR-VTT annotation file"),
-        (["convert", "msrvtt", "--annotations", ann, "--features", str(b / "feats.npy"),
-          "--feature-names", str(b / "names.npy"), "--feature-format", "npy-mean", "--out",
-          out], "pickled"),
-        (["convert", "msrvtt", "--annotations", ann, "--out", out, "--val-size", "-1"],
-         "--val-size"),
+        (
+            ["convert", "msrvtt", "--annotations", ann, str(b / "lines.txt"), "--out", out],
+            "lines.txt: not an MSR-VTT annotation file",
+        ),
+        (
+            [
+                "convert",
+                "msrvtt",
+                "--annotations",
+                ann,
+                "--features",
+                str(b / "feats.npy"),
+                "--feature-names",
+                str(b / "names.npy"),
+                "--feature-format",
+                "npy-mean",
+                "--out",
+                out,
+            ],
+            "pickled",
+        ),
+        (
+            ["convert", "msrvtt", "--annotations", ann, "--out", out, "--val-size", "-1"],
+            "--val-size",
+        ),
         (["info", str(b / "missing")], "no dataset card"),
         (["info", str(f["leak"])], "more than one split: video0000 (test+train)"),
         (["info", str(f["null"])], "captions.jsonl:1: caption of video 'v1' is null"),
@@ -136,8 +165,18 @@ def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["evaluate", "--checkpoint", str(b / "missing.pt")], "missing.pt"),
         (["evaluate", "--checkpoint", str(b / "evil.pt")], "never loads"),
         (["evaluate", "--checkpoint", str(b / "evil.pt"), "--device", "potato"], "potato"),
-        (["index", "--checkpoint", str(b / "missing.pt"), "--dataset", str(f["ds"]), "--out",
-          out], "missing.pt"),
+        (
+            [
+                "index",
+                "--checkpoint",
+                str(b / "missing.pt"),
+                "--dataset",
+                str(f["ds"]),
+                "--out",
+                out,
+            ],
+            "missing.pt",
+        ),
         (["search", "--index", str(b / "missing"), "a dog"], "not an mcsan index"),
         (["search", "--index", str(b / "missing"), "a dog", "-k", "0"], "-k"),
         (["serve", "--index", str(b / "missing")], "not an mcsan index"),
@@ -160,7 +199,11 @@ def test_bad_paths_and_options_give_a_named_error_and_exit_2(files) -> None:
     todo = cases(files)
     run = subprocess.run(
         [sys.executable, "-B", "-c", DRIVER, json.dumps([argv for argv, _ in todo])],
-        capture_output=True, text=True, env=_env(), timeout=600, cwd=files["base"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+        cwd=files["base"],
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout.strip().splitlines()[-1])
@@ -174,10 +217,17 @@ def test_bad_paths_and_options_give_a_named_error_and_exit_2(files) -> None:
 
 
 def test_the_entry_point_itself_exits_2_without_traceback(files) -> None:
-    for argv in (["search", "--index", "x", "q", "-k", "-3"], ["synth", "--out", f"{PROC}/x",
-                                                               "--videos", "1"]):
-        run = subprocess.run([sys.executable, "-B", "-m", "mcsan", *argv], capture_output=True,
-                             text=True, env=_env(), timeout=120)
+    for argv in (
+        ["search", "--index", "x", "q", "-k", "-3"],
+        ["synth", "--out", f"{PROC}/x", "--videos", "1"],
+    ):
+        run = subprocess.run(
+            [sys.executable, "-B", "-m", "mcsan", *argv],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=120,
+        )
         assert run.returncode == 2 and "error:" in run.stderr
         assert "Traceback" not in run.stderr
 
@@ -197,7 +247,11 @@ def test_training_onto_a_full_disk_is_named_without_traceback(files, tmp_path) -
     out = tmp_path / "run"
     run = subprocess.run(
         [sys.executable, "-B", "-m", "mcsan", "train", "--config", str(config), "--out", str(out)],
-        capture_output=True, text=True, env=_env(), timeout=300, preexec_fn=_file_size_limit(3000),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        preexec_fn=_file_size_limit(3000),
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert run.stderr.startswith("error: ") and ": cannot write" in run.stderr  # cache or run
@@ -207,9 +261,22 @@ def test_a_full_disk_mid_write_is_named_and_keeps_the_earlier_output(files, tmp_
     out = tmp_path / "parsed.jsonl"
     out.write_text("earlier\n")
     run = subprocess.run(
-        [sys.executable, "-B", "-m", "mcsan", "parse", "--captions", str(files["base"] / "lines.txt"),
-         "--out", str(out)],
-        capture_output=True, text=True, env=_env(), timeout=300, preexec_fn=_file_size_limit(64),
+        [
+            sys.executable,
+            "-B",
+            "-m",
+            "mcsan",
+            "parse",
+            "--captions",
+            str(files["base"] / "lines.txt"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        preexec_fn=_file_size_limit(64),
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert f"error: {out}: cannot" in run.stderr

@@ -75,8 +75,11 @@ def test_outputs_get_the_users_umask_not_0600(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     # mcsan.io reads the umask once, at import; this test runs under the usual 022
-    for path, mode in ((tmp_path / "metrics.json", 0o644), (tmp_path / "last.pt", 0o644),
-                       (tmp_path / "index", 0o755)):
+    for path, mode in (
+        (tmp_path / "metrics.json", 0o644),
+        (tmp_path / "last.pt", 0o644),
+        (tmp_path / "index", 0o755),
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
 
@@ -188,9 +191,14 @@ def test_torch_hdf5_and_faiss_writes_on_a_full_disk_are_named(tmp_path: Path) ->
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "meta.json").write_text("earlier")
     src = str(Path(__file__).resolve().parents[1] / "src")
-    run = subprocess.run([sys.executable, "-B", "-c", FULL_DISK_WRITERS, str(tmp_path)],
-                         capture_output=True, text=True, preexec_fn=limit, timeout=300,
-                         env={**os.environ, "PYTHONPATH": src})
+    run = subprocess.run(
+        [sys.executable, "-B", "-c", FULL_DISK_WRITERS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": src},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 3 and all(" named: " in line for line in lines), run.stdout

@@ -48,9 +48,12 @@ def test_argparse_types_refuse_with_the_range() -> None:
     parser = argparse.ArgumentParser(exit_on_error=False)
     parser.add_argument("--fps", type=float_in(0.0, 240.0))
     parser.add_argument("--frames", type=int_in(1, 1024))
-    for argv, message in ((["--fps", "-1"], r"must be in \(0, 240\]"),
-                          (["--fps", "inf"], "must be"), (["--frames", "0"], r"\[1, 1024\]"),
-                          (["--frames", "x"], "not an integer")):
+    for argv, message in (
+        (["--fps", "-1"], r"must be in \(0, 240\]"),
+        (["--fps", "inf"], "must be"),
+        (["--frames", "0"], r"\[1, 1024\]"),
+        (["--frames", "x"], "not an integer"),
+    ):
         with pytest.raises(argparse.ArgumentError, match=message):
             parser.parse_args(argv)
     assert parser.parse_args(["--fps", "2.5", "--frames", "8"]).frames == 8

@@ -147,7 +147,9 @@ def model_from_state(state: dict[str, Any], source: str | os.PathLike[str]) -> A
         vocab_size = len(state["vocab"])
         word_dim = state.get("word_dim")
         vectors = np.zeros((vocab_size, int(word_dim)), dtype=np.float32) if word_dim else None
-        shapes = {name: tuple(int(n) for n in shape) for name, shape in state["stream_shapes"].items()}
+        shapes = {
+            name: tuple(int(n) for n in shape) for name, shape in state["stream_shapes"].items()
+        }
         sizes = {level: int(size) for level, size in state["attribute_sizes"].items()}
         model = MCSAN(cfg.model, vocab_size, shapes, sizes, word_vectors=vectors)
         model.load_state_dict(state["model"])

@@ -106,7 +106,8 @@ def _write_failure(exc: BaseException, target: Path, tmp: Path) -> OutputError |
     None when it is not about the output (an input that failed, a bug, an interrupt).
     """
     if isinstance(exc, OutputError):  # raised for the temporary name: name the output
-        return OutputError(str(exc).replace(str(tmp), str(target))) if str(tmp) in str(exc) else None
+        text = str(exc)
+        return OutputError(text.replace(str(tmp), str(target))) if str(tmp) in text else None
     if isinstance(exc, OSError) and _is_output_failure(exc, tmp, target):
         return OutputError(describe_os_error(exc, target))
     if type(exc) is RuntimeError and _NATIVE_WRITE_FAILURE.search(str(exc)):
@@ -351,7 +352,8 @@ def load_torch(
             f"containers; mcsan never loads those (loading them could run code); {fix}"
         ) from exc
     except Exception as exc:  # torch raises many kinds for corrupt files
-        detail = type(exc).__name__ if "weights_only" in str(exc) else f"{type(exc).__name__}: {exc}"
+        name = type(exc).__name__
+        detail = name if "weights_only" in str(exc) else f"{name}: {exc}"
         raise CheckpointError(
             f"{source}: not a readable {what} ({detail}); the file is corrupt or truncated: "
             f"{fix}"

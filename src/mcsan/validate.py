@@ -93,8 +93,10 @@ def check_ranges(section: str, obj: Any, source: str = "") -> None:
         value = getattr(obj, name)
         if value is None and valid.optional:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not valid.contains(
-            value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not valid.contains(value)
         ):
             where = f"{source}: " if source else ""
             raise ConfigError(

@@ -23,8 +23,13 @@ GOOD = {"video_id": "v1", "caption": "a dog runs", "split": "train"}
 
 @pytest.mark.parametrize(
     ("bad", "problem"),
-    [(None, "null"), ("", "empty"), ("   ", "empty"), (3, "not a string"),
-     ("a dog\x00runs", "text with control character")],
+    [
+        (None, "null"),
+        ("", "empty"),
+        ("   ", "empty"),
+        (3, "not a string"),
+        ("a dog\x00runs", "text with control character"),
+    ],
 )
 def test_a_bad_caption_names_file_line_and_video(tmp_path: Path, bad, problem) -> None:
     path = write(tmp_path, GOOD, "", {"video_id": "v7", "caption": bad, "split": "train"})
@@ -48,10 +53,16 @@ def test_a_video_in_train_and_test_is_refused_naming_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("card", "problem"),
-    [("feature_sets: [1, 2]\n", "'feature_sets' must be a mapping"),
-     ("feature_sets: {tiny: 3}\n", "'feature_sets.tiny' must be a mapping with a string"),
-     ("feature_sets: {tiny: {path: 5}}\n", "'feature_sets.tiny' must be a mapping with a string"),
-     ("name: [a]\n", "'name' must be a string"), ("splits: [unclosed\n", "not valid YAML")],
+    [
+        ("feature_sets: [1, 2]\n", "'feature_sets' must be a mapping"),
+        ("feature_sets: {tiny: 3}\n", "'feature_sets.tiny' must be a mapping with a string"),
+        (
+            "feature_sets: {tiny: {path: 5}}\n",
+            "'feature_sets.tiny' must be a mapping with a string",
+        ),
+        ("name: [a]\n", "'name' must be a string"),
+        ("splits: [unclosed\n", "not valid YAML"),
+    ],
 )
 def test_a_malformed_card_is_refused_naming_the_key(tmp_path: Path, card: str, problem: str):
     from mcsan.data.native import card_path, read_card

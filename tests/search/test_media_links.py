@@ -18,8 +18,14 @@ def test_symlink_loops_and_dangling_links_answer_404(tmp_path: Path) -> None:
     (media / "loop.mp4").symlink_to(media / "loop.mp4")
     (media / "gone.mp4").symlink_to(media / "nowhere.mp4")
     embeddings = {"global": np.eye(2, 4, dtype=np.float32)}
-    index = VideoIndex.build(embeddings, ["a", "b"], ["loop.mp4", "gone.mp4"], {"global": 1.0},
-                             "0" * 64, media_root=media)
+    index = VideoIndex.build(
+        embeddings,
+        ["a", "b"],
+        ["loop.mp4", "gone.mp4"],
+        {"global": 1.0},
+        "0" * 64,
+        media_root=media,
+    )
     for name in ("loop.mp4", "gone.mp4"):
         with pytest.raises(ClientError) as info:
             resolve_media(index, name)

@@ -54,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "never guessed from the files")
     parser.add_argument("--val-size", type=non_negative_int, default=500,
                         help="1k-a: training videos carved out as validation (default 500)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the validation carve")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the validation carve"
+    )
     parser.add_argument("--dedup", action="store_true",
                         help="drop repeated captions of a video (always counted)")
     parser.add_argument("--name", default=None, help="dataset name (default: --out's name)")

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("query", help='the query text, e.g. "a red ball chases a blue cube"')
-    parser.add_argument("-k", type=int_in(1, 10_000), default=10, help="number of results (default 10)")
+    parser.add_argument(
+        "-k", type=int_in(1, 10_000), default=10, help="number of results (default 10)"
+    )
     parser.add_argument(
         "--checkpoint", help="checkpoint to encode the query (default: the one that built it)"
     )

@@ -15,10 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relations as H.264 clips, with true captions, ground-truth structure, a "
         "compositional test split (comp) and per-level twin clips, in the native format.")
     parser.add_argument("--out", required=True, help="output folder (the dataset root)")
-    parser.add_argument("--videos", type=int_in(1, 1_000_000), required=True, help="number of clips")
+    parser.add_argument(
+        "--videos", type=int_in(1, 1_000_000), required=True, help="number of clips"
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
-    parser.add_argument("--frames", type=int_in(2, MAX_FRAMES), default=16, help="frames per clip (default 16)")
-    parser.add_argument("--size", type=int_in(16, MAX_SIZE), default=128, help="frame side in px (default 128)")
+    parser.add_argument(
+        "--frames", type=int_in(2, MAX_FRAMES), default=16, help="frames per clip (default 16)"
+    )
+    parser.add_argument(
+        "--size", type=int_in(16, MAX_SIZE), default=128, help="frame side in px (default 128)"
+    )
     parser.add_argument("--workers", type=int_in(1, 64), default=1,
                         help="processes rendering and encoding clips (default 1)")
     parser.add_argument("--twins", type=non_negative_int, default=None, metavar="K",

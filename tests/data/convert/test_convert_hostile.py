@@ -34,8 +34,9 @@ def official_pair(folder: Path) -> list[Path]:
     test = {"video3": "test"}
     caps = {v: [f"a person shows clip {v}", f"clip {v} again"] for v in {**train_val, **test}}
     return [
-        msrvtt_info(folder / "train_val_videodatainfo.json", train_val,
-                    {v: caps[v] for v in train_val}),
+        msrvtt_info(
+            folder / "train_val_videodatainfo.json", train_val, {v: caps[v] for v in train_val}
+        ),
         msrvtt_info(folder / "test_videodatainfo.json", test, {v: caps[v] for v in test}),
     ]
 
@@ -53,8 +54,10 @@ def test_the_zip_as_distributed_converts_like_its_contents(tmp_path: Path) -> No
     plain = convert_dataset("msrvtt", files, ConvertOptions(out=tmp_path / "p"))
     assert by_video(tmp_path / "z") == by_video(tmp_path / "p")
     assert zipped.captions_written == plain.captions_written == 8
-    assert any("ignored 2 other member(s): annotation/readme.txt, annotation/category.txt"
-               in note for note in zipped.notes)
+    assert any(
+        "ignored 2 other member(s): annotation/readme.txt, annotation/category.txt" in note
+        for note in zipped.notes
+    )
     broken = tmp_path / "broken.zip"
     broken.write_bytes(archive.read_bytes()[:-40])
     with pytest.raises(DataError, match=rf"{broken}: cannot read the zip .*unzip it"):
@@ -81,12 +84,18 @@ def test_a_stray_file_never_switches_the_protocol(tmp_path: Path) -> None:
 
 def test_a_null_caption_is_dropped_and_counted_never_the_text_none(tmp_path: Path) -> None:
     path = tmp_path / "MSRVTT_data.json"
-    path.write_text(json.dumps({
-        "videos": [{"video_id": "video0", "split": "train"}],
-        "sentences": [{"video_id": "video0", "caption": None},
-                      {"video_id": "video0", "caption": "a dog runs"},
-                      {"video_id": "video0", "caption": "a dog\x1b[31m barks"}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "videos": [{"video_id": "video0", "split": "train"}],
+                "sentences": [
+                    {"video_id": "video0", "caption": None},
+                    {"video_id": "video0", "caption": "a dog runs"},
+                    {"video_id": "video0", "caption": "a dog\x1b[31m barks"},
+                ],
+            }
+        )
+    )
     summary = convert_dataset("msrvtt", [path], ConvertOptions(out=tmp_path / "o"))
     assert by_video(tmp_path / "o") == {"video0": ("train", ["a dog runs"])}
     assert summary.problems["empty_captions"] == ["video0"]
@@ -101,12 +110,19 @@ def test_1k_a_validation_is_carved_after_features_drop_and_sizes_checked(tmp_pat
     np.save(tmp_path / "feats.npy", np.ones((len(have), dim), np.float32))
     (tmp_path / "names.txt").write_text("\n".join(have))
     options = ConvertOptions(
-        out=tmp_path / "o", protocol="1k-a", val_size=3, seed=7, features=[tmp_path / "feats.npy"],
-        feature_format="npy-mean", feature_names=[tmp_path / "names.txt"],
+        out=tmp_path / "o",
+        protocol="1k-a",
+        val_size=3,
+        seed=7,
+        features=[tmp_path / "feats.npy"],
+        feature_format="npy-mean",
+        feature_names=[tmp_path / "names.txt"],
     )
     summary = convert_dataset("msrvtt", paths, options)
-    splits = {s: sorted(v for v, (sp, _) in by_video(tmp_path / "o").items() if sp == s)
-              for s in ("train", "val", "test")}
+    splits = {
+        s: sorted(v for v, (sp, _) in by_video(tmp_path / "o").items() if sp == s)
+        for s in ("train", "val", "test")
+    }
     assert len(splits["val"]) == 3 and len(splits["train"]) == 3
     assert set(splits["val"]) | set(splits["train"]) <= set(have)
     assert summary.split_size_mismatch == {"test": {"expected": 1000, "found": 2}}
@@ -121,21 +137,29 @@ def test_a_pickled_names_list_is_refused_and_never_run(tmp_path: Path) -> None:
     np.save(tmp_path / "feats.npy", np.ones((4, 4), np.float32))
     names = tmp_path / "names.npy"
     np.save(names, np.array([_Planted(marker)] * 4, dtype=object), allow_pickle=True)
-    options = ConvertOptions(out=tmp_path / "o", features=[tmp_path / "feats.npy"],
-                             feature_format="npy-mean", feature_names=[names])
+    options = ConvertOptions(
+        out=tmp_path / "o",
+        features=[tmp_path / "feats.npy"],
+        feature_format="npy-mean",
+        feature_names=[names],
+    )
     with pytest.raises(DataError, match=rf"{names}: the id list holds pickled Python objects"):
         convert_dataset("msrvtt", files, options)
     assert not marker.exists()
 
 
 def test_a_video_in_two_split_files_is_refused_by_name(tmp_path: Path) -> None:
-    captions = [{"videoID": "vid1", "enCap": ["a man cooks"]},
-                {"videoID": "vid2", "enCap": ["a cat sleeps"]}]
+    captions = [
+        {"videoID": "vid1", "enCap": ["a man cooks"]},
+        {"videoID": "vid2", "enCap": ["a cat sleeps"]},
+    ]
     (tmp_path / "hgr.json").write_text(json.dumps(captions))
     (tmp_path / "trn_names.txt").write_text("vid1\nvid2\n")
     (tmp_path / "tst_names.txt").write_text("vid2\n")
-    options = ConvertOptions(out=tmp_path / "o", split_files=[
-        str(tmp_path / "trn_names.txt"), str(tmp_path / "tst_names.txt")])
+    options = ConvertOptions(
+        out=tmp_path / "o",
+        split_files=[str(tmp_path / "trn_names.txt"), str(tmp_path / "tst_names.txt")],
+    )
     with pytest.raises(DataError, match=r"1 video\(s\) are listed in two splits: vid2"):
         convert_dataset("vatex", [tmp_path / "hgr.json"], options)
 
@@ -150,8 +174,14 @@ def test_an_id_list_in_json_under_a_text_name_is_refused(tmp_path: Path) -> None
 
 
 REAL_ZIP = next(  # ../shared beside the repository (or beside a worktree's parent)
-    (p for p in (Path(__file__).resolve().parents[i] / "shared/data/msrvtt/train_val_annotation.zip"
-                 for i in (4, 5)) if p.is_file()),
+    (
+        p
+        for p in (
+            Path(__file__).resolve().parents[i] / "shared/data/msrvtt/train_val_annotation.zip"
+            for i in (4, 5)
+        )
+        if p.is_file()
+    ),
     Path("../shared/data/msrvtt/train_val_annotation.zip"),
 )
 

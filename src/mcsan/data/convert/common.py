@@ -68,7 +68,8 @@ def read_split_map(split_files: Mapping[str, Sequence[Path]]) -> tuple[dict[str,
                 split_of.setdefault(video_id, split)
                 file_of.setdefault(video_id, path)
     if conflicts:
-        shown = ", ".join(conflicts[:10]) + (f" and {len(conflicts) - 10} more" * (len(conflicts) > 10))
+        more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        shown = ", ".join(conflicts[:10]) + more
         raise DataError(
             f"{len(conflicts)} video(s) are listed in two splits: {shown}; that leaks test "
             "videos into training. Give each video one split in --split-files"

@@ -61,8 +61,10 @@ def _members(
             )
         members.append(info)
     if ignored:
-        notes.append(f"{archive}: read {', '.join(m.filename for m in members) or 'nothing'}; "
-                     f"ignored {len(ignored)} other member(s): {', '.join(ignored[:10])}")
+        notes.append(
+            f"{archive}: read {', '.join(m.filename for m in members) or 'nothing'}; "
+            f"ignored {len(ignored)} other member(s): {', '.join(ignored[:10])}"
+        )
     return members
 
 
