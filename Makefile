@@ -5,12 +5,14 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test demo setup browser lint clean
+.PHONY: test demo setup browser lint clean install-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# Re-installs only when pyproject.toml changed since the last install.
+# Re-installs only when pyproject.toml changed since the last install. torch==2.13.0 first:
+# a CPU wheel of exactly this version is on local disk (pyproject accepts any torch 2.x from
+# 2.3, but another spec can download a multi-GB CUDA build); [dev] pulls every extra.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -34,6 +36,10 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# A fresh venv with only the [search] extra; train/index/search/serve outside the checkout.
+install-check:
+	.ci/install_check
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

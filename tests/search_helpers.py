@@ -29,20 +29,13 @@ FRAMES = 4
 
 def write_clip(path: Path, colour: tuple[int, int, int], moves_right: bool) -> None:
     """A tiny real H.264 mp4: a coloured square sliding across a dark background."""
-    import av
+    from mcsan.data.video.writer import write_video
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = SIZE
-        stream.pix_fmt = "yuv420p"
-        for step in range(8):
-            frame = np.full((SIZE, SIZE, 3), 20, np.uint8)
-            x = 2 + 2 * step if moves_right else SIZE - 14 - 2 * step
-            frame[10:22, x : x + 12] = colour
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    frames = np.full((8, SIZE, SIZE, 3), 20, np.uint8)
+    for step, frame in enumerate(frames):
+        x = 2 + 2 * step if moves_right else SIZE - 14 - 2 * step
+        frame[10:22, x : x + 12] = colour
+    write_video(path, frames, fps=8)
 
 
 def make_clips(folder: Path) -> dict[str, str]:

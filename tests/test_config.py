@@ -9,8 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcsan.config import RunConfig, config_from_dict, load_config, parse_override, save_config
+from mcsan.config import RunConfig, config_from_dict, load_config, save_config
 from mcsan.errors import ConfigError
+from mcsan.typed_yaml import parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,8 +60,9 @@ def test_model_validation_error_names_file(tmp_path):
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found") as info:
         load_config(tmp_path / "nope.yaml")
+    assert "world" in str(info.value)  # the built-in names are offered
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "train: [unclosed\n"))
 
@@ -112,11 +114,13 @@ def test_save_then_load_round_trip(tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seed"] == 9
 
 
-@pytest.mark.parametrize("name", ["world.yaml", "msrvtt.yaml", "vatex.yaml"])
-def test_shipped_configs_load(name):
-    cfg = load_config(REPO / "configs" / name)
+@pytest.mark.parametrize("name", ["world", "msrvtt", "vatex"])
+def test_shipped_configs_load_by_name_from_any_folder(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(name)
     assert isinstance(cfg, RunConfig)
-    if name != "world.yaml":
+    assert Path(cfg.data.root).is_relative_to(tmp_path)  # relative paths: from the cwd
+    if name != "world":
         assert cfg.train.lr == pytest.approx(1e-4) and cfg.train.batch_size == 128
         assert cfg.train.epochs == 50 and cfg.loss.margin == pytest.approx(0.2)
         assert cfg.model.embed_dim == 1024 and cfg.train.optimizer == "adam"
@@ -141,3 +145,26 @@ def test_dict_round_trip_property(epochs, lr, levels, clip, amp):
     cfg = config_from_dict(data)
     assert config_from_dict(cfg.to_dict()) == cfg
     assert cfg.model.levels == tuple(levels) and cfg.train.epochs == epochs
+
+
+def test_an_existing_file_wins_over_a_builtin_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "world").write_text("seed: 5\n")
+    assert load_config("world").seed == 5
+
+
+def test_defaults_are_written_once_and_point_nowhere_special():
+    from mcsan import ATTRIBUTE_LEVELS
+    from mcsan.data.captions.attributes import DEFAULT_SIZES
+    from mcsan.data.config import DataConfig
+
+    data = DataConfig()
+    assert data.attribute_sizes == DEFAULT_SIZES and set(DEFAULT_SIZES) == set(ATTRIBUTE_LEVELS)
+    assert data.attribute_sizes is not DEFAULT_SIZES  # each config owns its copy
+    assert "runs" not in Path(data.root).parts
+    assert load_config(None).data == DataConfig(root=str(Path.cwd() / data.root))
+
+
+def test_attribute_sizes_of_an_unknown_level_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.attribute_sizes.colour"):
+        load_config(write(tmp_path, "data:\n  attribute_sizes: {colour: 4}\n"))

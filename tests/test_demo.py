@@ -10,17 +10,22 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.slow
 def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "mcsan", "--quiet", "demo", "--quick", "--out", str(out),
-           "--config", str(REPO / "configs" / "world.yaml")]  # fmt: skip
+    # The installed console script, run outside the checkout: the packaged `world` config.
+    mcsan = Path(sys.executable).parent / "mcsan"
+    assert mcsan.is_file(), "install the package (pip install -e '.[dev]') for its mcsan command"
+    cmd = [str(mcsan), "demo", "--quick", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Test split, fused score:" in done.stdout
+    assert f"best checkpoint mcsan: {out / 'runs' / 'mcsan' / 'best.pt'}" in done.stdout
+    # stderr is not a terminal here: plain log lines, stage k of n, one line per epoch
+    for k, stage in enumerate(["world", "features", "train mcsan", "train global-only"], 1):
+        assert f"stage {k}/6: {stage} (elapsed " in done.stderr
+    assert re.search(r"^\d\d:\d\d:\d\d epoch +2  loss \d", done.stderr, re.M), done.stderr
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     test_section = report.split("## Test split")[1].split("##")[0]
@@ -35,10 +40,12 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
         assert values[-1] == pytest.approx(sum(recalls), abs=0.2)  # rsum
         assert values[3] >= 1.0 and values[8] >= 1.0  # median ranks
     assert "## Twin accuracy" in report and "## Compositional split" in report
-    for plot in ("recall_at_k.png", "training.png", "twins.png", "query1.png"):
+    for plot in ("recall_at_k.png", "recall_per_level.png", "training.png", "twins.png",
+                 "query1.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
 
     # A second run reuses every stage: no clip is rendered or extracted again.
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    quiet = [cmd[0], "--quiet", *cmd[1:]]
+    again = subprocess.run(quiet, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 extracted" in again.stdout

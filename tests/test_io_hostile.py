@@ -16,15 +16,14 @@ import torch
 
 from mcsan.errors import CheckpointError, DataError, OutputError
 from mcsan.io import (
-    atomic_dir,
+    atomic_directory,
     atomic_path,
     atomic_write_text,
-    load_npy,
-    load_torch,
     make_dir,
     read_jsonl,
     read_text_lines,
 )
+from mcsan.safe_load import load_npy, load_torch
 
 
 class _Planted:
@@ -70,7 +69,7 @@ def test_outputs_get_the_users_umask_not_0600(tmp_path: Path) -> None:
         atomic_write_text(tmp_path / "metrics.json", "{}")
         with atomic_path(tmp_path / "last.pt") as tmp:
             torch.save({"a": 1}, tmp)
-        with atomic_dir(tmp_path / "index") as folder:
+        with atomic_directory(tmp_path / "index") as folder:
             (folder / "meta.json").write_text("{}")
     finally:
         os.umask(old)
@@ -85,12 +84,12 @@ def test_outputs_get_the_users_umask_not_0600(tmp_path: Path) -> None:
 
 def test_atomic_dir_cleans_what_a_killed_swap_left(tmp_path: Path) -> None:
     target = tmp_path / "index"
-    with atomic_dir(target) as folder:
+    with atomic_directory(target) as folder:
         (folder / "v").write_text("1")
     # a kill between "move the old aside" and "move the new in": target gone, .old kept
     os.rename(target, tmp_path / ".index.abc.old")
     (tmp_path / ".index.def.tmp").mkdir()
-    with atomic_dir(target) as folder:
+    with atomic_directory(target) as folder:
         assert (target / "v").read_text() == "1"  # put back before the new one is built
         (folder / "v").write_text("2")
     assert (target / "v").read_text() == "2"
@@ -210,13 +209,13 @@ def test_torch_hdf5_and_faiss_writes_on_a_full_disk_are_named(tmp_path: Path) ->
 
 
 def test_no_source_file_unpickles() -> None:
-    """np.load refuses pickles unless told otherwise; torch.load only through load_torch."""
+    """np.load refuses pickles unless told otherwise; torch.load only in mcsan.safe_load."""
     src = Path(__file__).resolve().parents[1] / "src" / "mcsan"
     for path in src.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         for unsafe in ("allow_pickle=True", "pickle.load", "weights_only=False", "Unpickler"):
             assert unsafe not in text, (path, unsafe)
-        if path.name != "io.py":
+        if path.name != "safe_load.py":
             assert "torch.load(" not in text, path
 
 

@@ -32,7 +32,8 @@ import torch
 from mcsan.data.captions.attributes import AttributeVocabs
 from mcsan.data.captions.parse import Vocabulary
 from mcsan.errors import CheckpointError
-from mcsan.io import atomic_path, load_torch
+from mcsan.io import atomic_path
+from mcsan.safe_load import load_torch
 
 FORMAT = "mcsan-checkpoint/1"
 REQUIRED_KEYS: tuple[str, ...] = (

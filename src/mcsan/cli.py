@@ -16,6 +16,7 @@ import threading
 
 from mcsan import __version__, progress
 from mcsan.errors import MCSANError
+from mcsan.extras import missing_extra_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Text-video retrieval with the Multi-Level Cross-Modal Semantic Alignment Network.",
     )
     parser.add_argument("--version", action="version", version=f"mcsan {__version__}")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or progress lines, only results"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -45,11 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
+    progress.setup_logging(quiet=args.quiet)
     threading.excepthook = _thread_error
     try:
         return int(args.func(args) or 0)
     except MCSANError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed
+        message = missing_extra_message(exc.name or "", f"mcsan {args.command}")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except (OSError, UnicodeDecodeError, MemoryError) as exc:
         # The last line: readers and writers name their file themselves (mcsan.io); what
@@ -59,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        progress.stop_logging()
 
 
 def _thread_error(hook: threading.ExceptHookArgs) -> None:

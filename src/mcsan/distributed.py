@@ -116,21 +116,3 @@ def gather_with_grad(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     pieces = [part[:count] for part, count in zip(parts, counts, strict=True)]
     pieces[ctx.rank] = tensor
     return torch.cat(pieces)
-
-
-def all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> float:
-    """The mean of a Python number over ranks."""
-    if not ctx.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / ctx.world_size
-
-
-def broadcast_object(obj: object, ctx: DistContext) -> object:
-    """Rank 0's ``obj`` on every rank (a picklable object)."""
-    if not ctx.enabled:
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]

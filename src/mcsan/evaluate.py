@@ -1,437 +1,39 @@
-"""The retrieval evaluation protocol: the one set of numbers mcsan reports.
+"""Evaluating retrieval: the protocol's entry points, and a model evaluated on a split.
 
-Protocol
---------
-Input: a score matrix ``s`` of shape (n_captions, n_videos), higher = more similar, and
-``caption_video[i]``, the column of caption ``i``'s video. Every video column needs at
-least one caption (any number of captions per video is fine, including one).
-
-* t2v: caption ``i`` is a query, its video ``v(i)`` the one correct answer:
-  ``rank_i = 1 + #{j != v(i) : s[i, j] >= s[i, v(i)]}``. Ties count against the model.
-* v2t: video ``j`` is a query, every one of its captions is correct; it is ranked among
-  all captions by its best caption: ``best_j = max_{i: v(i) = j} s[i, j]`` and
-  ``rank_j = 1 + #{i : v(i) != j, s[i, j] >= best_j}``.
-* ``R@K`` (K = 1, 5, 10) = 100 * fraction of queries with rank <= K; ``MedR`` = median
-  rank (mean of the two middle ranks for an even count); ``MnR`` = mean rank;
-  ``rsum`` = the six recalls summed. A constant score matrix gives chance-level numbers
-  (every t2v rank is n_videos), never 100%.
-* NaN or inf scores, a ``caption_video`` value outside ``[0, n_videos)`` and a video
-  column without a caption raise :class:`~mcsan.errors.EvaluationError`.
-
-Chunked path (:func:`retrieval_metrics_from_embeddings`)
---------------------------------------------------------
-The fused score ``sum_l w_l <t_l[i], v_l[j]>`` is built per caption chunk by one
-``addmm`` per level (``alpha = w_l``, so any weight sign works; zero-weight levels are
-skipped). Captions are visited sorted by video in chunks of a fixed row count; every
-product has one padded shape (rows to 8, dims to 16, videos to 8) and the same buffers.
-Each score is computed exactly once, and ranks are counted from those very numbers:
-
-* t2v is complete inside a chunk (the correct score and its competitors share a row).
-* v2t needs ``best_j`` before counting. After a chunk, every video whose captions have all
-  been seen has its exact ``best_j`` and is counted exactly from then on. For the other
-  videos a cheap pre-pass gives an estimate of ``best_j`` (own-pair dot products) and a
-  rigorous float error bound ``eps_j = 4 gamma_n |b_j| max_own |a_i|`` (``gamma_n = n u /
-  (1 - n u)``, n = padded width + levels + 2, u = unit roundoff: valid for any summation
-  order of IEEE products, hence matmul precision "highest" while it runs). A score above
-  ``estimate + eps`` surely beats ``best_j``, one below ``estimate - eps`` surely does not,
-  and the few inside the band are kept and compared with the exact ``best_j`` at the end.
-* If the band outgrows ``band_budget`` (near-constant scores), a second pass repeats the
-  identical chunk products and counts v2t exactly against the exact ``best_j``.
-
-Residual assumptions, both about BLAS (MKL here) rather than about the protocol: a repeated
-identical product is bit-identical (fallback pass only), and within one padded shape a
-score does not depend on the position of its row or column (checked on thousands of
-random shapes; without padding, MKL broke it for odd sizes). The second one only matters
-for exact ties between duplicate float embeddings in different chunks. So the numbers are
-the protocol applied to the scores the chunks computed: equal to :func:`retrieval_metrics`
-on the fused matrix whenever the products are exact (e.g. small-integer embeddings, as the
-tests use), and otherwise different only where two distinct scores agree to within float
-rounding.
+The protocol (what a rank is, ties, R@K, MedR, MnR, rsum) is defined in
+:mod:`mcsan.ranking`; :func:`retrieval_metrics` applies it to a dense score matrix and
+:func:`retrieval_metrics_from_embeddings` (:mod:`mcsan.rank_engine`) to per-level embeddings
+in chunks, with the same numbers. :func:`evaluate_split` is the one way a model is evaluated
+on a split of a loaded dataset: the trainer's validation and
+:func:`mcsan.inference.evaluate_checkpoint` both call it.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
-from mcsan.errors import EvaluationError
+from mcsan.data.dataset import RetrievalData
+from mcsan.embed import embed_captions, embed_videos
+from mcsan.rank_engine import default_chunk_size, retrieval_metrics_from_embeddings
+from mcsan.ranking import METRIC_KEYS, retrieval_metrics
 
-METRIC_KEYS: tuple[str, ...] = (
-    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
-    "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_mnr", "rsum",
-)  # fmt: skip
-RECALL_KS: tuple[int, ...] = (1, 5, 10)
-SCORE_BLOCK_BYTES = 96 * 2**20
-"""Size of one chunk of scores that the default chunk size aims at."""
-MAX_BAND_ENTRIES = 8_000_000
-"""How many uncertain v2t scores the one-pass path may keep before it falls back."""
+SMALL_SAMPLE_VIDEOS = 100
+"""Below this many videos a recall is too coarse to compare models on."""
 
-
-def _as_tensor(values: Any, name: str) -> torch.Tensor:
-    """Return ``values`` (numpy, torch or nested lists) as a CPU tensor, sharing memory."""
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu()
-    array = np.asarray(values)
-    if array.dtype == object or array.dtype.kind not in "biuf":
-        raise EvaluationError(f"{name} must be a numeric array, got dtype {array.dtype}")
-    with warnings.catch_warnings():  # read-only numpy arrays: we never write to them
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.as_tensor(array)
-
-
-def _caption_video_index(caption_video: Any, n_captions: int, n_videos: int) -> torch.Tensor:
-    """Validate ``caption_video`` and return it as int64."""
-    index = _as_tensor(caption_video, "caption_video")
-    if index.ndim != 1 or index.shape[0] != n_captions:
-        raise EvaluationError(
-            f"caption_video has shape {tuple(index.shape)}, expected ({n_captions},): one video "
-            "column index per caption row"
-        )
-    if index.dtype == torch.bool or (index.is_floating_point() and (index != index.round()).any()):
-        raise EvaluationError("caption_video must hold integer video column indices")
-    index = index.to(torch.int64)
-    outside = ((index < 0) | (index >= n_videos)).nonzero().flatten()
-    if outside.numel():
-        first = int(outside[0])
-        raise EvaluationError(
-            f"caption_video[{first}] = {int(index[first])} is not a video column in "
-            f"[0, {n_videos}) ({outside.numel()} such captions); fix the caption-to-video mapping"
-        )
-    empty = (torch.bincount(index, minlength=n_videos) == 0).nonzero().flatten()
-    if empty.numel():
-        raise EvaluationError(
-            f"video column {int(empty[0])} has no caption ({empty.numel()} such videos); "
-            "every video needs at least one caption: drop it from the scores or add its captions"
-        )
-    return index
-
-
-def _raise_non_finite(values: torch.Tensor, what: str, row_name: str, col_name: str) -> None:
-    """Raise an EvaluationError if ``values`` holds NaN or inf, saying how many and where."""
-    bad = ~torch.isfinite(values)
-    n_bad = int(bad.sum())
-    if n_bad:
-        row, col = divmod(int(torch.argmax(bad.view(-1).to(torch.uint8))), values.shape[1])
-        raise EvaluationError(
-            f"{what} holds {n_bad} NaN or inf value(s); the first is at {row_name} {row}, "
-            f"{col_name} {col} ({float(values[row, col])}); fix the model or features that "
-            "produced them (e.g. a diverged checkpoint) before evaluating"
-        )
-
-
-def _summarise(t2v_ranks: torch.Tensor, v2t_ranks: torch.Tensor) -> dict[str, float]:
-    """Turn the two rank vectors into the 11 metrics."""
-    metrics: dict[str, float] = {}
-    for prefix, ranks in (("t2v", t2v_ranks), ("v2t", v2t_ranks)):
-        ranks64 = ranks.to(torch.float64).numpy()
-        for k in RECALL_KS:
-            metrics[f"{prefix}_r{k}"] = 100.0 * float(np.mean(ranks64 <= k))
-        metrics[f"{prefix}_medr"] = float(np.median(ranks64))
-        metrics[f"{prefix}_mnr"] = float(np.mean(ranks64))
-    metrics["rsum"] = sum(metrics[f"{p}_r{k}"] for p in ("t2v", "v2t") for k in RECALL_KS)
-    return {key: metrics[key] for key in METRIC_KEYS}
-
-
-def _count_ge(block: torch.Tensor, threshold: torch.Tensor, dim: int) -> torch.Tensor:
-    """Count entries of ``block`` >= the broadcast ``threshold`` along ``dim`` (int32)."""
-    return torch.ge(block, threshold).view(torch.uint8).sum(dim, dtype=torch.int32)
-
-
-def _score_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype scores are compared in: float32/float64 kept, others widened exactly."""
-    if dtype in (torch.float32, torch.float64):
-        return dtype
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else torch.float64
-
-
-def retrieval_metrics(sim: Any, caption_video: Any) -> dict[str, float]:
-    """Text-to-video and video-to-text metrics of a dense (n_captions, n_videos) score matrix.
-
-    See the module docstring for the protocol. Keys: :data:`METRIC_KEYS`.
-    """
-    scores = _as_tensor(sim, "sim")
-    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
-        raise EvaluationError(
-            f"sim has shape {tuple(scores.shape)}; expected a non-empty (n_captions, n_videos) matrix"
-        )
-    scores = scores.to(_score_dtype(scores.dtype))
-    n_captions, n_videos = scores.shape
-    video_of = _caption_video_index(caption_video, n_captions, n_videos)
-    _raise_non_finite(scores, "the score matrix", "caption row", "video column")
-    own = scores[torch.arange(n_captions), video_of]
-    best = torch.full((n_videos,), -math.inf, dtype=scores.dtype)
-    best.scatter_reduce_(0, video_of, own, "amax")
-    t2v_ranks = torch.empty(n_captions, dtype=torch.int64)
-    v2t_beaten_by = torch.zeros(n_videos, dtype=torch.int64)
-    step = max(1, SCORE_BLOCK_BYTES // (scores.element_size() * n_videos))
-    for start in range(0, n_captions, step):
-        block = scores[start : start + step].clone()
-        rows = torch.arange(block.shape[0])
-        block[rows, video_of[start : start + step]] = -math.inf  # own pairs compete with nobody
-        t2v_ranks[start : start + step] = 1 + _count_ge(block, own[start : start + step, None], 1)
-        v2t_beaten_by += _count_ge(block, best, 0)
-    return _summarise(t2v_ranks, 1 + v2t_beaten_by)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-class _FusedScores:
-    """Chunks of fused scores ``sum_l w_l * text_l[rows] @ video_l.T`` (one addmm per level).
-
-    Every product has the same shape, zero-padded to multiples of 8 rows, 16 dims and 8
-    videos, and writes into the same buffers: repeating a chunk repeats the identical
-    computation, and (with MKL, checked on random shapes) a score does not depend on the
-    position of its row or column in the chunk.
-    """
-
-    def __init__(
-        self,
-        text: list[torch.Tensor],
-        video: list[torch.Tensor],
-        weights: list[float],
-        chunk_rows: int,
-        dtype: torch.dtype,
-    ) -> None:
-        self.text = [t if t.is_floating_point() else t.to(dtype) for t in text]
-        self.weights, self.dtype = weights, dtype
-        self.n_videos = video[0].shape[0]
-        rows, n_padded = _round_up(chunk_rows, 8), _round_up(self.n_videos, 8)
-        self.video: list[torch.Tensor] = []  # (n_padded, width_padded) per level
-        self.text_rows: list[torch.Tensor] = []  # (rows, width_padded) per level
-        for level_video in video:
-            width = _round_up(max(level_video.shape[1], 1), 16)
-            padded = torch.zeros(n_padded, width, dtype=dtype)
-            padded[: self.n_videos, : level_video.shape[1]] = level_video
-            self.video.append(padded)
-            self.text_rows.append(torch.zeros(rows, width, dtype=dtype))
-        self.width = sum(v.shape[1] for v in self.video)
-        self.scores = torch.empty(rows, n_padded, dtype=dtype)
-
-    @property
-    def chunk_rows(self) -> int:
-        """Caption rows per chunk (the padded buffer size)."""
-        return self.scores.shape[0]
-
-    def _gather(self, level: int, rows: torch.Tensor) -> torch.Tensor:
-        """Copy text rows ``rows`` of ``level`` into its buffer (zeros after them)."""
-        text, target = self.text[level], self.text_rows[level]
-        if text.dtype == self.dtype and text.shape[1] == target.shape[1]:
-            torch.index_select(text, 0, rows, out=target[: rows.numel()])
-        else:
-            target[: rows.numel(), : text.shape[1]] = torch.index_select(text, 0, rows)
-        target[rows.numel() :].zero_()
-        return target
-
-    def own_estimate(self, rows: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
-        """sum_l w_l <text_l[r], video_l[v]> for pairs (rows, videos), by dot products."""
-        total = torch.zeros(rows.numel(), dtype=torch.float64)
-        for level, weight in enumerate(self.weights):
-            text = self._gather(level, rows)[: rows.numel()]
-            total += weight * torch.einsum("ij,ij->i", text, self.video[level][videos])
-        return total
-
-    def text_norm(self) -> torch.Tensor:
-        """Norm of each caption's w-scaled concatenated text row (float64)."""
-        squares = torch.zeros(self.text[0].shape[0], dtype=torch.float64)
-        for text, weight in zip(self.text, self.weights, strict=True):
-            squares += (weight * torch.linalg.vector_norm(text, dim=1).to(torch.float64)) ** 2
-        return squares.sqrt()
-
-    def video_norm(self) -> torch.Tensor:
-        """Norm of each video's concatenated row (float64)."""
-        squares = sum(torch.linalg.vector_norm(v, dim=1).to(torch.float64) ** 2 for v in self.video)
-        return squares[: self.n_videos].sqrt()
-
-    def score_chunk(self, rows: torch.Tensor) -> torch.Tensor:
-        """Scores of caption rows ``rows`` against every video, shape (len(rows), n_videos)."""
-        for level, weight in enumerate(self.weights):
-            beta = 0.0 if level == 0 else 1.0
-            text = self._gather(level, rows)
-            torch.addmm(
-                self.scores, text, self.video[level].T, beta=beta, alpha=weight, out=self.scores
-            )
-        return self.scores[: rows.numel(), : self.n_videos]
-
-
-def _level_inputs(
-    text_emb: Mapping[str, Any], video_emb: Mapping[str, Any], weights: Mapping[str, float]
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
-    """Validate the per-level embeddings; return the levels with a non-zero weight."""
-    if not weights:
-        raise EvaluationError("weights is empty: give a weight for at least one level")
-    texts, videos, kept_weights = [], [], []
-    n_text = n_video = None
-    for level, weight in weights.items():
-        if level not in text_emb or level not in video_emb:
-            side = "text_emb" if level not in text_emb else "video_emb"
-            raise EvaluationError(f"level {level!r} has a weight but no {side} entry")
-        if not math.isfinite(float(weight)):
-            raise EvaluationError(f"weight of level {level!r} is {weight}; weights must be finite")
-        text = _as_tensor(text_emb[level], f"text_emb[{level!r}]")
-        video = _as_tensor(video_emb[level], f"video_emb[{level!r}]")
-        if text.ndim != 2 or video.ndim != 2 or text.shape[1] != video.shape[1]:
-            raise EvaluationError(
-                f"level {level!r}: text {tuple(text.shape)} and video {tuple(video.shape)} "
-                "embeddings must be 2-D with the same width"
-            )
-        if (n_text is not None and text.shape[0] != n_text) or (
-            n_video is not None and video.shape[0] != n_video
-        ):
-            raise EvaluationError(f"level {level!r} has a different number of rows than others")
-        n_text, n_video = text.shape[0], video.shape[0]
-        if float(weight) != 0.0:
-            texts.append(text)
-            videos.append(video)
-            kept_weights.append(float(weight))
-    if not n_text or not n_video:
-        raise EvaluationError("the embeddings are empty: need at least one caption and one video")
-    if not texts:  # all weights zero: every score is 0, a constant matrix
-        texts = [torch.zeros(n_text, 0)]
-        videos = [torch.zeros(n_video, 0)]
-        kept_weights = [1.0]
-    return texts, videos, kept_weights
-
-
-def _raise_non_finite_levels(levels: list[torch.Tensor], side: str, names: list[str]) -> None:
-    """Raise for the first level of ``levels`` holding NaN or inf."""
-    for level, name in zip(levels, names, strict=True):
-        _raise_non_finite(level, f"{side}[{name!r}] (so the scores)", "row", "dim")
-
-
-def default_chunk_size(n_captions: int, n_videos: int, element_size: int = 4) -> int:
-    """Caption rows per chunk: about :data:`SCORE_BLOCK_BYTES` of scores, a multiple of 64."""
-    rows = SCORE_BLOCK_BYTES // (element_size * max(n_videos, 1))
-    rows = min(max(64, rows // 64 * 64), 8192)
-    return min(rows, -(-n_captions // 8) * 8)
-
-
-def _chunked_ranks(
-    scorer: _FusedScores,
-    video_of: torch.Tensor,
-    max_band_entries: int,
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Ranks (t2v, v2t) from chunked scores; also whether the two-pass fallback ran."""
-    n_captions, n_videos = video_of.numel(), scorer.n_videos
-    chunk_rows, dtype = scorer.chunk_rows, scorer.dtype
-    order = torch.argsort(video_of, stable=True)
-    sorted_video = video_of[order]
-    last_position = torch.cumsum(torch.bincount(video_of, minlength=n_videos), 0) - 1
-    chunks = [(s, min(s + chunk_rows, n_captions)) for s in range(0, n_captions, chunk_rows)]
-
-    # Pre-pass: estimated best own score per video and a rigorous bound on its error.
-    video_norm, text_norm = scorer.video_norm(), scorer.text_norm()[order]
-    largest = float(text_norm.max()) * float(video_norm.max())
-    if not math.isfinite(largest) or largest > torch.finfo(dtype).max / 4:
-        raise OverflowError  # non-finite text, or scores that could overflow
-    estimate = torch.cat([scorer.own_estimate(order[a:b], sorted_video[a:b]) for a, b in chunks])
-    own_norm = torch.zeros(n_videos, dtype=torch.float64)
-    own_norm.scatter_reduce_(0, sorted_video, text_norm, "amax")
-    best_estimate = torch.full((n_videos,), -math.inf, dtype=torch.float64)
-    best_estimate.scatter_reduce_(0, sorted_video, estimate, "amax")
-    # |estimate - score| <= 2 gamma_n |a| |b| for either side's summation order (n terms
-    # per score incl. level sums); 4 gamma_n leaves room for the rounding of the norms.
-    n_terms = scorer.width + len(scorer.weights) + 2
-    unit = torch.finfo(dtype).eps / 2
-    gamma = n_terms * unit / (1 - n_terms * unit) if n_terms * unit < 0.5 else math.inf
-    tiny = torch.finfo(dtype).tiny * 8 * n_terms  # underflow / flushed subnormals
-    eps = 4 * gamma * video_norm * own_norm + tiny * (1 + video_norm + own_norm)
-    high = torch.nextafter((best_estimate + eps).to(dtype), torch.tensor(math.inf, dtype=dtype))
-    low = torch.nextafter((best_estimate - eps).to(dtype), torch.tensor(-math.inf, dtype=dtype))
-
-    best = torch.full((n_videos,), -math.inf, dtype=dtype)
-    beaten_by = torch.zeros(n_videos, dtype=torch.int64)
-    t2v_ranks = torch.empty(n_captions, dtype=torch.int64)
-    band_values: list[torch.Tensor] = []
-    band_videos: list[torch.Tensor] = []
-    band_size, band_overflow = 0, False
-    for start, stop in chunks:
-        scores = scorer.score_chunk(order[start:stop])
-        rows, videos = torch.arange(stop - start), sorted_video[start:stop]
-        own = scores[rows, videos]
-        best.scatter_reduce_(0, videos, own, "amax")
-        scores[rows, videos] = -math.inf  # own pairs are nobody's competitor
-        t2v_ranks[start:stop] = 1 + _count_ge(scores, own[:, None], 1)
-        n_known = int((last_position < stop).sum())  # a prefix: captions go sorted by video
-        threshold = torch.cat([best[:n_known], high[n_known:]])
-        beaten_by += _count_ge(scores, threshold, 0)
-        if n_known == n_videos or band_overflow:
-            continue
-        pending = scores[:, n_known:]
-        in_band = torch.ge(pending, low[n_known:]) & torch.lt(pending, high[n_known:])
-        where = in_band.nonzero()
-        band_size += where.shape[0]
-        if band_size > max_band_entries:
-            band_overflow, band_values, band_videos = True, [], []
-        elif where.numel():
-            band_values.append(pending[where[:, 0], where[:, 1]])
-            band_videos.append(where[:, 1] + n_known)
-    if band_overflow:  # recount v2t with the exact best scores, repeating identical products
-        beaten_by.zero_()
-        for start, stop in chunks:
-            scores = scorer.score_chunk(order[start:stop])
-            scores[torch.arange(stop - start), sorted_video[start:stop]] = -math.inf
-            beaten_by += _count_ge(scores, best, 0)
-    elif band_values:
-        values, videos = torch.cat(band_values), torch.cat(band_videos)
-        beaten_by += torch.bincount(videos[values >= best[videos]], minlength=n_videos)
-    return t2v_ranks, 1 + beaten_by, band_overflow
-
-
-def retrieval_metrics_from_embeddings(
-    text_emb: Mapping[str, Any],
-    video_emb: Mapping[str, Any],
-    weights: Mapping[str, float],
-    caption_video: Any,
-    chunk_size: int | None = None,
-    *,
-    dtype: torch.dtype = torch.float32,
-    band_budget: int = MAX_BAND_ENTRIES,
-) -> dict[str, float]:
-    """Metrics of the fused score ``sum_l weights[l] * <text_emb[l][i], video_emb[l][j]>``.
-
-    Same protocol and numbers as :func:`retrieval_metrics` on the fused matrix, computed in
-    one pass over caption chunks of ``chunk_size`` rows (default: :func:`default_chunk_size`)
-    without holding the (n_captions, n_videos) matrix. Levels with weight 0 are skipped;
-    embedding levels without a weight are ignored. Arrays may be numpy or torch; scores are
-    computed in ``dtype`` on CPU. ``band_budget`` bounds the uncertain v2t scores kept in
-    memory; past it a second, identical pass counts v2t (see the module docstring).
-    """
-    if dtype not in (torch.float32, torch.float64):
-        raise EvaluationError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    texts, videos, kept_weights = _level_inputs(text_emb, video_emb, weights)
-    n_captions, n_videos = texts[0].shape[0], videos[0].shape[0]
-    video_of = _caption_video_index(caption_video, n_captions, n_videos)
-    if chunk_size is None:
-        chunk_size = default_chunk_size(n_captions, n_videos, torch.finfo(dtype).bits // 8)
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, numbers.Integral)
-        or chunk_size < 1
-    ):
-        raise EvaluationError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    names = [name for name, weight in weights.items() if float(weight) != 0.0]
-    scorer = _FusedScores(texts, videos, kept_weights, min(int(chunk_size), n_captions), dtype)
-    previous_precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")  # the error bound assumes IEEE products
-    try:
-        t2v_ranks, v2t_ranks, _ = _chunked_ranks(scorer, video_of, band_budget)
-    except OverflowError:
-        _raise_non_finite_levels(videos, "video_emb", names or ["(none)"])
-        _raise_non_finite_levels(texts, "text_emb", names or ["(none)"])
-        raise EvaluationError(
-            "the embeddings are too large to score in float (norms overflow); normalise them"
-        ) from None
-    finally:
-        torch.set_float32_matmul_precision(previous_precision)
-    return _summarise(t2v_ranks, v2t_ranks)
+__all__ = [
+    "METRIC_KEYS",
+    "SMALL_SAMPLE_VIDEOS",
+    "default_chunk_size",
+    "evaluate_levels",
+    "evaluate_split",
+    "format_metrics_table",
+    "retrieval_metrics",
+    "retrieval_metrics_from_embeddings",
+    "small_sample_warning",
+]
 
 
 def evaluate_levels(
@@ -454,6 +56,29 @@ def evaluate_levels(
     return results
 
 
+
+def evaluate_split(
+    model: Any,
+    data: RetrievalData,
+    split: str,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Fused and per-level metrics of ``model`` (an MCSAN in eval mode) on ``split`` of ``data``.
+
+    Every caption of the split queries the split's videos and every video its captions;
+    the fused score uses the model's own level weights.
+    """
+    captions, videos, caption_video = data.split_view(split)
+    text = embed_captions(model, captions, batch_size, device, desc=f"{split} captions")
+    video = embed_videos(
+        model, data.video_features(videos), data.streams, data.max_frames, batch_size, device,
+        desc=f"{split} videos",
+    )  # fmt: skip
+    weights = {level: float(w) for level, w in model.level_weights().items()}
+    return evaluate_levels(text, video, weights, caption_video)
+
+
 def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
     """A plain-text table: one row per model/level name, one column per metric."""
     name_width = max([len("name"), *(len(name) for name in results)])
@@ -466,3 +91,9 @@ def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
         cells = [f"{metrics[k]:.1f}".rjust(w) for k, w in zip(METRIC_KEYS, widths, strict=True)]
         lines.append("  ".join([name.ljust(name_width), *cells]))
     return "\n".join(lines)
+
+
+def small_sample_warning(videos: int) -> str:
+    """One line: few videos make every recall coarse."""
+    return (f"warning: small sample: only {videos} videos, so one video is "
+            f"{100 / max(videos, 1):.1f} points of v2t recall; differences of a few points are noise")  # fmt: skip

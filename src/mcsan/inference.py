@@ -1,4 +1,5 @@
-"""Embedding captions and clips with a trained model: the API search and the demo use.
+"""A trained model from its checkpoint: the :class:`~mcsan.encoder.Encoder` that twin
+accuracy, search and the demo use, and :func:`evaluate_checkpoint`.
 
 :class:`Retriever` wraps a self-contained checkpoint (see :mod:`mcsan.checkpoint`)::
 
@@ -7,8 +8,7 @@
     video = retriever.encode_features([store.read(video_id)])        # level -> (M, d)
     scores = retriever.score(text, video)                            # level | "fused" -> (N, M)
 
-:func:`embed_captions` / :func:`embed_videos` are the batched encoders behind it (the
-trainer's validation uses them too).
+The batched encoders behind it are :mod:`mcsan.embed`.
 """
 
 from __future__ import annotations
@@ -29,59 +29,20 @@ from mcsan.checkpoint import (
     model_from_state,
     vocab_from_state,
 )
-from mcsan.data.collate import EncodedCaption, collate_text, collate_video, encode_caption
+from mcsan.data.collate import encode_caption
+from mcsan.data.dataset import RetrievalData
 from mcsan.data.video.store import FeatureSpec
+from mcsan.embed import embed_captions, embed_videos
 from mcsan.errors import FeatureError
+from mcsan.evaluate import evaluate_split
 from mcsan.io import file_sha256
-from mcsan.progress import track
-
-
-def _stack(chunks: list[dict[str, torch.Tensor]], levels: Sequence[str]) -> dict[str, np.ndarray]:
-    return {
-        level: torch.cat([chunk[level] for chunk in chunks]).float().cpu().numpy()
-        for level in levels
-    }
-
-
-@torch.no_grad()
-def embed_captions(
-    model: Any,
-    captions: Sequence[EncodedCaption],
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    desc: str = "encode captions",
-) -> dict[str, np.ndarray]:
-    """Per-level unit embeddings (N, d) float32 of encoded captions (model in eval mode)."""
-    chunks = []
-    starts = range(0, len(captions), batch_size)
-    for start in track(starts, total=len(starts), desc=desc):
-        batch = collate_text(captions[start : start + batch_size]).to(device)
-        chunks.append(model.text_retrieval_embeddings(model.encode_text(batch)))
-    return _stack(chunks, model.levels)
-
-
-@torch.no_grad()
-def embed_videos(
-    model: Any,
-    features: Sequence[Mapping[str, np.ndarray]],
-    streams: Sequence[str],
-    max_frames: int | None = None,
-    batch_size: int = 64,
-    device: torch.device | str = "cpu",
-    desc: str = "encode videos",
-) -> dict[str, np.ndarray]:
-    """Per-level unit embeddings (M, d) float32 of clips given as stream dicts."""
-    chunks = []
-    starts = range(0, len(features), batch_size)
-    for start in track(starts, total=len(starts), desc=desc):
-        part = [dict(item) for item in features[start : start + batch_size]]
-        batch = collate_video(part, streams, max_frames).to(device)
-        chunks.append(model.encode_video(batch).embeddings)
-    return _stack(chunks, model.levels)
 
 
 class Retriever:
-    """A trained MCSAN model with its vocabulary, ready to embed text and clips."""
+    """A trained MCSAN model with its vocabulary, ready to embed text and clips.
+
+    It implements :class:`mcsan.encoder.Encoder`.
+    """
 
     def __init__(self, state: dict[str, Any], source: str | os.PathLike[str], device: str = "cpu"):
         """Use :meth:`from_checkpoint`; ``state`` is a loaded checkpoint dict."""
@@ -158,7 +119,12 @@ class Retriever:
     def score(
         self, text_emb: Mapping[str, np.ndarray], video_emb: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """level | "fused" -> (N_text, N_video) similarity, fused = sum_l w_l * cos_l."""
+        """level | "fused" -> (N_text, N_video) similarity.
+
+        ``fused`` is the fused score of :mod:`mcsan.model.scoring`: the caption embeddings of
+        :meth:`encode_captions` carry each caption's renormalisation, so it is
+        ``sum_l w_l <t_l, v_l>`` here.
+        """
         weights = self.level_weights
         scores = {
             level: np.asarray(text_emb[level]) @ np.asarray(video_emb[level]).T
@@ -182,9 +148,6 @@ def evaluate_checkpoint(
     Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
     "videos", "metrics": {"fused": {...}, level: {...}}}``.
     """
-    from mcsan.data.dataset import RetrievalData
-    from mcsan.evaluate import evaluate_levels
-
     retriever = Retriever.from_checkpoint(checkpoint, device)
     data_cfg = dataclasses.replace(retriever.config.data)
     if dataset is not None:
@@ -199,17 +162,9 @@ def evaluate_checkpoint(
         streams=retriever.streams,
     )
     _check_compatible(retriever, data.feature_spec, data.root)
-    captions, videos, caption_video = data.split_view(split)
+    captions, videos, _ = data.split_view(split)
     size = batch_size or retriever.config.train.eval_batch_size
-    text = embed_captions(retriever.model, captions, size, retriever.device)
-    video = embed_videos(
-        retriever.model,
-        data.video_features(videos),
-        retriever.streams,
-        data_cfg.max_frames,
-        size,
-        retriever.device,
-    )
+    metrics = evaluate_split(retriever.model, data, split, size, retriever.device)
     return {
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": retriever.checkpoint_sha256,
@@ -219,7 +174,7 @@ def evaluate_checkpoint(
         "captions": len(captions),
         "videos": len(videos),
         "dropped_captions": data.dropped_captions,
-        "metrics": evaluate_levels(text, video, retriever.level_weights, caption_video),
+        "metrics": metrics,
     }
 
 

@@ -1,11 +1,12 @@
 """Small file helpers shared by every stage: atomic writes, JSON lines, safe array loads.
 
-Every output goes through :func:`atomic_path` / :func:`atomic_dir` / :func:`make_dir`, which
+Every output goes through :func:`atomic_path` / :func:`atomic_directory` / :func:`make_dir`, which
 turn an ``OSError`` on the output (missing or read-only folder, ``/proc``, a full disk) into
 one :class:`~mcsan.errors.OutputError` naming the path, what failed and the fix
 (:func:`describe_os_error`), and leave any earlier output intact. Files are created with the
 user's umask (``mkstemp`` alone would make them 0600). Inputs are read by :func:`read_jsonl`
-(names file and line of a bad byte or record) and :func:`load_npy` (never unpickles).
+(names file and line of a bad byte or record); arrays and checkpoints by
+:mod:`mcsan.safe_load` (never unpickles).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _stale_siblings(target: Path) -> list[Path]:
-    """Temp folders a killed :func:`atomic_dir` left beside ``target``."""
+    """Temp folders a killed :func:`atomic_directory` left beside ``target``."""
     if not target.parent.is_dir():
         return []
     prefix = f".{target.name}."
@@ -160,11 +161,18 @@ def _stale_siblings(target: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; swap it in for ``path`` on success.
+def atomic_directory(
+    path: str | os.PathLike[str], carry: Callable[[str], bool] | None = None
+) -> Iterator[Path]:
+    """Yield a new temporary directory beside ``path``; on success it replaces ``path``.
 
-    The old ``path`` survives any failure. Leftovers of a killed earlier swap are cleaned
-    up first (an ``.old`` folder is put back when ``path`` itself went missing).
+    Before the swap, the entries of an existing ``path`` whose name ``carry`` accepts
+    (hidden ones never) are hard-linked, or copied, into the new directory: files that live
+    beside what is written, such as a cache. The swap moves the old directory aside, renames
+    the new one into place and removes the old one. An exception leaves ``path`` untouched
+    and removes the temporary directory; an OSError on the output is an OutputError.
+    Leftovers of a killed earlier swap are cleaned up first (an ``.old`` directory is put
+    back when ``path`` itself went missing).
     """
     target = Path(path)
     make_dir(target.parent)
@@ -179,6 +187,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         with output_errors(target, "replace"):
+            if carry is not None and target.exists():
+                _carry_entries(target, tmp, carry)
             _swap_directory(tmp, target)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -186,6 +196,25 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         if named is not None:
             raise named from exc
         raise
+
+
+def _carry_entries(old: Path, new: Path, carry: Callable[[str], bool]) -> None:
+    """Hard-link (or copy) the entries of ``old`` that ``carry`` accepts into ``new``."""
+    for entry in old.iterdir():
+        if entry.name.startswith(".") or not carry(entry.name):
+            continue
+        destination = new / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, destination)
+
+
+def _link_or_copy(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, destination, follow_symlinks=False)
 
 
 def _swap_directory(new: Path, target: Path) -> None:
@@ -294,70 +323,6 @@ def numbered_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str
                 f"{type(record).__name__}; write one {{...}} record a line"
             )
         yield number, record
-
-
-def load_npy(
-    path: str | os.PathLike[str], mmap_mode: Any = None, what: str = "array"
-) -> Any:
-    """``np.load`` that never unpickles: object arrays and pickles are refused by name."""
-    import numpy as np
-
-    source = Path(path)
-    if not source.is_file():
-        raise DataError(f"{source}: {what} (.npy) not found; check the path")
-    with source.open("rb") as handle:
-        if handle.read(6) != b"\x93NUMPY":
-            raise DataError(
-                f"{source}: not a .npy file (no NPY header); mcsan reads .npy arrays written "
-                "by np.save, never pickles"
-            )
-    try:
-        return np.load(source, mmap_mode=mmap_mode, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise DataError(
-                f"{source}: the {what} holds pickled Python objects, which mcsan never loads "
-                "(unpickling runs code); re-save it as a plain numeric or string array "
-                "(np.save(path, np.asarray(values, dtype=str or float))), or give a .txt/.json "
-                "list where a names list is asked for"
-            ) from exc
-        raise DataError(f"{source}: not a readable .npy {what} ({exc})") from exc
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{source}: not a readable .npy {what} ({exc})") from exc
-
-
-def load_torch(
-    path: str | os.PathLike[str], map_location: Any = "cpu", what: str = "checkpoint",
-    fix: str = "use another file or retrain",
-) -> Any:
-    """``torch.load(weights_only=True)``: tensors and plain containers only, never code.
-
-    Any failure is a CheckpointError naming the file; a file that holds other Python
-    objects is refused as such (the message never suggests lifting the restriction).
-    """
-    import pickle
-
-    import torch
-
-    from mcsan.errors import CheckpointError
-
-    source = Path(path)
-    if not source.is_file():
-        raise CheckpointError(f"{source}: {what} not found; check the path")
-    try:
-        return torch.load(source, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{source}: the {what} holds Python objects other than tensors and plain "
-            f"containers; mcsan never loads those (loading them could run code); {fix}"
-        ) from exc
-    except Exception as exc:  # torch raises many kinds for corrupt files
-        name = type(exc).__name__
-        detail = name if "weights_only" in str(exc) else f"{name}: {exc}"
-        raise CheckpointError(
-            f"{source}: not a readable {what} ({detail}); the file is corrupt or truncated: "
-            f"{fix}"
-        ) from exc
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:

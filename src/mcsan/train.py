@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,18 +38,18 @@ from mcsan.checkpoint import (
     vocab_from_state,
     vocab_to_state,
 )
-from mcsan.config import RunConfig, config_differences, save_config
+from mcsan.config import RunConfig, save_config
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
-from mcsan.evaluate import evaluate_levels
-from mcsan.inference import embed_captions, embed_videos
+from mcsan.evaluate import evaluate_split
 from mcsan.io import atomic_write_json
 from mcsan.losses import MCSANLoss
-from mcsan.model import MCSAN, LevelOutput
+from mcsan.model import MCSAN
 from mcsan.progress import track
 from mcsan.train_log import RunLog
-from mcsan.validate import check_device
+from mcsan.train_setup import JointForward, amp_dtype, float_output, seed_everything, select_device
+from mcsan.typed_yaml import config_differences
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -72,53 +71,6 @@ class TrainResult:
     world_size: int = 1
     """Processes that trained (2+ under torchrun)."""
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; a device this build lacks is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(check_device(name, "train.device"))
-
-
-def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``mode`` on ``device`` (None = full precision; always on CPU)."""
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class _JointForward(nn.Module):
-    """What DDP wraps: both encoders and the fused weights, so every parameter is reachable."""
-
-    def __init__(self, model: MCSAN) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, batch: TrainBatch
-    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor]]:
-        video, text = self.model(batch.video, batch.text)
-        return video, text, self.model.level_weights()
-
-
-def _float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
-    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads)."""
-    return LevelOutput(
-        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
-        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},
-        {k: dist_utils.gather_with_grad(v.to(torch.uint8), ctx).bool()
-         for k, v in out.present.items()},  # fmt: skip
-    )
 
 
 class Trainer:
@@ -158,7 +110,7 @@ class Trainer:
             self.data.attributes.sizes, word_vectors=vectors,
         ).to(self.device)  # fmt: skip
         self.word_dim = None if vectors is None else int(vectors.shape[1])
-        self.joint: nn.Module = _JointForward(self.model)
+        self.joint: nn.Module = JointForward(self.model)
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.joint = nn.parallel.DistributedDataParallel(
@@ -270,8 +222,8 @@ class Trainer:
             video_out, text_out, weights = self.joint(batch)
         gather = dist_utils.gather_with_grad
         loss, parts = self.loss_fn(
-            _float_output(video_out, self.ctx),
-            _float_output(text_out, self.ctx),
+            float_output(video_out, self.ctx),
+            float_output(text_out, self.ctx),
             {k: w.float() for k, w in weights.items()},
             gather(batch.video_keys, self.ctx),
             {k: gather(v, self.ctx) for k, v in batch.text_targets.items()},
@@ -315,18 +267,14 @@ class Trainer:
         )  # fmt: skip
 
     def validate(self) -> dict[str, dict[str, float]]:
-        """Fused and per-level metrics on the val split (model in eval mode)."""
+        """Fused and per-level metrics on the val split (model in eval mode meanwhile)."""
         self.model.eval()
-        captions, videos, caption_video = self.data.split_view("val")
-        size = self.cfg.train.eval_batch_size
-        text = embed_captions(self.model, captions, size, self.device, desc="val captions")
-        video = embed_videos(
-            self.model, self.data.video_features(videos), self.data.streams,
-            self.data.max_frames, size, self.device, desc="val videos",
-        )  # fmt: skip
-        weights = {k: float(v) for k, v in self.model.level_weights().items()}
-        self.model.train()
-        return evaluate_levels(text, video, weights, caption_video)
+        try:
+            return evaluate_split(
+                self.model, self.data, "val", self.cfg.train.eval_batch_size, self.device
+            )
+        finally:
+            self.model.train()
 
     def fit(self, on_epoch: EpochCallback | None = None) -> TrainResult:
         """Train the remaining epochs; return the result (metrics.json is written)."""

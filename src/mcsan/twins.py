@@ -19,33 +19,20 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from mcsan.data.native import read_captions
+from mcsan.encoder import Encoder
 from mcsan.errors import DataError
 from mcsan.io import read_jsonl
 
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
-
-
-class Scorer(Protocol):
-    """What twin accuracy needs of a model (``mcsan.inference.Retriever`` fits)."""
-
-    def encode_captions(self, captions: Sequence[str]) -> dict[str, np.ndarray]: ...
-
-    def encode_features(
-        self, features: Sequence[Mapping[str, np.ndarray]]
-    ) -> dict[str, np.ndarray]: ...
-
-    def score(
-        self, text_emb: Mapping[str, np.ndarray], video_emb: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -100,11 +87,11 @@ def _read_truth(root: Path) -> dict[str, list[dict[str, Any]]] | None:
 
 
 def twin_accuracy(
-    scorer: Scorer,
+    encoder: Encoder,
     root: str | os.PathLike[str],
     features: Mapping[str, Mapping[str, np.ndarray]],
 ) -> dict[str, dict[str, Any]]:
-    """Twin accuracy per twin level (and ``"all"``), from the fused score of ``scorer``.
+    """Twin accuracy per twin level (and ``"all"``), from the fused score of ``encoder``.
 
     ``features`` maps every original and twin id to its ``{stream: (T, ...)}`` arrays.
     Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
@@ -127,14 +114,14 @@ def twin_accuracy(
         raise DataError(f"{root}: no twin original has captions; the twin set is unusable")
     clip_ids = sorted({*originals, *(p.twin_id for p in pairs if p.original_id in originals)})
     column = {vid: j for j, vid in enumerate(clip_ids)}
-    video_emb = scorer.encode_features([features[vid] for vid in clip_ids])
+    video_emb = encoder.encode_features([features[vid] for vid in clip_ids])
     texts = [c for vid in originals for c in captions[vid]]
     rows: dict[str, list[int]] = {}
     start = 0
     for vid in originals:
         rows[vid] = list(range(start, start + len(captions[vid])))
         start += len(captions[vid])
-    fused = scorer.score(scorer.encode_captions(texts), video_emb)["fused"]
+    fused = encoder.score(encoder.encode_captions(texts), video_emb)["fused"]
     truth = _read_truth(Path(root))
 
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -11,8 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tiny_world import make_tiny_dataset
 
-from mcsan.config import DataConfig
 from mcsan.data.collate import collate_video, encode_caption
+from mcsan.data.config import DataConfig
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.data.native import captions_path
 from mcsan.distributed import DistContext, shard_bounds

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"{name} ({' '.join(sets) or 'the full model'})" for name, sets in VARIANTS.items()
         ),
     )  # fmt: skip
-    parser.add_argument("--config", required=True, help="base run config (YAML)")
+    parser.add_argument("--config", required=True, help="base run config: YAML path or built-in name")
     parser.add_argument("--out", required=True, help="folder; each variant trains in OUT/NAME")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of variants")
     parser.add_argument("--split", default="test", help="split to report (default test)")

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (under a minute)")
-    parser.add_argument("--config", default="configs/world.yaml", help="run config")
+    parser.add_argument(
+        "--config", default="world", help="run config: a built-in name (default world) or a YAML path"
+    )
     parser.add_argument("--videos", type=int_in(1, 1_000_000), help="clips in the world")
     parser.add_argument("--frames", type=int_in(2, MAX_FRAMES), help="frames per clip")
     parser.add_argument("--size", type=int_in(16, MAX_SIZE), help="frame size in px")
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo, print each stage's summary and the main table."""
     from mcsan.demo import DemoSettings, run_demo
-    from mcsan.evaluate import format_metrics_table
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
 
     given = {
         key: getattr(args, key)
@@ -51,12 +53,16 @@ def run(args: argparse.Namespace) -> int:
     settings = (DemoSettings.quick(**given, **common) if args.quick
                 else DemoSettings(**given, **common))  # fmt: skip
     result = run_demo(
-        settings, args.out, on_stage=lambda s: print(f"[{s.name}] {s.summary} ({s.seconds:.1f} s)")
+        settings, args.out,
+        on_stage=lambda s: print(f"[{s.name}] {s.summary} ({s.seconds:.1f} s)", flush=True),
     )
     print()
     print("Test split, fused score:")
     print(format_metrics_table({n: v.metrics["test"]["metrics"]["fused"]
                                 for n, v in result.variants.items()}))  # fmt: skip
+    test_videos = next(iter(result.variants.values())).metrics["test"]["videos"]
+    if test_videos < SMALL_SAMPLE_VIDEOS:
+        print(small_sample_warning(test_videos))
     print()
     for name, accuracy in result.twins.items():
         levels = ", ".join(
@@ -65,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"twin accuracy {name}: {levels}")
     total = sum(s.seconds for s in result.stages)
-    print(f"\nreport: {result.report_path}  (total {total:.0f} s)")
+    print()
+    for name, variant in result.variants.items():
+        print(f"best checkpoint {name}: {variant.run_dir / 'best.pt'}")
+    print(f"report: {result.report_path}  (total {total:.0f} s)")
     return 0

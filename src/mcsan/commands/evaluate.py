@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; write JSON when asked."""
-    from mcsan.evaluate import format_metrics_table
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
     from mcsan.inference import evaluate_checkpoint
     from mcsan.io import atomic_write_json
 
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
     )
     print(format_metrics_table(report["metrics"]))
+    if report["videos"] < SMALL_SAMPLE_VIDEOS:
+        print(small_sample_warning(report["videos"]))
     if args.out:
         atomic_write_json(args.out, report)
         print(f"wrote {args.out}")

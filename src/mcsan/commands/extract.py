@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Extract (or merge) and print a one-line summary; non-zero exit if anything failed."""
-    from mcsan.data.video.decode import list_videos
+    from mcsan.data.video.decode import VIDEO_EXTENSIONS, list_videos
     from mcsan.data.video.extract import (
         extract_features,
         find_shards,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         record_feature_set,
         shard_from_env,
     )
-    from mcsan.errors import ConfigError
+    from mcsan.errors import ConfigError, DataError
 
     if args.merge is not None:
         shards = list(args.merge) or find_shards(args.out)
@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --videos DIR (or --merge to join shard files)")
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     videos = list_videos(args.videos)
+    if not videos:
+        raise DataError(
+            f"{args.videos}: no clips found (video files {', '.join(sorted(VIDEO_EXTENSIONS))} "
+            "or folders of images); check --videos"
+        )
     summary = extract_features(
         videos,
         args.out,

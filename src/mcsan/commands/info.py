@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +30,24 @@ def _ids_line(ids: list[str], every: bool) -> str:
     return ", ".join(ids[:5]) + f" ... (+{len(ids) - 5}; --list-missing shows all)"
 
 
+def _separate_twins(feature_sets: dict[str, dict[str, Any]], root: Path) -> None:
+    """Move twin clips (listed in ``twins.jsonl``) out of "features without captions"."""
+    from mcsan.twins import TWINS_FILE, read_twins
+
+    twin_ids = ({pair.twin_id for pair in read_twins(root)} if (root / TWINS_FILE).is_file()
+                else set())  # fmt: skip
+    for entry in feature_sets.values():
+        orphans = entry["features_without_captions"]
+        entry["twin_clips"] = [i for i in orphans if i in twin_ids]
+        entry["features_without_captions"] = [i for i in orphans if i not in twin_ids]
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the description of ``args.root``."""
     from mcsan.data.convert.pipeline import describe_dataset
 
     info = describe_dataset(args.root)
+    _separate_twins(info.feature_sets, args.root)
     if args.json:
         print(json.dumps(asdict(info), indent=2))
         return 0
@@ -52,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         for key, label in (
             ("captioned_videos_without_features", "captioned videos without features"),
             ("features_without_captions", "features without captions"),
+            ("twin_clips", "twin clips (in twins.jsonl; scored against their originals' captions)"),
         ):
             ids = entry[key]
             print(f"    {label}: {len(ids)}" + (f" ({_ids_line(ids, args.list_missing)})"

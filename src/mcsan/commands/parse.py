@@ -36,12 +36,27 @@ class ReadResult:
     native: bool
 
 
+DESCRIPTION = """\
+Parse captions into the four levels (global, entities, actions, relation triplets) and
+write one JSON record per caption.
+
+Training does not need it: `mcsan train` (and ablate, demo) parses the captions of its
+dataset itself and caches the parses in DATASET/cache/. Use `mcsan parse` to look at the
+parses, to find captions the parser rejects (--skip-bad lists them) or to check the
+balance of the attribute labels (--stats).
+
+Input: a native captions.jsonl ({"video_id", "caption", "split"} per line) or a plain text
+file with one caption per line. Output: JSONL records with the caption's levels (plus
+video_id and split for native input).
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the `parse` subcommand."""
     parser = subparsers.add_parser(
         "parse",
-        help="parse captions into entities, actions and relation triplets",
-        description=__doc__,
+        help="parse captions into entities, actions and relation triplets (optional)",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--captions", required=True, type=Path, help="captions.jsonl or .txt")
@@ -53,8 +68,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int_in(1, 65536), default=256)
     parser.add_argument(
         "--sizes",
-        default="entity=512,action=256,relation=512",
-        help="attribute vocabulary sizes for --stats (level=K,...)",
+        default=None,
+        help="attribute vocabulary sizes for --stats (level=K,...; default: those of "
+        "data.attribute_sizes in a run config)",
     )
     parser.set_defaults(func=run)
 
@@ -123,7 +139,7 @@ def _parse_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
-def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int]) -> None:
+def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int] | None) -> None:
     from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
 
     train = [
@@ -152,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.data.captions.parse import CaptionParser, empty_level_counts, parse_with_cache
     from mcsan.io import write_jsonl
 
-    sizes = _parse_sizes(args.sizes)
+    sizes = _parse_sizes(args.sizes) if args.sizes else None
     read = read_caption_file(args.captions, args.skip_bad)
     texts = [c.caption for c in read.captions]
     started = time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the same command trains data-parallel (gloo on CPU, nccl on CUDA)."
         ),
     )
-    parser.add_argument("--config", help="run config YAML (default: built-in defaults)")
+    parser.add_argument(
+        "--config", help="run config: a YAML path or a built-in name (world, msrvtt, vatex)"
+    )
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     parser.add_argument(
@@ -31,24 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _epoch_line(record: dict[str, Any]) -> str:
-    line = (
-        f"epoch {record['epoch']:3d}  loss {record['loss'].get('total', float('nan')):.4f}  "
-        f"{record['pairs_per_second']:.0f} pairs/s"
-    )
-    val = record.get("val")
-    if val:
-        fused = val["fused"]
-        line += (
-            f"  val rsum {fused['rsum']:.1f} (t2v R@1 {fused['t2v_r1']:.1f}, "
-            f"v2t R@1 {fused['v2t_r1']:.1f})"
-        )
-    return line
-
-
 def run(args: argparse.Namespace) -> int:
-    """Load the config, train, print one line per epoch and the best validation table."""
+    """Load the config, train (one log line per epoch on stderr), print the best table."""
     import os
+    from pathlib import Path
 
     from mcsan.config import load_config
     from mcsan.distributed import launched_by_torchrun
@@ -59,16 +46,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     check_device(cfg.train.device, "train.device")  # present in this build, before any work
     main_rank = not launched_by_torchrun() or os.environ.get("RANK", "0") == "0"
-    result = train(
-        cfg,
-        args.out,
-        resume=args.resume,
-        on_epoch=(lambda record: print(_epoch_line(record), flush=True)) if main_rank else None,
-    )
+    result = train(cfg, args.out, resume=args.resume)
     if main_rank:
         if result.dropped_captions:
             print(f"dropped {result.dropped_captions} caption(s) whose video has no features")
         print(f"best epoch {result.best_epoch} (validation):")
         print(format_metrics_table(result.best_metrics))
-        print(f"checkpoints: {result.out_dir / 'best.pt'}, {result.out_dir / 'last.pt'}")
+        run = Path(result.out_dir).resolve()
+        print(f"best checkpoint: {run / 'best.pt'} (last: {run / 'last.pt'})")
     return 0

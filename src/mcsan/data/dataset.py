@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.config import DataConfig
 from mcsan.data.captions.attributes import AttributeVocabs
 from mcsan.data.captions.parse import ParsedCaption, Vocabulary, load_word_vectors, parse_with_cache
 from mcsan.data.collate import (
@@ -36,6 +35,7 @@ from mcsan.data.collate import (
     encode_caption,
     multi_hot,
 )
+from mcsan.data.config import DataConfig
 from mcsan.data.native import CaptionRecord, card_path, feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureSpec, FeatureStore
 from mcsan.errors import DataError

@@ -6,6 +6,7 @@ dual encoder (captions are parsed by the loader, with a cache), evaluate on the 
 the compositional split and the twin sets, and write ``REPORT.md`` with plots.
 """
 
-from mcsan.demo.pipeline import DemoResult, DemoSettings, StageTiming, run_demo
+from mcsan.demo.pipeline import run_demo
+from mcsan.demo.settings import DemoResult, DemoSettings, StageTiming
 
 __all__ = ["DemoResult", "DemoSettings", "StageTiming", "run_demo"]

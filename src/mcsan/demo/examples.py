@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 
 from mcsan.ablation import VariantResult
+from mcsan.demo.settings import FEATURE_SET
 
 N_QUERIES = 3
 TOP_K = 5
+STRIP_FRAMES = 4
+"""Frames shown per clip, spread over the clip, so that its action can be checked."""
 
 
 def _pick_queries(root: Path) -> list[tuple[str, str]]:
@@ -32,15 +35,9 @@ def example_queries(variant: VariantResult, root: Path, plots_dir: Path) -> list
     Returns one dict per query: ``query``, ``truth``, ``top`` (id, fused score, correct) and
     ``image`` (the PNG path relative to the report folder).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from mcsan.data.native import feature_path, read_captions, videos_dir
-    from mcsan.data.video.decode import read_frames
     from mcsan.data.video.store import FeatureStore
-    from mcsan.demo.pipeline import FEATURE_SET
+    from mcsan.demo.plots import pyplot
     from mcsan.inference import Retriever
 
     queries = _pick_queries(root)
@@ -54,24 +51,39 @@ def example_queries(variant: VariantResult, root: Path, plots_dir: Path) -> list
     text_emb = retriever.encode_captions([q for q, _ in queries])
     fused = retriever.score(text_emb, video_emb)["fused"]
     plots_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     examples = []
     for number, ((query, truth), scores) in enumerate(zip(queries, fused, strict=True), start=1):
         order = np.argsort(-scores, kind="stable")[:TOP_K]
         top = [(test_ids[j], float(scores[j]), test_ids[j] == truth) for j in order]
-        figure, axes = plt.subplots(1, len(top), figsize=(2.2 * len(top), 2.6))
-        for axis, (vid, score, correct) in zip(np.atleast_1d(axes), top, strict=True):
-            clip = read_frames(videos_dir(root) / f"{vid}.mp4", 3, 96)
-            axis.imshow(clip[1])
-            axis.set_title(f"{'✓ ' if correct else ''}{vid}\n{score:.3f}", fontsize=8,
-                           color="green" if correct else "black")  # fmt: skip
-            axis.axis("off")
-        figure.suptitle(query, fontsize=9)
-        figure.tight_layout()
         image = plots_dir / f"query{number}.png"
-        figure.savefig(image, dpi=80)
-        plt.close(figure)
+        _frame_strips(plt, query, top, videos_dir(root), image)
         examples.append(
             {"query": query, "truth": truth, "top": top,
              "image": str(image.relative_to(plots_dir.parent))}
         )  # fmt: skip
     return examples
+
+
+def _frame_strips(
+    plt: Any, query: str, top: list[tuple[str, float, bool]], videos: Path, image: Path
+) -> None:
+    """One row per ranked clip: rank, id, score, then STRIP_FRAMES frames from start to end."""
+    from mcsan.data.video.decode import read_frames
+
+    figure, axes = plt.subplots(len(top), STRIP_FRAMES, figsize=(1.6 * STRIP_FRAMES + 1.6,
+                                1.6 * len(top) + 0.6), squeeze=False, constrained_layout=True)  # fmt: skip
+    for rank, (row, (vid, score, correct)) in enumerate(zip(axes, top, strict=True), start=1):
+        clip = read_frames(videos / f"{vid}.mp4", STRIP_FRAMES, 96)
+        for t, axis in enumerate(row):
+            axis.imshow(clip[t])
+            axis.set_xticks([])
+            axis.set_yticks([])
+        row[0].set_ylabel(f"{rank}. {vid}\n{score:.3f}{' ✓' if correct else ''}", fontsize=8,
+                          color="green" if correct else "black", rotation=0, ha="right",
+                          va="center")  # fmt: skip
+    for t, axis in enumerate(axes[0]):
+        axis.set_title(f"frame {t + 1}/{STRIP_FRAMES}", fontsize=8)
+    figure.suptitle(f"“{query}”", fontsize=9)
+    figure.savefig(image, dpi=90)
+    plt.close(figure)

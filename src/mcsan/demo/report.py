@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mcsan.demo.plots import (
+    plot_levels,
+    plot_recalls,
+    plot_training,
+    plot_twins,
+    twin_kinds,
+    wilson_interval,
+)
+from mcsan.demo.settings import DemoResult
 from mcsan.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from mcsan.demo.pipeline import DemoResult
 
 METRIC_COLUMNS = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
@@ -41,92 +47,32 @@ def machine_line() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")  # fmt: skip
 
 
-def _plot_recalls(result: DemoResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    for axis, side in zip(axes, ("t2v", "v2t"), strict=True):
-        for name, variant in result.variants.items():
-            fused = variant.metrics["test"]["metrics"]["fused"]
-            axis.plot([1, 5, 10], [fused[f"{side}_r{k}"] for k in (1, 5, 10)], marker="o",
-                      label=name)  # fmt: skip
-        axis.set(title=f"{side} recall@K (test)", xlabel="K", ylabel="recall %", xticks=[1, 5, 10])
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-
-
-def _plot_training(result: DemoResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axis, rsum_axis) = plt.subplots(1, 2, figsize=(8, 3.2))
-    for name, variant in result.variants.items():
-        epochs = [h["epoch"] for h in variant.history]
-        loss_axis.plot(epochs, [h["loss"].get("total", float("nan")) for h in variant.history],
-                       label=name)  # fmt: skip
-        validated = [h for h in variant.history if "val" in h]
-        rsum_axis.plot([h["epoch"] for h in validated],
-                       [h["val"]["fused"]["rsum"] for h in validated], marker="o", label=name)  # fmt: skip
-    loss_axis.set(title="training loss", xlabel="epoch")
-    rsum_axis.set(title="validation rsum (fused)", xlabel="epoch")
-    for axis in (loss_axis, rsum_axis):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-
-
-def _plot_twins(result: DemoResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    levels = _twin_levels(result)
-    figure, axis = plt.subplots(figsize=(6, 3.2))
-    width = 0.8 / max(1, len(result.twins))
-    for i, (name, acc) in enumerate(result.twins.items()):
-        values = [_focused(acc.get(lvl, {})) for lvl in levels]
-        axis.bar(np.arange(len(levels)) + i * width, values, width, label=name)
-    axis.axhline(50, color="grey", linestyle="--", linewidth=1, label="chance")
-    axis.set(title="twin accuracy per level, captions that mention the change",
-             ylabel="%", ylim=(0, 100))  # fmt: skip
-    axis.set_xticks(np.arange(len(levels)) + width * (len(result.twins) - 1) / 2, levels)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-
-
-def _twin_levels(result: DemoResult) -> list[str]:
-    """Twin levels in report order: each level alphabetically, then "all"."""
-    names = {lvl for acc in result.twins.values() for lvl in acc}
-    return sorted(names, key=lambda name: (name == "all", name))
-
-
-def _focused(entry: dict[str, Any]) -> float:
-    """Focused twin accuracy where known, else the all-caption one."""
-    return float(entry.get("focused_accuracy", entry.get("accuracy", 0.0)))
+def _twin_cell_ci(entry: dict[str, Any] | None, key: str, n_key: str) -> str:
+    if entry is None or key not in entry:
+        return "–"
+    low, high = wilson_interval(entry[key] * entry[n_key] / 100, entry[n_key])
+    return f"{entry[key]:.1f} [{low:.0f}–{high:.0f}]"
 
 
 def _twin_markdown(result: DemoResult) -> str:
-    levels = _twin_levels(result)
-    rows = [[name] + [_twin_cell(acc.get(lvl)) for lvl in levels]
-            for name, acc in result.twins.items()]  # fmt: skip
+    """Rows = twin kinds, columns = per model: focused accuracy and all-caption accuracy."""
+    kinds = twin_kinds(result.twins)
+    header = ["twin kind"]
+    for name in result.twins:
+        header += [f"{name}: mention the change", f"{name}: all captions"]
+    header += ["twins", "pairs (mention / all)"]
     counts = next(iter(result.twins.values()), {})
-    rows.append(["(caption–twin pairs)"] + [
-        f"{counts[lvl]['pairs']} / {counts[lvl].get('focused_pairs', '–')}" if lvl in counts else "–"
-        for lvl in levels
-    ])  # fmt: skip
-    return markdown_table(["model", *levels], rows)
-
-
-def _twin_cell(entry: dict[str, Any] | None) -> str:
-    if entry is None:
-        return "–"
-    focused = entry.get("focused_accuracy")
-    return f"{entry['accuracy']:.1f} / " + ("–" if focused is None else f"{focused:.1f}")
+    rows = []
+    for kind in kinds:
+        row = [kind]
+        for acc in result.twins.values():
+            row += [_twin_cell_ci(acc.get(kind), "focused_accuracy", "focused_pairs"),
+                    _twin_cell_ci(acc.get(kind), "accuracy", "pairs")]  # fmt: skip
+        entry = counts.get(kind, {})
+        row += [str(entry.get("twins", "–")),
+                f"{entry.get('focused_pairs', '–')} / {entry.get('pairs', '–')}"]  # fmt: skip
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 def _examples_markdown(examples: list[dict[str, Any]]) -> str:
@@ -135,20 +81,27 @@ def _examples_markdown(examples: list[dict[str, Any]]) -> str:
         found = [i + 1 for i, (_, _, ok) in enumerate(example["top"]) if ok]
         where = f"rank {found[0]}" if found else "not in the top 5"
         parts.append(f"**“{example['query']}”** (its clip `{example['truth']}`: {where})\n\n"
-                     f"![top 5]({example['image']})\n")  # fmt: skip
+                     f"![top 5 with frames]({example['image']})\n")  # fmt: skip
     return "\n".join(parts)
+
+
+def _small_sample_note(videos: int) -> str:
+    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, small_sample_warning
+
+    return f"\n\n*{small_sample_warning(videos)}*" if videos < SMALL_SAMPLE_VIDEOS else ""
 
 
 def write_report(result: DemoResult) -> Path:
     """Write plots and ``REPORT.md`` into the demo folder; return the report's path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     plots = result.out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    _plot_recalls(result, plots / "recall_at_k.png")
-    _plot_training(result, plots / "training.png")
-    _plot_twins(result, plots / "twins.png")
+    plot_recalls({n: v.metrics["test"]["metrics"]["fused"] for n, v in result.variants.items()},
+                 plots / "recall_at_k.png")  # fmt: skip
+    plot_training({n: v.history for n, v in result.variants.items()}, plots / "training.png")
+    plot_twins(result.twins, plots / "twins.png")
+    if "mcsan" in result.variants:
+        plot_levels(result.variants["mcsan"].metrics["test"]["metrics"],
+                    plots / "recall_per_level.png", "mcsan")  # fmt: skip
 
     s = result.settings
     sections = [
@@ -167,20 +120,28 @@ def write_report(result: DemoResult) -> Path:
         if table:
             counts = next(iter(result.variants.values())).metrics[split]
             sections.append(f"## {title}: {counts['videos']} clips, {counts['captions']} captions\n\n"
-                            + metrics_markdown(table))  # fmt: skip
+                            + metrics_markdown(table) + _small_sample_note(counts["videos"]))  # fmt: skip
+    sections.append("![recall at K](plots/recall_at_k.png)\n\nOne training seed per model: "
+                    "the tables carry no seed-to-seed spread.")  # fmt: skip
     if "mcsan" in result.variants:
         per_level = result.variants["mcsan"].metrics["test"]["metrics"]
         sections.append("## MCSAN per level (test)\n\nEach level's similarity alone, and fused.\n\n"
-                        + metrics_markdown(per_level))  # fmt: skip
+                        + metrics_markdown(per_level)
+                        + "\n\n![recall per level](plots/recall_per_level.png)")  # fmt: skip
     sections += [
         "## Twin accuracy (%)\n\nShare of (caption of a clip, its twin) pairs where the model "
-        "scores the clip above a twin that differs at one level only; 50 is chance. Each cell: "
-        "over all captions of the clip / over the captions that mention what the twin changed "
-        "(the others are equally true of both clips).\n\n"
-        + _twin_markdown(result),
-        "## Plots\n\n![recall](plots/recall_at_k.png)\n\n![training](plots/training.png)\n\n"
-        "![twins](plots/twins.png)",
-        "## Example queries (MCSAN, test clips)\n\n" + _examples_markdown(result.examples),
+        "scores the clip above a twin that differs in one respect only (the twin kind); 50 is "
+        "chance. *Mention the change*: only the captions that mention what the twin changed "
+        "(the other captions are equally true of both clips, so no model can tell the two "
+        "apart on them); *all captions*: every caption of the clip. In brackets: 95% Wilson "
+        "interval over caption–twin pairs (pairs of one clip are not independent, so the "
+        "true spread is wider).\n\n" + _twin_markdown(result)
+        + "\n\n![twin accuracy](plots/twins.png)",
+        "## Training\n\nMean loss per batch of each loss term (own axes) and validation rsum "
+        "per epoch.\n\n![training](plots/training.png)",
+        "## Example queries (MCSAN, test clips)\n\nThe five best-scoring test clips per query, "
+        "each shown by frames from start to end; ✓ marks the query's own clip.\n\n"
+        + _examples_markdown(result.examples),
         "## Timings\n\n" + markdown_table(
             ["stage", "seconds", "summary"],
             [[t.name, f"{t.seconds:.1f}", t.summary] for t in result.stages],

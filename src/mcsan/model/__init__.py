@@ -11,7 +11,7 @@ Ablation switches (all ``ModelConfig`` / ``LossConfig`` fields):
 
 from mcsan.model.attributes import AttributeHeads
 from mcsan.model.config import ModelConfig
-from mcsan.model.mcsan import MCSAN, check_attribute_sizes
+from mcsan.model.mcsan import MCSAN
 from mcsan.model.scoring import LevelOutput, level_similarities
 from mcsan.model.text import TextEncoder
 from mcsan.model.video import VideoEncoder
@@ -23,6 +23,5 @@ __all__ = [
     "ModelConfig",
     "TextEncoder",
     "VideoEncoder",
-    "check_attribute_sizes",
     "level_similarities",
 ]

@@ -7,7 +7,7 @@ the HGR -> HANet lineage the paper builds on; each is a field so that it can be 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mcsan import ATTRIBUTE_LEVELS, LEVELS
 from mcsan.errors import ConfigError
@@ -121,7 +121,3 @@ class ModelConfig:
     def global_only(cls, **overrides: object) -> ModelConfig:
         """The plain dual-encoder baseline: the global level only, no attribute heads."""
         return cls(**{"levels": ("global",), "attribute_levels": (), **overrides})
-
-    def with_levels(self, *levels: str) -> ModelConfig:
-        """A copy with only ``levels`` enabled (level ablations)."""
-        return replace(self, levels=tuple(levels))

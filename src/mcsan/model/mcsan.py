@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from mcsan.batch import TextBatch, VideoBatch
-from mcsan.errors import ConfigError
 from mcsan.model.attributes import AttributeHeads
 from mcsan.model.config import ModelConfig
 from mcsan.model.layers import LevelProjection
@@ -155,13 +154,3 @@ def _branch_of(name: str) -> str:
     if parts[0].endswith("attribute_heads"):
         return f"attribute_head.{parts[2]}"
     return parts[0]
-
-
-def check_attribute_sizes(model: MCSAN, sizes: Mapping[str, int]) -> None:
-    """Raise ConfigError when ``sizes`` disagree with the heads ``model`` was built with."""
-    for lvl, k in model.attribute_sizes.items():
-        if int(sizes.get(lvl, 0)) != k:
-            raise ConfigError(
-                f"attribute vocabulary of level {lvl!r} has {sizes.get(lvl, 0)} entries but "
-                f"the model's head has {k}: rebuild the model or reuse its attribute vocabs"
-            )

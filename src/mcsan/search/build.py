@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from mcsan import LEVELS
+from mcsan.encoder import Encoder
 from mcsan.errors import FeatureError, SearchError
 from mcsan.progress import track
 from mcsan.search.index import VideoIndex
-from mcsan.search.query import RetrieverLike
 
 CACHE_NAME = "features.h5"
 ENCODE_BATCH = 64
@@ -44,28 +43,11 @@ class IndexSummary:
     seconds: float = 0.0
 
 
-def retriever_levels(retriever: RetrieverLike) -> tuple[str, ...]:
-    """The levels the encoder produces, in canonical order."""
-    levels = getattr(retriever, "levels", None)
-    return tuple(levels) if levels else LEVELS
-
-
-def retriever_spec(retriever: RetrieverLike) -> Any:
-    """The FeatureSpec the checkpoint was trained on (``feature_spec`` of the Retriever)."""
-    spec = getattr(retriever, "feature_spec", None)
-    if spec is None:
-        raise SearchError(
-            "the checkpoint records no feature spec, so clips cannot be extracted for it; "
-            "index a dataset with --dataset instead"
-        )
-    return spec
-
-
 def encode_store(
-    retriever: RetrieverLike, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH
+    retriever: Encoder, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH
 ) -> dict[str, np.ndarray]:
     """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore."""
-    levels = retriever_levels(retriever)
+    levels = retriever.levels
     parts: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
     starts = range(0, len(ids), batch_size)
     for start in track(starts, total=len(starts), desc="encode", unit="batch"):
@@ -77,7 +59,7 @@ def encode_store(
 
 
 def build_from_store(
-    retriever: RetrieverLike,
+    retriever: Encoder,
     store_path: Path,
     ids: Sequence[str],
     paths: Sequence[str | None],
@@ -91,7 +73,7 @@ def build_from_store(
     """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``."""
     from mcsan.data.video.store import FeatureStore
 
-    with FeatureStore.open(store_path, mode="r", expect=retriever_spec(retriever)) as store:
+    with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
         embeddings = encode_store(retriever, store, ids)
     extra = {"source": source, "feature_file": str(store_path)}
     if checkpoint is not None:
@@ -105,7 +87,7 @@ def build_from_store(
 
 
 def index_dataset(
-    retriever: RetrieverLike,
+    retriever: Encoder,
     dataset: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
@@ -118,13 +100,12 @@ def index_dataset(
 
     started = time.perf_counter()
     root = Path(dataset)
-    spec = retriever_spec(retriever)
+    spec = retriever.feature_spec
     card = read_card(root)
     names = list(card.get("feature_sets") or {})
-    preferred = getattr(retriever, "feature_set", None)
-    if preferred in names:
-        names.remove(preferred)
-        names.insert(0, preferred)
+    if retriever.feature_set in names:
+        names.remove(retriever.feature_set)
+        names.insert(0, retriever.feature_set)
     store_path, problems = None, []
     for name in names:
         candidate = feature_path(root, name)
@@ -158,7 +139,7 @@ def index_dataset(
 
 
 def index_videos(
-    retriever: RetrieverLike,
+    retriever: Encoder,
     videos: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
@@ -197,11 +178,11 @@ def index_videos(
     )
 
 
-def _extract(retriever: RetrieverLike, found: dict[str, Path], cache: Path) -> dict[str, Any]:
+def _extract(retriever: Encoder, found: dict[str, Path], cache: Path) -> dict[str, Any]:
     """Extract features with the checkpoint's spec into ``cache`` (reusing what is there)."""
     from mcsan.data.video.extract import extract_features
 
-    spec = retriever_spec(retriever)
+    spec = retriever.feature_spec
     if spec.frames <= 0:
         raise SearchError(
             "the checkpoint was trained on variable-length (fps-sampled) features, whose "

@@ -1,6 +1,7 @@
 """A searchable index of a video collection: per-level embeddings fused into one FAISS index.
 
-The fused score of the model is ``sum_l w_l * <t_l, v_l>``. Each video is stored as the
+The fused score (defined in :mod:`mcsan.model.scoring`; caption embeddings already carry
+each caption's renormalisation) is ``sum_l w_l * <t_l, v_l>``. Each video is stored as the
 concatenation of ``sqrt(|w_l|) * v_l`` and each query as ``sign(w_l) * sqrt(|w_l|) * t_l``,
 so a plain inner-product search over the fused vectors ranks by exactly the model's fused
 score. The per-level embeddings are kept beside the FAISS index so each hit can report
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mcsan.errors import CheckpointError, SearchError
-from mcsan.io import atomic_dir, atomic_write_json
+from mcsan.io import atomic_directory, atomic_write_json
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -279,14 +279,12 @@ class VideoIndex:
         import faiss
 
         target = Path(directory)
-        with atomic_dir(target) as tmp:  # also clears what a killed save left behind
+        with atomic_directory(target, carry=lambda name: not _owned(name)) as tmp:
             for level in self.levels:
                 np.save(tmp / f"{INDEX_FILES_PREFIX}{level}.npy",
                         np.asarray(self.embeddings[level], np.float32))
             faiss.write_index(self.faiss_index, str(tmp / FAISS_NAME))
             atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
-            if target.exists():
-                _carry_foreign_files(target, tmp)
         return target
 
     @classmethod
@@ -361,22 +359,3 @@ def _owned(name: str) -> bool:
     return name in (META_NAME, FAISS_NAME) or (
         name.startswith(INDEX_FILES_PREFIX) and name.endswith(".npy")
     )
-
-
-def _carry_foreign_files(old: Path, new: Path) -> None:
-    """Hard-link (or copy) the files of ``old`` that an index does not own into ``new``."""
-    for entry in old.iterdir():
-        if _owned(entry.name) or entry.name.startswith("."):
-            continue
-        destination = new / entry.name
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.copytree(entry, destination, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, destination)
-
-
-def _link_or_copy(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
-    try:
-        os.link(source, destination, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(source, destination, follow_symlinks=False)

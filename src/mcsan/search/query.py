@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from mcsan.encoder import Encoder
 from mcsan.errors import SearchError
 from mcsan.search.index import VideoIndex
 
 MAX_QUERY_CHARS = 1_000
 MAX_K = 1_000
-
-
-class RetrieverLike(Protocol):
-    """What search needs of an encoder: the interface of ``mcsan.inference.Retriever``."""
-
-    level_weights: Mapping[str, float]
-    checkpoint_sha256: str
-
-    def encode_captions(self, captions: list[str]) -> dict[str, np.ndarray]:
-        """Per-level (N, d) embeddings of N captions."""
-        ...
-
-    def encode_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """Per-level (N, d) embeddings of N videos' feature streams."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -78,13 +64,13 @@ def validate_k(k: object) -> int:
     return int(k)
 
 
-def search(index: VideoIndex, retriever: RetrieverLike, query: str, k: int = 10) -> list[Hit]:
+def search(index: VideoIndex, retriever: Encoder, query: str, k: int = 10) -> list[Hit]:
     """The top-``k`` videos of ``index`` for the text ``query``, best first."""
     return search_many(index, retriever, [query], k)[0]
 
 
 def search_many(
-    index: VideoIndex, retriever: RetrieverLike, queries: Sequence[str], k: int = 10
+    index: VideoIndex, retriever: Encoder, queries: Sequence[str], k: int = 10
 ) -> list[list[Hit]]:
     """Ranked hits for each of ``queries`` (validated, encoded in one batch)."""
     texts = [validate_query(q) for q in queries]

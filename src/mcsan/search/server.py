@@ -22,9 +22,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mcsan.encoder import Encoder
 from mcsan.errors import MCSANError, SearchError
 from mcsan.search.index import VideoIndex
-from mcsan.search.query import RetrieverLike, search
+from mcsan.search.query import search
 
 STATIC_DIR = Path(__file__).parent / "static"
 SEARCH_PARAMS = frozenset({"q", "k"})
@@ -42,7 +43,7 @@ class ClientError(Exception):
         self.message = message
 
 
-def load_retriever(checkpoint: str | os.PathLike[str]) -> RetrieverLike:
+def load_retriever(checkpoint: str | os.PathLike[str]) -> Encoder:
     """The trained encoder of ``checkpoint`` (``mcsan.inference.Retriever``)."""
     from mcsan.inference import Retriever
 
@@ -117,7 +118,7 @@ def parse_search_params(request: Request) -> tuple[str, str]:
 def create_app(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
-    retriever: RetrieverLike | None = None,
+    retriever: Encoder | None = None,
 ) -> FastAPI:
     """The search app over the index in ``index_dir``.
 

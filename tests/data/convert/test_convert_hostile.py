@@ -165,7 +165,7 @@ def test_a_video_in_two_split_files_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_an_id_list_in_json_under_a_text_name_is_refused(tmp_path: Path) -> None:
-    from mcsan.data.convert.features import read_id_list
+    from mcsan.data.convert.sources import read_id_list
 
     path = tmp_path / "trn_names.txt"
     path.write_text('["vid1", "vid2"]\n')

@@ -12,13 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcsan.cli import main
-from mcsan.data.convert.features import (
-    BigFileSource,
-    MeanPooledSource,
-    detect_feature_format,
-    read_id_list,
-    split_frame_id,
-)
 from mcsan.data.convert.pipeline import (
     REPORT_NAME,
     ConvertOptions,
@@ -27,6 +20,13 @@ from mcsan.data.convert.pipeline import (
     convert_dataset,
     describe_dataset,
     get_format,
+)
+from mcsan.data.convert.sources import (
+    BigFileSource,
+    MeanPooledSource,
+    detect_feature_format,
+    read_id_list,
+    split_frame_id,
 )
 from mcsan.data.native import CaptionRecord, feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureStore

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mcsan.data.video.decode as video
-from mcsan.data.video.decode import list_videos, read_frames, sample_indices, write_video
+from mcsan.data.video.decode import list_videos, read_frames, sample_indices
+from mcsan.data.video.writer import write_video
 from mcsan.errors import DataError, VideoError
 
 

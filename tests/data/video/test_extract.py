@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mcsan.cli import main
 from mcsan.data.video.backbone import get_backbone
-from mcsan.data.video.decode import list_videos, write_video
+from mcsan.data.video.decode import list_videos
 from mcsan.data.video.extract import (
     extract_features,
     failures_path,
@@ -30,6 +30,7 @@ from mcsan.data.video.extract import (
     shard_path,
 )
 from mcsan.data.video.store import FeatureStore
+from mcsan.data.video.writer import write_video
 from mcsan.errors import ConfigError, FeatureError
 
 STREAMS = "head_grid2,block10,rgbhist"

@@ -24,7 +24,7 @@ from mcsan.errors import DataError
 from mcsan.io import atomic_write_json, read_json
 
 DEFAULT_SIZES: dict[str, int] = {"entity": 512, "action": 256, "relation": 512}
-"""Default vocabulary size per level (the same defaults as the run configuration)."""
+"""Default vocabulary size per level, written only here (``DataConfig`` copies it)."""
 
 Labels = dict[str, list[int]]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mcsan.data.convert.features import read_id_list
 from mcsan.data.convert.registry import Annotations, normalise_split
+from mcsan.data.convert.sources import read_id_list
 from mcsan.data.native import CaptionRecord
 from mcsan.errors import DataError
 from mcsan.io import read_json

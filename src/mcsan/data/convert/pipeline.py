@@ -236,7 +236,8 @@ def _import_and_filter(
     summary_features: dict[str, Any],
 ) -> list[CaptionRecord]:
     """Import the features of the captioned videos; drop captions of rejected videos."""
-    from mcsan.data.convert.features import import_features, open_features
+    from mcsan.data.convert.features import import_features
+    from mcsan.data.convert.sources import open_features
 
     video_ids = list(dict.fromkeys(r.video_id for r in records))
     store = feature_path(out, options.set_name)

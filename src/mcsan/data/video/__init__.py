@@ -1,1 +1,2 @@
-"""Clips to frame features: decoding (PyAV), the frame encoder, the feature store, extraction."""
+"""Clips to frame features: decoding (PyAV), the frame encoder, the feature store, extraction,
+and the one clip writer."""

@@ -18,7 +18,7 @@ each sample instead of decoding everything. Each frame is resized so its short s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -284,46 +284,3 @@ def _pick_by_seeking(
     except Exception:
         return None
     return picked
-
-
-def write_video(
-    path: str | os.PathLike[str],
-    frames: np.ndarray,
-    fps: float = 25,
-    rotation: int | None = None,
-    keyframe_every: int | None = None,
-    times: Sequence[float] | None = None,
-) -> Path:
-    """Encode uint8 frames (T, H, W, 3) (even H and W) as a clip; return the path.
-
-    The codec follows the suffix: VP8 for .webm, MPEG-4 part 2 for .avi, else H.264.
-
-    ``rotation`` (degrees counter-clockwise) goes into the display matrix, as phones do;
-    ``times`` (seconds, increasing) gives each frame its own timestamp (variable rate).
-    """
-    from fractions import Fraction
-
-    import av
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(target), "w") as container:
-        codec = {".webm": "libvpx", ".avi": "mpeg4"}.get(target.suffix.lower(), "libx264")
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        if keyframe_every:
-            stream.codec_context.gop_size = keyframe_every
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        if times is not None:
-            stream.codec_context.time_base = Fraction(1, 1000)
-            stream.codec_context.max_b_frames = 0  # keeps the muxed duration exact
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            if times is not None:
-                frame.pts, frame.time_base = round(times[index] * 1000), Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return target

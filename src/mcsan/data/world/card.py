@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mcsan.data.world.captions import CaptionTruth
 from mcsan.data.world.scene import Scene
 from mcsan.data.world.splits import SPLIT_SHARES, HoldOut
+from mcsan.data.world.summary import WorldSummary
 from mcsan.data.world.vocab import (
     ACTION_PHRASES,
     COLOURS,
@@ -21,9 +21,6 @@ from mcsan.data.world.vocab import (
     TEXTURES,
 )
 from mcsan.io import atomic_path, atomic_write_text
-
-if TYPE_CHECKING:
-    from mcsan.data.world.writer import WorldSummary
 
 SHEET_NAME = "contact_sheet.png"
 

@@ -8,9 +8,7 @@ Rendering is a pure function of the scene, so frames do not depend on the worker
 from __future__ import annotations
 
 import math
-import os
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
@@ -201,46 +199,3 @@ def render_clip(scene: Scene, frames: int, size: int) -> np.ndarray:
                 frame[dst] = frame[dst] * (1.0 - a) + rgb[src] * a
         out[t] = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
-
-
-def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
-    """BT.601 limited-range planar YUV 4:2:0 (shape (1.5 h, w)) of a uint8 RGB image.
-
-    Converting here instead of in swscale keeps the bytes the same in every process.
-    """
-    rgb = image.astype(np.float32) / 255.0
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
-    cb = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b
-    cr = 128.0 + 112.0 * r - 93.786 * g - 18.214 * b
-    height, width = y.shape
-
-    def half(plane: np.ndarray) -> np.ndarray:
-        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).reshape(
-            height // 4, width)
-
-    planes = np.concatenate([y, half(cb), half(cr)], axis=0)
-    return np.clip(planes + 0.5, 0, 255).astype(np.uint8)
-
-
-def encode_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> None:
-    """Write uint8 RGB frames as an H.264 (yuv420p) mp4, byte-identical for the same frames."""
-    import av
-
-    from mcsan.io import atomic_path
-
-    height, width = frames.shape[1:3]
-    with atomic_path(Path(path)) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # Constant QP: x264's CRF rate control (mb-tree) gave different bytes run to run.
-            stream.options = {"qp": "20", "preset": "veryfast", "threads": "1"}
-            stream.thread_count = 1
-            for number, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
-                frame.pts = number
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)

@@ -6,15 +6,16 @@ import multiprocessing
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mcsan.data.native import CaptionRecord, read_card, update_card, videos_dir
 from mcsan.data.native import write_captions as write_caption_records
-from mcsan.data.world.captions import CaptionTruth, write_captions
+from mcsan.data.world.captions import write_captions
+from mcsan.data.world.card import write_dataset_card
 from mcsan.data.world.scene import Scene
 from mcsan.data.world.splits import assign_splits, make_holdout, make_twins, sample_scene
+from mcsan.data.world.summary import WorldSummary, summarise_world
 from mcsan.errors import ConfigError
 from mcsan.io import make_dir, write_jsonl
 from mcsan.progress import track
@@ -26,28 +27,6 @@ STRUCTURE_NAME = "structure.jsonl"
 TRUTH_NAME = "captions_truth.jsonl"
 TWINS_NAME = "twins.jsonl"
 _CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation))?")
-
-
-@dataclass
-class WorldSummary:
-    """What `generate_world` wrote."""
-
-    out_dir: str
-    videos: int
-    captions: int
-    splits: dict[str, int]  # clips per split
-    captions_per_split: dict[str, int]
-    twins: int
-    twins_per_level: dict[str, int]
-    rendered: int  # clips encoded by this run (the rest already existed)
-    seconds: float
-    holdout: dict[str, Any] = field(default_factory=dict)
-
-    def line(self) -> str:
-        """One-line human summary."""
-        splits = " ".join(f"{k}={v}" for k, v in self.splits.items())
-        return (f"wrote {self.videos} clips ({splits}), {self.captions} captions, "
-                f"{self.twins} twins to {self.out_dir} in {self.seconds:.1f} s")
 
 
 def _validate(n_videos: int, frames: int, size: int, workers: int) -> None:
@@ -62,10 +41,11 @@ def _validate(n_videos: int, frames: int, size: int, workers: int) -> None:
 
 
 def _render_job(job: tuple[Scene, int, int, str]) -> str:
-    from mcsan.data.world.render import encode_mp4, render_clip
+    from mcsan.data.video.writer import write_video
+    from mcsan.data.world.render import render_clip
 
     scene, frames, size, path = job
-    encode_mp4(render_clip(scene, frames, size), path, fps=FPS)
+    write_video(path, render_clip(scene, frames, size), fps=FPS)
     return scene.video_id
 
 
@@ -106,8 +86,6 @@ def generate_world(
     DATASET.md and contact_sheet.png. The same arguments give the same files whatever
     ``workers`` is. Clips already written by a run with the same arguments are kept.
     """
-    from mcsan.data.world.card import write_dataset_card
-
     _validate(n_videos, frames, size, workers)
     if n_twin_originals is not None and n_twin_originals < 0:
         raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
@@ -144,7 +122,7 @@ def generate_world(
     write_jsonl(root / TWINS_NAME, ({"twin_id": t.video_id, "original_id": t.meta["twin_of"],
                                      "level": t.meta["twin_level"], "change": t.meta["change"]}
                                     for t in twins))
-    summary = _summary(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
+    summary = summarise_world(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
     summary.holdout = holdout.to_json()
     update_card(root, name=WORLD_NAME, generator=params, seed=seed, frames=frames, size=size,
                 fps=FPS, splits=list(summary.splits), counts={
@@ -158,21 +136,3 @@ def generate_world(
     write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size)
     summary.seconds = round(time.perf_counter() - start, 2)
     return summary
-
-
-def _summary(root: Path, scenes: list[Scene], captions: dict[str, list[CaptionTruth]],
-             twins: list[Scene], rendered: int, seconds: float) -> WorldSummary:
-    splits: dict[str, int] = {}
-    per_split: dict[str, int] = {}
-    for s in scenes:
-        splits[s.split] = splits.get(s.split, 0) + 1
-        per_split[s.split] = per_split.get(s.split, 0) + len(captions[s.video_id])
-    levels: dict[str, int] = {}
-    for t in twins:
-        levels[t.meta["twin_level"]] = levels.get(t.meta["twin_level"], 0) + 1
-    order = ("train", "val", "test", "comp")
-    return WorldSummary(
-        str(root), len(scenes), sum(per_split.values()),
-        {k: splits[k] for k in order if k in splits},
-        {k: per_split[k] for k in order if k in per_split}, len(twins), levels, rendered,
-        round(seconds, 2))

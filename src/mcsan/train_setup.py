@@ -1,0 +1,62 @@
+"""What a training process sets up around the model: device, mixed precision, seeds, and
+the module that DistributedDataParallel wraps (with the gathering of its outputs)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from mcsan import distributed as dist_utils
+from mcsan.data.collate import TrainBatch
+from mcsan.model import MCSAN, LevelOutput
+from mcsan.validate import check_device
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; a device this build lacks is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(check_device(name, "train.device"))
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``mode`` on ``device`` (None = full precision; always on CPU)."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class JointForward(nn.Module):
+    """What DDP wraps: both encoders and the fused weights, so every parameter is reachable."""
+
+    def __init__(self, model: MCSAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, batch: TrainBatch
+    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor]]:
+        video, text = self.model(batch.video, batch.text)
+        return video, text, self.model.level_weights()
+
+
+def float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
+    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads)."""
+    return LevelOutput(
+        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
+        {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},
+        {k: dist_utils.gather_with_grad(v.to(torch.uint8), ctx).bool()
+         for k, v in out.present.items()},  # fmt: skip
+    )
