@@ -11,6 +11,14 @@ and the IVF index's recall@10 against exact search, at several nprobe values.
 
     .venv/bin/python benchmarks/bench_search.py --sizes 10000 100000 1000000 \
         --out /tmp/search.md  (copy the table into BENCHMARKS.md)
+
+``--concepts`` measures concept (zero-example) search instead: N clips' pooled ImageNet
+class probabilities (synthetic: each clip peaked on a few random classes) in the index's
+dense (classes, clips) float32 matrix, memory-mapped from disk as ``mcsan serve`` reads it;
+latency = one plain-English query through ``Searcher.answer(mode="concepts")`` end to end
+(word matching, the product over the matched classes' rows, top-k, per-hit explanations).
+
+    .venv/bin/python benchmarks/bench_search.py --concepts --sizes 100000
 """
 
 from __future__ import annotations
@@ -120,6 +128,56 @@ def bench_size(rows: int, dim: int, n_queries: int, nprobes: list[int], k: int) 
     return out
 
 
+CONCEPT_QUERIES = (
+    "a dog on a beach", "a cup of coffee", "a cat", "a red sports car", "a man on a motorcycle",
+    "a bird", "a boat on the sea", "pizza", "someone playing the guitar", "a rocket",
+    "a golden retriever", "a kayak on a lake",
+)
+
+
+def synthetic_concepts(rows: int, seed: int, chunk: int = 20_000) -> np.ndarray:
+    """(1000, rows) float32 class probabilities, each clip peaked on 1-3 random classes."""
+    rng = np.random.default_rng(seed)
+    probs = np.empty((1000, rows), np.float32)
+    for start in range(0, rows, chunk):
+        stop = min(rows, start + chunk)
+        logits = rng.standard_normal((stop - start, 1000), dtype=np.float32)
+        for _ in range(3):
+            logits[np.arange(stop - start), rng.integers(0, 1000, stop - start)] += 8.0
+        logits = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[:, start:stop] = (logits / logits.sum(axis=1, keepdims=True)).T
+    return probs
+
+
+def bench_concepts(rows: int, n_queries: int, k: int) -> dict:
+    """Build, save and reload a concept-only index of ``rows`` clips; time plain queries."""
+    import tempfile
+
+    from mcsan.search.concept_index import ConceptScores
+    from mcsan.search.concepts import default_bank
+    from mcsan.search.modes import Searcher
+
+    bank = default_bank()
+    scores = ConceptScores(synthetic_concepts(rows, seed=rows), {"classes": 1000})
+    ids = np.arange(rows).astype(str).tolist()
+    with tempfile.TemporaryDirectory() as folder:
+        tick = time.perf_counter()
+        VideoIndex.build({}, ids, None, {}, None, concepts=scores).save(folder)
+        build_s = time.perf_counter() - tick
+        searcher = Searcher(VideoIndex.load(folder), bank=bank)
+        for query in CONCEPT_QUERIES:  # warm: page cache, GloVe neighbour table
+            searcher.answer(query, k, "concepts")
+        latencies = []
+        for number in range(n_queries):
+            query = CONCEPT_QUERIES[number % len(CONCEPT_QUERIES)]
+            tick = time.perf_counter()
+            searcher.answer(query, k, "concepts")
+            latencies.append(time.perf_counter() - tick)
+    return {"rows": rows, "kind": "concepts (dense 1000 x N float32, mmap)", "build_s": build_s,
+            "nprobe": "-", "p50": percentile_ms(latencies, 50),
+            "p95": percentile_ms(latencies, 95), "recall": 1.0}
+
+
 def main() -> int:
     """Run the benchmark and write the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -130,28 +188,37 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--noise", type=float, default=DEFAULT_NOISE, help="per-dim noise around topics")
     parser.add_argument("--out", help="markdown file to write")
+    parser.add_argument("--concepts", action="store_true",
+                        help="benchmark concept (zero-example) search instead of FAISS")
     args = parser.parse_args()
     global NOISE
     NOISE = args.noise
     rows = []
     for size in args.sizes:
         print(f"size {size} ...", file=sys.stderr, flush=True)
-        for row in bench_size(size, args.dim, args.queries, args.nprobe, args.k):
+        found = ([bench_concepts(size, args.queries, args.k)] if args.concepts
+                 else bench_size(size, args.dim, args.queries, args.nprobe, args.k))
+        for row in found:
             rows.append(row)
             print(row, file=sys.stderr, flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     lines = [
         "# Search benchmark (`benchmarks/bench_search.py`)",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_search.py --sizes "
+        f"Command: `.venv/bin/python benchmarks/bench_search.py"
+        f"{' --concepts' if args.concepts else ''} --sizes "
         f"{' '.join(map(str, args.sizes))} --dim {args.dim} --queries {args.queries} --noise {args.noise}`  ",
         f"Date: {date.today().isoformat()}; machine: {platform.machine()}, 2 cores (shared), "
         "no GPU, 24 GB RAM; faiss-cpu, float32.  ",
-        f"Fused dim: 4 levels x {args.dim} = {4 * args.dim}. Synthetic clustered rows "
-        f"(topics = rows/100, correlated levels, noise {NOISE} per dim, L2-normalised); "
-        f"{args.queries} single queries per row, k = {args.k}. Latency = one query through "
-        "`VideoIndex.search_vectors` (FAISS search + per-level contributions). "
-        f"Peak RSS {peak_gb:.1f} GB.",
+        (f"Concept search: synthetic pooled class probabilities (each clip peaked on 3 random "
+         f"classes), {args.queries} single queries cycling over {len(CONCEPT_QUERIES)} plain "
+         f"phrases, k = {args.k}. Latency = `Searcher.answer(mode='concepts')` end to end. "
+         if args.concepts else
+         f"Fused dim: 4 levels x {args.dim} = {4 * args.dim}. Synthetic clustered rows "
+         f"(topics = rows/100, correlated levels, noise {NOISE} per dim, L2-normalised); "
+         f"{args.queries} single queries per row, k = {args.k}. Latency = one query through "
+         "`VideoIndex.search_vectors` (FAISS search + per-level contributions). ")
+        + f"Peak RSS {peak_gb:.1f} GB.",
         "",
         "| rows | index | build (s) | nprobe | p50 (ms) | p95 (ms) | recall@10 vs exact |",
         "|---:|---|---:|---:|---:|---:|---:|",

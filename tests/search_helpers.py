@@ -104,7 +104,8 @@ def tiny_search_setup(base: Path) -> dict[str, Path]:
     make_dataset(dataset, clips, captions)
     checkpoint = train_tiny(dataset, base / "run")
     index_dir = base / "index"
-    index_videos(Retriever.from_checkpoint(checkpoint), clips, index_dir, checkpoint=checkpoint)
+    index_videos(Retriever.from_checkpoint(checkpoint), clips, index_dir, checkpoint=checkpoint,
+                 concepts=False)
     paths = {"clips": clips, "dataset": dataset, "checkpoint": checkpoint, "index": index_dir}
     done.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
     return paths
@@ -138,3 +139,67 @@ def running_server(app: object, timeout: float = 20.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+PHOTOS = {
+    # scikit-image photograph -> a short plain-English description of its content
+    "chelsea": "a cat",
+    "coffee": "a cup of coffee",
+    "rocket": "a rocket",
+    "camera": "a camera on a tripod",
+    "stereo_motorcycle": "a motorcycle",
+    "clock": "a clock on the wall",
+    "astronaut": "an astronaut",
+    "page": "a page of a book",
+}
+PHOTO_FRAMES = 8
+PHOTO_SIZE = 160
+
+
+def photo_frames(image: np.ndarray, frames: int = PHOTO_FRAMES, size: int = PHOTO_SIZE):
+    """A slow zoom-in and pan over ``image``: (frames, size, size, 3) uint8."""
+    from PIL import Image
+
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    height, width = image.shape[:2]
+    out = []
+    for step in range(frames):
+        scale = 1.0 - 0.3 * step / max(1, frames - 1)  # zoom to 70 %
+        side = int(min(height, width) * scale)
+        x = int((width - side) * step / max(1, frames - 1))  # pan left to right
+        y = (height - side) // 2
+        crop = Image.fromarray(image[y : y + side, x : x + side])
+        out.append(np.asarray(crop.resize((size, size), Image.BILINEAR)))
+    return np.stack(out)
+
+
+def make_photo_clips(folder: Path) -> dict[str, str]:
+    """One H.264 clip per scikit-image photograph in PHOTOS; return {video_id: description}."""
+    import skimage.data
+
+    from mcsan.data.video.writer import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PHOTOS:
+        image = getattr(skimage.data, name)()
+        if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+            image = image[0]
+        write_video(folder / f"{name}.mp4", photo_frames(image), fps=8)
+    return dict(PHOTOS)
+
+
+def photo_index_setup(base: Path) -> dict[str, Path]:
+    """Photo clips and a concept-only index of them (no checkpoint), built once."""
+    done = base / "photo_setup.json"
+    if done.is_file():
+        return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    from mcsan.search.build import index_videos
+
+    clips, index_dir = base / "photo_clips", base / "photo_index"
+    make_photo_clips(clips)
+    index_videos(None, clips, index_dir)
+    paths = {"clips": clips, "index": index_dir}
+    done.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    return paths

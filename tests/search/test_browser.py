@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from search_helpers import running_server, tiny_search_setup
+from search_helpers import photo_index_setup, running_server, tiny_search_setup
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 LAUNCH_ARGS = [
@@ -22,24 +22,37 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
+def serve(tmp_path_factory, name: str, make_setup):
+    """A real server over the index that ``make_setup`` builds (once) under ``name``."""
     from mcsan.search.server import create_app
 
-    base = tmp_path_factory.getbasetemp() / "search_setup"
+    base = tmp_path_factory.getbasetemp() / name
     base.mkdir(exist_ok=True)
-    setup = tiny_search_setup(base)
-    with running_server(create_app(setup["index"])) as url:
+    return running_server(create_app(make_setup(base)["index"]))
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    with serve(tmp_path_factory, "search_setup", tiny_search_setup) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def concept_url(tmp_path_factory):
+    with serve(tmp_path_factory, "photo_setup", photo_index_setup) as url:
+        yield url
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=LAUNCH_ARGS)
 
 
 def test_page_shows_ranked_clips_with_level_bars(base_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(base_url + "/", wait_until="domcontentloaded")
@@ -61,6 +74,15 @@ def test_page_shows_ranked_clips_with_level_bars(base_url, tmp_path):
             src = first.locator("video").get_attribute("src")
             assert src.startswith("/media/") and src.endswith(".mp4")
             assert "6 results" in page.inner_text("#status")
+            assert "(mode: model)" in page.inner_text("#status")
+            assert page.locator("#warning").is_hidden()
+            assert "'tiny'" in page.inner_text("#domain")
+
+            page.fill("#query", "a dog on a beach")
+            page.click("#search-button")
+            page.wait_for_selector("#warning:not([hidden])", timeout=30_000)
+            warning = page.inner_text("#warning")
+            assert "knows none" in warning and "'dog'" in warning and "'beach'" in warning
 
             page.fill("#query", "   ")
             page.evaluate("document.getElementById('query').removeAttribute('required')")
@@ -74,5 +96,37 @@ def test_page_shows_ranked_clips_with_level_bars(base_url, tmp_path):
             shot = tmp_path / "search_page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+
+
+def test_page_of_a_concept_only_index_shows_the_matched_concepts(concept_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(concept_url + "/", wait_until="domcontentloaded")
+            page.wait_for_function("document.getElementById('domain').textContent.length > 0")
+            assert "ImageNet" in page.inner_text("#domain")
+            assert page.locator("#mode option[value=model]").is_disabled()
+            page.fill("#query", "a cup of coffee")
+            page.fill("#k", "4")
+            page.click("#search-button")
+            page.wait_for_selector("#results li.hit", timeout=30_000)
+            first = page.locator("#results li.hit").nth(0)
+            assert first.get_attribute("data-video-id") == "coffee"
+            concepts = [first.locator(".concepts li").nth(i).get_attribute("data-concept")
+                        for i in range(first.locator(".concepts li").count())]
+            assert "espresso" in concepts
+            assert "(mode: concepts)" in page.inner_text("#status")
+            assert "coffee → " in page.inner_text("#matched")
+
+            page.fill("#query", "freedom and justice")
+            page.click("#search-button")
+            page.wait_for_selector("#warning:not([hidden])", timeout=30_000)
+            assert "No concept matches" in page.inner_text("#warning")
+            assert page.locator("#results li.hit").count() == 0
         finally:
             browser.close()

@@ -223,7 +223,10 @@ def test_cli_search_json_matches_the_api(setup, app, capsys):
     assert [h["video_id"] for h in printed["hits"]] == [h.video_id for h in expected]
     assert cli_main(["search", "--index", str(setup["index"]), QUERY, "-k", "3"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["rank", "score", "global"] and len(table) == 4
+    assert table[0].startswith("mode: model; checkpoint") and "(dataset 'tiny')" in table[0]
+    header = next(i for i, line in enumerate(table) if line.split()[:1] == ["rank"])
+    assert table[header].split()[:3] == ["rank", "score", "global"]
+    assert len(table) == header + 4
 
 
 def test_cli_index_of_a_dataset_is_approximate_and_reuses_features(setup, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""`mcsan index`: encode a video collection with a trained checkpoint into a search index."""
+"""`mcsan index`: build a search index of a video collection (concepts and/or a trained model)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "index",
         help="build a search index of a folder of clips or a native dataset",
-        description="Extract features if needed (with the checkpoint's feature spec), encode "
-        "every video at the four levels and store them with a FAISS index.",
+        description="For a folder of clips: keep the frame encoder's ImageNet class "
+        "probabilities per clip (concept search, no training needed) and, with --checkpoint, "
+        "encode every clip at the four levels of a trained model with a FAISS index. For a "
+        "native dataset (--dataset): the model's embeddings of its features.",
     )
-    parser.add_argument("--checkpoint", required=True, help="trained checkpoint, e.g. RUN/best.pt")
+    parser.add_argument(
+        "--checkpoint", help="trained checkpoint, e.g. RUN/best.pt (omit: concepts only)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--videos", help="folder of clips (.mp4, ...) to index")
     source.add_argument("--dataset", help="native dataset folder whose features to index")
@@ -21,24 +25,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--approx", action="store_true", help="approximate IVF index (for large collections)"
     )
+    parser.add_argument(
+        "--no-concepts", action="store_true",
+        help="do not keep concept scores (a folder of clips with --checkpoint only)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the index and print a summary."""
-    from mcsan.inference import Retriever
+    from mcsan.errors import SearchError
     from mcsan.search.build import index_dataset, index_videos
 
-    retriever = Retriever.from_checkpoint(args.checkpoint)
-    build = index_videos if args.videos else index_dataset
-    summary = build(
-        retriever, args.videos or args.dataset, args.out,
-        approx=args.approx, checkpoint=args.checkpoint,
-    )
+    retriever = None
+    if args.checkpoint:
+        from mcsan.inference import Retriever
+
+        retriever = Retriever.from_checkpoint(args.checkpoint)
+    if args.dataset:
+        if retriever is None:
+            raise SearchError(
+                f"{args.dataset}: indexing a dataset's features needs --checkpoint; for concept "
+                "search without a model index its clips with --videos DIR"
+            )
+        summary = index_dataset(retriever, args.dataset, args.out, approx=args.approx,
+                                checkpoint=args.checkpoint)
+    else:
+        if retriever is None and args.no_concepts:
+            raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
+        summary = index_videos(retriever, args.videos, args.out, approx=args.approx,
+                               checkpoint=args.checkpoint, concepts=not args.no_concepts)
+    parts = []
+    if retriever is not None:
+        parts.append(f"model embeddings ({summary.kind})")
+    if args.videos and not args.no_concepts:
+        parts.append("concept scores")
     print(
-        f"indexed {summary.videos} videos ({summary.kind}) into {summary.out} in "
+        f"indexed {summary.videos} videos ({' + '.join(parts)}) into {summary.out} in "
         f"{summary.seconds:.1f} s; features: {summary.extracted} extracted, "
-        f"{summary.reused} reused ({summary.feature_file}); {summary.with_media} with clips"
+        f"{summary.reused} reused; {summary.with_media} with clips"
     )
     for video_id in summary.failed:
         print(f"warning: could not decode {video_id}; left out of the index")

@@ -12,43 +12,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
         help="search an index with a text query",
-        description="Rank the videos of an index for a query: fused score and each level's "
-        "contribution (global, entity, action, relation).",
+        description="Rank the videos of an index for a query. Modes: concepts (the frame "
+        "encoder's ImageNet classes, no training), model (a trained checkpoint's fused score "
+        "and each level's contribution), auto (both when the index has both).",
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
-    parser.add_argument("query", help='the query text, e.g. "a red ball chases a blue cube"')
+    parser.add_argument("query", help='the query text, e.g. "a cat on a sofa"')
     parser.add_argument(
         "-k", type=int_in(1, 10_000), default=10, help="number of results (default 10)"
     )
     parser.add_argument(
+        "--mode", default="auto", choices=("auto", "concepts", "model"),
+        help="search mode (default auto)",
+    )
+    parser.add_argument(
         "--checkpoint", help="checkpoint to encode the query (default: the one that built it)"
     )
-    parser.add_argument("--json", action="store_true", help="print the hits as JSON")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the ranked hits as a table or JSON."""
+    """Print the ranked hits as a table or JSON, with the mode, concepts and warnings."""
     import json
 
-    from mcsan.search import VideoIndex, search
-    from mcsan.search.server import load_retriever
+    from mcsan.search.server import open_searcher
 
-    index = VideoIndex.load(args.index)
-    checkpoint = args.checkpoint or index.extra.get("checkpoint")
-    if not checkpoint:
-        from mcsan.errors import SearchError
-
-        raise SearchError(f"{args.index}: the index records no checkpoint; pass --checkpoint")
-    hits = search(index, load_retriever(checkpoint), args.query, args.k)
+    searcher = open_searcher(args.index, args.checkpoint)
+    answer = searcher.answer(args.query, args.k, args.mode)
+    model = searcher.model or {}
     if args.json:
-        print(json.dumps({"query": args.query, "hits": [h.to_json() for h in hits]}, indent=2))
+        body = answer.to_json()
+        body.update(dataset=model.get("dataset"), checkpoint=model.get("checkpoint"))
+        print(json.dumps(body, indent=2))
         return 0
-    levels = index.levels
-    header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels) + "  video"
-    print(header)
-    for hit in hits:
-        parts = "  ".join(f"{hit.level_scores[lv]:>8.4f}" for lv in levels)
+    where = f"; checkpoint {model['checkpoint']} (dataset {model['dataset']!r})" if model else ""
+    print(f"mode: {answer.mode}{where}")
+    if answer.matched_concepts:
+        by_word: dict[str, list[str]] = {}
+        for match in answer.matched_concepts:
+            by_word.setdefault(match["word"], []).append(match["name"])
+        print("concepts: " + "; ".join(
+            f"{word} -> {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for word, names in by_word.items()
+        ))
+    if answer.unknown_words:
+        print(f"unknown to the model: {', '.join(answer.unknown_words)}")
+    for warning in answer.warnings:
+        print(f"warning: {warning}")
+    levels = [lv for lv in searcher.index.levels if answer.mode != "concepts"]
+    header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels)
+    print(header + "  video  [concepts]")
+    for hit in answer.hits:
+        parts = "  ".join(f"{hit.level_scores.get(lv, 0.0):>8.4f}" for lv in levels)
         where = f"{hit.video_id}  {hit.path}" if hit.path else hit.video_id
-        print(f"{hit.rank:>4}  {hit.score:>7.4f}  {parts}  {where}")
+        concepts = ", ".join(f"{c['concept']} p={c['probability']:.3f}" for c in hit.concepts)
+        print(f"{hit.rank:>4}  {hit.score:>7.4f}  {parts}  {where}"
+              + (f"  [{concepts}]" if concepts else ""))
     return 0

@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve an index over HTTP: JSON API and a search page",
-        description="GET / (page), /api/search?q=...&k=..., /api/health, /media/<clip>.",
+        description="GET / (page), /api/search?q=...&k=...&mode=..., /api/health, /media/<clip>. "
+        "An index built without --checkpoint serves concept search alone.",
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -3,7 +3,10 @@
 Two sources:
 
 - a folder of clips (``--videos``): features are extracted with the checkpoint's feature
-  spec into ``INDEX/features.h5``, an extraction cache reused by the next run;
+  spec into ``INDEX/features.h5``, an extraction cache reused by the next run; and (unless
+  turned off) the frame encoder's ImageNet logits into ``INDEX/concepts.h5``, pooled into
+  per-clip concept scores (:mod:`mcsan.search.concept_index`). Without a checkpoint the
+  index holds the concept scores only;
 - a native dataset (``--dataset``): its ``features/<set>.h5`` whose spec matches the
   checkpoint; clips under ``<dataset>/videos`` become the media.
 """
@@ -19,12 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.data.video.backbone import DEFAULT_BACKBONE as DEFAULT_CONCEPT_BACKBONE
+from mcsan.data.video.backbone import LOGITS_STREAM
 from mcsan.encoder import Encoder
 from mcsan.errors import FeatureError, SearchError
 from mcsan.progress import track
+from mcsan.search.concept_index import CONCEPT_FRAMES, CONCEPT_SIZE, ConceptScores
+from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex
 
 CACHE_NAME = "features.h5"
+CONCEPT_CACHE_NAME = "concepts.h5"
 ENCODE_BATCH = 64
 
 
@@ -69,18 +77,28 @@ def build_from_store(
     approx: bool,
     checkpoint: str | os.PathLike[str] | None,
     source: dict[str, Any],
+    concepts: ConceptScores | None = None,
 ) -> VideoIndex:
-    """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``."""
+    """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``.
+
+    With ``retriever`` None the index holds ``concepts`` only (``store_path`` unused).
+    """
     from mcsan.data.video.store import FeatureStore
 
-    with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
-        embeddings = encode_store(retriever, store, ids)
-    extra = {"source": source, "feature_file": str(store_path)}
+    extra: dict[str, Any] = {"source": source}
+    embeddings: dict[str, np.ndarray] = {}
+    if retriever is not None:
+        with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
+            embeddings = encode_store(retriever, store, ids)
+        extra["feature_file"] = str(store_path)
+        extra["dataset"] = model_info(retriever)["dataset"]
     if checkpoint is not None:
         extra["checkpoint"] = str(Path(checkpoint).resolve())
     index = VideoIndex.build(
-        embeddings, ids, paths, retriever.level_weights, retriever.checkpoint_sha256,
-        media_root=media_root, approx=approx, extra=extra,
+        embeddings, ids, paths,
+        retriever.level_weights if retriever is not None else {},
+        retriever.checkpoint_sha256 if retriever is not None else None,
+        media_root=media_root, approx=approx, extra=extra, concepts=concepts,
     )
     index.save(out)
     return index
@@ -139,65 +157,90 @@ def index_dataset(
 
 
 def index_videos(
-    retriever: Encoder,
+    retriever: Encoder | None,
     videos: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
+    concepts: bool = True,
 ) -> IndexSummary:
-    """Extract (or reuse) features of every clip in ``videos`` and index them."""
+    """Extract (or reuse) features of every clip in ``videos`` and index them.
+
+    ``retriever`` None builds a concept-only index (``concepts`` must then be True).
+    """
     from mcsan.data.video.decode import list_videos
     from mcsan.data.video.extract import failures_path
 
+    if retriever is None and not concepts:
+        raise SearchError("nothing to index: pass a checkpoint, or keep concept scores on")
     started = time.perf_counter()
     folder = Path(videos)
     found = list_videos(folder)
     if not found:
         raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
     out_dir = Path(out)
-    cache = out_dir / CACHE_NAME
-    extraction = _extract(retriever, found, cache)
-    failed = set(extraction.get("failed", []))
+    cache = out_dir / (CACHE_NAME if retriever is not None else CONCEPT_CACHE_NAME)
+    counts = {"extracted": 0, "reused": 0}
+    failed: set[str] = set()
+    if retriever is not None:
+        spec = retriever.feature_spec
+        if spec.frames <= 0:
+            raise SearchError(
+                "the checkpoint was trained on variable-length (fps-sampled) features, whose "
+                "sampling rate it does not record; extract them with `mcsan extract --fps ...` "
+                "into a native dataset and index it with --dataset"
+            )
+        _extract(found, cache, counts, failed, backbone=spec.backbone, frames=spec.frames,
+                 size=spec.size, streams=list(spec.streams))
+    scores = None
+    if concepts:
+        concept_cache = out_dir / CONCEPT_CACHE_NAME
+        _extract(found, concept_cache, counts, failed, backbone=DEFAULT_CONCEPT_BACKBONE,
+                 frames=CONCEPT_FRAMES, size=CONCEPT_SIZE, streams=[LOGITS_STREAM])
     ids = [video_id for video_id in found if video_id not in failed]
     if not ids:
         shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
+        logs = sorted({str(failures_path(c)) for c in (cache, out_dir / CONCEPT_CACHE_NAME)
+                       if failures_path(c).is_file()})
         raise SearchError(
             f"{folder}: no clip could be decoded ({len(failed)} failed: {shown}); the reasons "
-            f"are in {failures_path(cache)}"
+            f"are in {', '.join(logs) or 'the failures file beside the feature cache'}"
         )
+    if concepts:
+        scores = concept_scores(out_dir / CONCEPT_CACHE_NAME, ids)
     paths = [_relative(found[video_id], folder) for video_id in ids]
     index = build_from_store(
         retriever, cache, ids, paths, out_dir, media_root=folder, approx=approx,
-        checkpoint=checkpoint, source={"videos": str(folder.resolve())},
+        checkpoint=checkpoint, source={"videos": str(folder.resolve())}, concepts=scores,
     )
     return IndexSummary(
         out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),
-        extracted=int(extraction.get("extracted", 0)), reused=int(extraction.get("reused", 0)),
+        extracted=counts["extracted"], reused=counts["reused"],
         failed=sorted(failed), with_media=len(ids), seconds=time.perf_counter() - started,
     )
 
 
-def _extract(retriever: Encoder, found: dict[str, Path], cache: Path) -> dict[str, Any]:
-    """Extract features with the checkpoint's spec into ``cache`` (reusing what is there)."""
+def concept_scores(cache: Path, ids: Sequence[str]) -> ConceptScores:
+    """Pooled concept scores of ``ids`` from a store of per-frame ImageNet logits."""
+    from mcsan.data.video.store import FeatureStore
+
+    with FeatureStore.open(cache, mode="r") as store:
+        logits = [store.read(video_id)[LOGITS_STREAM] for video_id in ids]
+    return ConceptScores.from_clips(logits, frames=CONCEPT_FRAMES, size=CONCEPT_SIZE)
+
+
+def _extract(
+    found: dict[str, Path], cache: Path, counts: dict[str, int], failed: set[str],
+    **options: Any,
+) -> None:
+    """Extract features into ``cache`` (reusing what is there); add to counts and failures."""
     from mcsan.data.video.extract import extract_features
 
-    spec = retriever.feature_spec
-    if spec.frames <= 0:
-        raise SearchError(
-            "the checkpoint was trained on variable-length (fps-sampled) features, whose "
-            "sampling rate it does not record; extract them with `mcsan extract --fps ...` "
-            "into a native dataset and index it with --dataset"
-        )
-    summary = extract_features(
-        {video_id: path for video_id, path in found.items()}, cache,
-        backbone=spec.backbone, frames=spec.frames, size=spec.size, streams=list(spec.streams),
-    )
-    return {
-        "extracted": summary.done,
-        "reused": summary.skipped,
-        "failed": [record["video_id"] for record in summary.failures],
-    }
+    summary = extract_features(dict(found), cache, **options)
+    counts["extracted"] += summary.done
+    counts["reused"] += summary.skipped
+    failed.update(record["video_id"] for record in summary.failures)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -5,13 +5,15 @@ each caption's renormalisation) is ``sum_l w_l * <t_l, v_l>``. Each video is sto
 concatenation of ``sqrt(|w_l|) * v_l`` and each query as ``sign(w_l) * sqrt(|w_l|) * t_l``,
 so a plain inner-product search over the fused vectors ranks by exactly the model's fused
 score. The per-level embeddings are kept beside the FAISS index so each hit can report
-how much every level contributed.
+how much every level contributed. An index may also (or only: built without a checkpoint)
+hold per-clip concept scores (:mod:`mcsan.search.concept_index`).
 
 On disk an index is a directory, written to a temporary sibling and renamed into place::
 
     INDEX/meta.json          ids, media paths, levels, weights, checkpoint sha256, kind
     INDEX/faiss.index        the FAISS index over the fused vectors
     INDEX/emb_<level>.npy    the per-level embeddings (float32, L2-normalised by the model)
+    INDEX/concepts.npy       optional: ImageNet class probabilities (classes, clips) float32
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import numpy as np
 
 from mcsan.errors import CheckpointError, SearchError
 from mcsan.io import atomic_directory, atomic_write_json
+from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
+from mcsan.search.faiss_threads import faiss_search
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -35,9 +39,6 @@ FAISS_NAME = "faiss.index"
 INDEX_FILES_PREFIX = "emb_"
 ADD_CHUNK_ROWS = 65_536
 TRAIN_POINTS_PER_LIST = 39
-SMALL_BATCH = 20
-"""FAISS parallelises a search over its queries; below this many, threads only spin-wait
-(measured: one query over 10k x 1024 takes 1.5 ms on one thread, 40 ms on two busy cores)."""
 
 
 def default_nlist(rows: int) -> int:
@@ -100,13 +101,14 @@ class VideoIndex:
         ids: Sequence[str],
         paths: Sequence[str | None],
         weights: Mapping[str, float],
-        checkpoint_sha256: str,
+        checkpoint_sha256: str | None,
         faiss_index: Any,
         *,
         media_root: str | None = None,
         approx: bool = False,
         nprobe: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        concepts: ConceptScores | None = None,
     ) -> None:
         """Wrap already-built parts; use :meth:`build` or :meth:`load` to make one."""
         self.levels: tuple[str, ...] = tuple(embeddings)
@@ -119,6 +121,7 @@ class VideoIndex:
         self.media_root = media_root
         self.approx = approx
         self.extra = dict(extra or {})
+        self.concepts = concepts
         self._row_of = {vid: row for row, vid in enumerate(self.ids)}
         self.nprobe = nprobe
         if approx and nprobe is not None:
@@ -132,7 +135,7 @@ class VideoIndex:
         ids: Sequence[str],
         paths: Sequence[str | None] | None,
         weights: Mapping[str, float],
-        checkpoint_sha256: str,
+        checkpoint_sha256: str | None,
         *,
         media_root: str | os.PathLike[str] | None = None,
         approx: bool = False,
@@ -140,16 +143,19 @@ class VideoIndex:
         nprobe: int | None = None,
         seed: int = 0,
         extra: Mapping[str, Any] | None = None,
+        concepts: ConceptScores | None = None,
     ) -> VideoIndex:
         """Build an index from per-level embeddings ``{level: (N, d_l)}`` of N videos.
 
         ``approx`` uses an IVF index (``nlist`` lists, ``nprobe`` probed per query; defaults
         from :func:`default_nlist` / :func:`default_nprobe`); otherwise exact inner product.
+        With ``concepts`` (one column per video) the embeddings may be empty: a concept-only
+        index, searchable with no trained model.
         """
         import faiss
 
         levels = tuple(embeddings)
-        if not levels:
+        if not levels and concepts is None:
             raise SearchError("cannot build an index with no levels; pass {level: (N, d)} arrays")
         missing = [lv for lv in levels if lv not in weights]
         if missing:
@@ -164,6 +170,10 @@ class VideoIndex:
         paths = list(paths) if paths is not None else [None] * count
         if len(paths) != count:
             raise SearchError(f"{len(paths)} media paths for {count} ids; pass one per video")
+        if concepts is not None and len(concepts) != count:
+            raise SearchError(
+                f"{len(concepts)} concept columns for {count} ids; pass one per video"
+            )
         arrays: dict[str, np.ndarray] = {}
         for level in levels:
             array = np.ascontiguousarray(embeddings[level], dtype=np.float32)
@@ -176,7 +186,9 @@ class VideoIndex:
             arrays[level] = array
         dim = sum(a.shape[1] for a in arrays.values())
         video_scale, _ = fuse_scales(levels, weights)
-        if approx:
+        if not levels:
+            index = None
+        elif approx:
             nlist = nlist or default_nlist(count)
             nprobe = nprobe or default_nprobe(nlist)
             index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
@@ -188,12 +200,13 @@ class VideoIndex:
             index.train(fuse({lv: arrays[lv][sample] for lv in levels}, levels, video_scale))
         else:
             index = faiss.IndexFlatIP(dim)
-        for start in range(0, count, ADD_CHUNK_ROWS):
+        for start in range(0, count if index is not None else 0, ADD_CHUNK_ROWS):
             index.add(fuse(arrays, levels, video_scale, slice(start, start + ADD_CHUNK_ROWS)))
         root = str(Path(media_root).resolve()) if media_root is not None else None
         return cls(
             arrays, ids, paths, weights, checkpoint_sha256, index,
-            media_root=root, approx=approx, nprobe=nprobe, extra=extra,
+            media_root=root, approx=approx and index is not None, nprobe=nprobe, extra=extra,
+            concepts=concepts,
         )
 
     # --------------------------------------------------------------- querying
@@ -208,8 +221,18 @@ class VideoIndex:
         except KeyError:
             raise SearchError(f"video {video_id!r} is not in the index") from None
 
+    @property
+    def has_model(self) -> bool:
+        """True when the index holds a trained model's embeddings (built with a checkpoint)."""
+        return bool(self.levels) and self.faiss_index is not None
+
     def check_checkpoint(self, sha256: str, where: str = "the index") -> None:
         """Refuse a query encoded by another checkpoint than the one that built the index."""
+        if not self.has_model:
+            raise SearchError(
+                f"{where} was built without a checkpoint (concepts only); search it in "
+                "concepts mode or rebuild it with `mcsan index --checkpoint ...`"
+            )
         if sha256 != self.checkpoint_sha256:
             raise SearchError(
                 f"{where} was built with checkpoint sha256 {self.checkpoint_sha256[:16]}… but "
@@ -224,6 +247,8 @@ class VideoIndex:
         contributions sum to the fused score.
         """
         k = max(0, min(int(k), len(self)))
+        if not self.has_model:
+            raise SearchError("this index has no model embeddings; search it in concepts mode")
         _, query_scale = fuse_scales(self.levels, self.weights)
         fused = fuse(queries, self.levels, query_scale)
         if fused.shape[1] != self.faiss_index.d:
@@ -234,24 +259,31 @@ class VideoIndex:
         if k == 0:
             return [SearchResult(np.zeros(0, np.int64), np.zeros(0, np.float32), {})
                     for _ in range(fused.shape[0])]
-        _, rows = _faiss_search(self.faiss_index, fused, k)
+        _, rows = faiss_search(self.faiss_index, fused, k)
         results = []
         for qi, hit_rows in enumerate(rows):
             hit_rows = hit_rows[hit_rows >= 0]
-            order = np.argsort(hit_rows)
-            sorted_rows = hit_rows[order]
-            level_scores: dict[str, np.ndarray] = {}
-            for level in self.levels:
-                vectors = np.asarray(self.embeddings[level][sorted_rows], dtype=np.float32)
-                contribution = np.empty(len(hit_rows), np.float32)
-                contribution[order] = vectors @ np.asarray(queries[level][qi], np.float32)
-                level_scores[level] = contribution * np.float32(self.weights[level])
+            level_scores = self.contributions({lv: queries[lv][qi] for lv in self.levels}, hit_rows)
             scores = np.sum([level_scores[lv] for lv in self.levels], axis=0, dtype=np.float32)
             rank = np.lexsort((hit_rows, -scores))  # stable: ties broken by row
             results.append(SearchResult(
                 hit_rows[rank], scores[rank], {lv: s[rank] for lv, s in level_scores.items()}
             ))
         return results
+
+    def contributions(
+        self, query: Mapping[str, np.ndarray], rows: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Each level's ``w_l * <q_l, v_l>`` for one query ``{level: (d_l,)}`` at ``rows``."""
+        order = np.argsort(rows)
+        sorted_rows = rows[order]
+        level_scores: dict[str, np.ndarray] = {}
+        for level in self.levels:
+            vectors = np.asarray(self.embeddings[level][sorted_rows], dtype=np.float32)
+            contribution = np.empty(len(rows), np.float32)
+            contribution[order] = vectors @ np.asarray(query[level], np.float32)
+            level_scores[level] = contribution * np.float32(self.weights[level])
+        return level_scores
 
     # ------------------------------------------------------------ persistence
     def meta(self) -> dict[str, Any]:
@@ -268,6 +300,7 @@ class VideoIndex:
             "ids": self.ids,
             "paths": self.paths,
             "extra": self.extra,
+            "concepts": self.concepts.info if self.concepts is not None else None,
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -283,7 +316,10 @@ class VideoIndex:
             for level in self.levels:
                 np.save(tmp / f"{INDEX_FILES_PREFIX}{level}.npy",
                         np.asarray(self.embeddings[level], np.float32))
-            faiss.write_index(self.faiss_index, str(tmp / FAISS_NAME))
+            if self.faiss_index is not None:
+                faiss.write_index(self.faiss_index, str(tmp / FAISS_NAME))
+            if self.concepts is not None:
+                self.concepts.save_into(tmp)
             atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
         return target
 
@@ -311,9 +347,13 @@ class VideoIndex:
                 lv: np.load(root / f"{INDEX_FILES_PREFIX}{lv}.npy", mmap_mode=mode)
                 for lv in levels
             }
-            faiss_index = faiss.read_index(str(root / FAISS_NAME))
+            faiss_index = faiss.read_index(str(root / FAISS_NAME)) if levels else None
             ids, paths = list(meta["ids"]), list(meta["paths"])
-            weights, sha = meta["weights"], str(meta["checkpoint_sha256"])
+            weights, sha = meta["weights"], meta["checkpoint_sha256"]
+            concepts = (
+                ConceptScores.load_from(root, meta["concepts"], len(ids), mmap)
+                if meta.get("concepts") else None
+            )
         except CheckpointError:
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -322,40 +362,22 @@ class VideoIndex:
                 "`mcsan index`"
             ) from exc
         sizes = {lv: e.shape[0] for lv, e in embeddings.items()}
-        if faiss_index.ntotal != len(ids) or any(n != len(ids) for n in sizes.values()) or len(
+        vectors = faiss_index.ntotal if faiss_index is not None else len(ids)
+        if vectors != len(ids) or any(n != len(ids) for n in sizes.values()) or len(
             paths
-        ) != len(ids):
+        ) != len(ids) or (not levels and concepts is None):
             raise CheckpointError(
-                f"{root}: index parts disagree ({len(ids)} ids, {faiss_index.ntotal} vectors, "
+                f"{root}: index parts disagree ({len(ids)} ids, {vectors} vectors, "
                 f"embedding rows {sizes}); rebuild it with `mcsan index`"
             )
         return cls(
             embeddings, ids, paths, weights, sha, faiss_index,
             media_root=meta.get("media_root"), approx=meta.get("kind") == "ivf_flat",
-            nprobe=meta.get("nprobe"), extra=meta.get("extra"),
+            nprobe=meta.get("nprobe"), extra=meta.get("extra"), concepts=concepts,
         )
 
 
-_default_threads: int | None = None
-
-
-def _faiss_search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search`` on one OpenMP thread for small batches, all threads otherwise."""
-    import faiss
-
-    global _default_threads
-    if _default_threads is None:
-        _default_threads = faiss.omp_get_max_threads()
-    if queries.shape[0] >= SMALL_BATCH:
-        return index.search(queries, k)
-    faiss.omp_set_num_threads(1)
-    try:
-        return index.search(queries, k)
-    finally:
-        faiss.omp_set_num_threads(_default_threads)
-
-
 def _owned(name: str) -> bool:
-    return name in (META_NAME, FAISS_NAME) or (
+    return name in (META_NAME, FAISS_NAME, CONCEPTS_NAME) or (
         name.startswith(INDEX_FILES_PREFIX) and name.endswith(".npy")
     )

@@ -1,10 +1,14 @@
-"""Text queries against a :class:`~mcsan.search.index.VideoIndex`, with input validation."""
+"""Text queries against a :class:`~mcsan.search.index.VideoIndex`, with input validation.
+
+:func:`search` ranks by a trained model's fused score; :class:`mcsan.search.modes.Searcher`
+adds concept (zero-example) search and the fused ``auto`` mode.
+"""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +30,8 @@ class Hit:
     path: str | None
     score: float
     level_scores: dict[str, float]
+    concept_score: float | None = None
+    concepts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-serialisable dict."""

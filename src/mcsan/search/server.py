@@ -1,7 +1,8 @@
 """The HTTP API and web page over an index (FastAPI; run it with uvicorn).
 
-    GET /api/health             index size, levels, weights, checkpoint
-    GET /api/search?q=...&k=... ranked hits as JSON
+    GET /api/health             index size, modes, levels, weights, checkpoint, dataset, domain
+    GET /api/search?q=...&k=...&mode=auto|concepts|model
+                                ranked hits, matched concepts, unknown words, warnings
     GET /media/{path}           a clip of the index, only from the index's media root
     GET /                       the search page (static/index.html)
 
@@ -24,11 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mcsan.encoder import Encoder
 from mcsan.errors import MCSANError, SearchError
+from mcsan.search.concepts import ConceptBank
+from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
-from mcsan.search.query import search
+from mcsan.search.modes import Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
-SEARCH_PARAMS = frozenset({"q", "k"})
+SEARCH_PARAMS = frozenset({"q", "k", "mode"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".m4v"})
 IMAGE_SUFFIXES = frozenset({".gif", ".jpg", ".jpeg", ".png", ".webp"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
@@ -101,45 +104,78 @@ def media_fields(path: str | None) -> dict[str, str | None]:
     return {"media_url": f"/media/{quote(path or '')}", "media_kind": kind}
 
 
-def parse_search_params(request: Request) -> tuple[str, str]:
-    """The raw ``q`` and ``k`` of a search request; ClientError on unknown or repeated ones."""
+def parse_search_params(request: Request) -> tuple[str, str, str]:
+    """The raw ``q``, ``k`` and ``mode`` of a search request; ClientError on unknown or
+    repeated ones."""
     params = request.query_params
     unknown = sorted(set(params.keys()) - SEARCH_PARAMS)
     if unknown:
-        raise ClientError(400, f"unknown parameter(s) {unknown}; use only q and k")
+        raise ClientError(400, f"unknown parameter(s) {unknown}; use only q, k and mode")
     for name in SEARCH_PARAMS:
         if len(params.getlist(name)) > 1:
             raise ClientError(400, f"parameter {name!r} given more than once")
     if "q" not in params:
         raise ClientError(400, "missing parameter q; pass the query text as ?q=...")
-    return params["q"], params.get("k", "10")
+    return params["q"], params.get("k", "10"), params.get("mode", "auto")
 
 
-def create_app(
+def open_searcher(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
     retriever: Encoder | None = None,
-) -> FastAPI:
-    """The search app over the index in ``index_dir``.
+    bank: ConceptBank | None = None,
+) -> Searcher:
+    """The index in ``index_dir`` with its query encoder.
 
-    The query encoder is ``retriever`` if given, else loaded from ``checkpoint``, else from
-    the checkpoint path recorded in the index. A checkpoint other than the index's is refused.
+    An index with model embeddings needs its checkpoint: ``retriever`` if given, else loaded
+    from ``checkpoint``, else from the path recorded in the index (another one is refused).
+    A concept-only index needs none.
     """
     index = VideoIndex.load(index_dir)
-    if retriever is None:
+    if index.has_model and retriever is None:
         source = checkpoint or index.extra.get("checkpoint")
         if not source:
             raise SearchError(
                 f"{index_dir}: the index records no checkpoint path; pass --checkpoint"
             )
         retriever = load_retriever(source)
-    index.check_checkpoint(retriever.checkpoint_sha256, where=f"index {index_dir}")
-    encoder = retriever
+    return Searcher(index, retriever, bank, where=f"index {index_dir}")
+
+
+def health_fields(searcher: Searcher) -> dict[str, Any]:
+    """What an index can answer: modes, model (checkpoint, dataset, domain), concepts."""
+    index = searcher.index
+    model = searcher.model or {}
+    domains = [model["domain"]] if model.get("domain") else []
+    if index.concepts is not None:
+        domains.append(concept_domain_line())
+    return {
+        "modes": searcher.modes(),
+        "checkpoint": model.get("checkpoint"),
+        "dataset": model.get("dataset"),
+        "vocabulary_size": model.get("vocabulary_size"),
+        "concepts": index.concepts.info if index.concepts is not None else None,
+        "domain": " ".join(domains),
+    }
+
+
+def create_app(
+    index_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    retriever: Encoder | None = None,
+    bank: ConceptBank | None = None,
+) -> FastAPI:
+    """The search app over the index in ``index_dir`` (see :func:`open_searcher`)."""
+    searcher = open_searcher(index_dir, checkpoint, retriever, bank)
+    index = searcher.index
+    if index.concepts is not None:
+        _ = searcher.bank  # read GloVe now, not on the first query
     lock = threading.Lock()
 
     app = FastAPI(title="mcsan search", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.index = index
-    app.state.retriever = encoder
+    app.state.retriever = searcher.retriever
+    app.state.searcher = searcher
 
     @app.exception_handler(ClientError)
     async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
@@ -167,19 +203,24 @@ def create_app(
             "kind": "ivf_flat" if index.approx else "flat",
             "checkpoint_sha256": index.checkpoint_sha256,
             "has_media": index.media_root is not None,
+            **health_fields(searcher),
         }
 
     @app.get("/api/search")
     def api_search(request: Request) -> dict[str, Any]:
-        query, k = parse_search_params(request)
+        query, k, mode = parse_search_params(request)
         with lock:
-            hits = search(index, encoder, query, k)
+            answer = searcher.answer(query, k, mode)
+        body = answer.to_json()
+        body["hits"] = [{**hit.to_json(), **media_fields(hit.path)} for hit in answer.hits]
+        model = searcher.model or {}
         return {
-            "query": query.strip(),
-            "k": len(hits),
-            "levels": list(index.levels),
+            **body,
+            "k": len(answer.hits),
+            "levels": list(index.levels) if answer.mode != "concepts" else [],
             "weights": index.weights,
-            "hits": [{**hit.to_json(), **media_fields(hit.path)} for hit in hits],
+            "dataset": model.get("dataset"),
+            "checkpoint": model.get("checkpoint"),
         }
 
     @app.get("/media/{requested:path}")

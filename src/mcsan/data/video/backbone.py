@@ -7,7 +7,10 @@ Streams of the EfficientNet-Lite0 encoder (shape per frame):
 - ``block{N}`` (C_N,) and ``block{N}_grid{G}`` (G*G, C_N): the output of MBConv block N
   (``block10``: 112 channels, stride 16), pooled or on a grid;
 - ``rgbhist`` (256,): a 2x2-cell RGB histogram of the frame, 4x4x4 bins per cell,
-  L1-normalised per cell (cells row-major). ImageNet features encode colour poorly.
+  L1-normalised per cell (cells row-major). ImageNet features encode colour poorly;
+- ``logits`` (1000,): the ImageNet-1k class logits of the pretrained classifier ``_fc``
+  on the pooled ``head`` (softmax gives the class probabilities; order as
+  ``mcsan/search/imagenet_classes.txt``). Concept search keeps them per clip.
 
 A stream name written without its grid size (``head_grid``) takes the ``grid`` argument.
 Encoders are looked up by name in a registry (:func:`get_backbone`,
@@ -31,6 +34,8 @@ WORLD_STREAMS: tuple[str, ...] = ("head_grid2", "block10", "rgbhist")
 HIST_CELLS = 2
 HIST_BINS = 4
 HIST_DIM = HIST_CELLS * HIST_CELLS * HIST_BINS**3
+LOGITS_STREAM = "logits"
+LOGITS_DIM = 1000
 
 # The Lite models were trained on inputs scaled to [-1, 1] (mean 127, std 128 on 0..255);
 # with these the shipped weights classify the scikit-image photos with the highest confidence.
@@ -135,14 +140,17 @@ class EfficientNetLiteEncoder:
         return self._model
 
     def _parse(self, name: str) -> tuple[int, int] | None:
-        """(block index or -1 for head, grid or 0 for pooled); None for rgbhist."""
+        """(block index or -1 for head, grid or 0 for pooled); None for rgbhist;
+        (-1, -1) for the class logits (the pooled head through ``_fc``)."""
         if name == "rgbhist":
             return None
+        if name == LOGITS_STREAM:
+            return -1, -1
         match = _STREAM_RE.match(name)
         if not match or (match.group(3) is not None and not match.group(3)):
             raise ConfigError(
                 f"unknown feature stream {name!r} for {self.name}; use head, head_grid<G>, "
-                "block<N>, block<N>_grid<G> or rgbhist"
+                "block<N>, block<N>_grid<G>, rgbhist or logits"
             )
         block = -1 if match.group(2) is None else int(match.group(2))
         if block >= len(self.block_channels):
@@ -162,6 +170,9 @@ class EfficientNetLiteEncoder:
                 shapes[name] = (HIST_DIM,)
                 continue
             block, grid = plan
+            if grid < 0:
+                shapes[name] = (LOGITS_DIM,)
+                continue
             channels = 1280 if block < 0 else self.block_channels[block]
             shapes[name] = (grid * grid, channels) if grid else (channels,)
         return shapes
@@ -209,7 +220,9 @@ class EfficientNetLiteEncoder:
                         continue
                     block, grid = plan
                     fmap = maps[block]
-                    if grid:
+                    if grid < 0:
+                        value = self.model._fc(fmap.mean(dim=(2, 3)))
+                    elif grid:
                         pooled = F.adaptive_avg_pool2d(fmap, grid)  # (N, C, G, G)
                         value = pooled.flatten(2).transpose(1, 2)  # (N, G*G, C)
                     else:

@@ -1,4 +1,5 @@
-// The search page: query box -> /api/search -> ranked clip cards with per-level score bars.
+// The search page: query box -> /api/search -> ranked clip cards with per-level score bars,
+// the concepts that carried each hit, and warnings when the model does not know the words.
 "use strict";
 
 const LEVEL_COLORS = {
@@ -9,6 +10,10 @@ const LEVEL_COLORS = {
 const form = document.getElementById("search-form");
 const queryInput = document.getElementById("query");
 const kInput = document.getElementById("k");
+const modeInput = document.getElementById("mode");
+const domainLine = document.getElementById("domain");
+const warningLine = document.getElementById("warning");
+const matchedLine = document.getElementById("matched");
 const statusLine = document.getElementById("status");
 const legend = document.getElementById("legend");
 const results = document.getElementById("results");
@@ -27,6 +32,33 @@ function el(tag, attrs = {}, children = []) {
 function setStatus(text, isError = false) {
   statusLine.textContent = text;
   statusLine.classList.toggle("error", isError);
+}
+
+function showWarnings(warnings) {
+  warningLine.textContent = (warnings || []).join(" ");
+  warningLine.hidden = !warnings || warnings.length === 0;
+}
+
+function showMatched(matches) {
+  const byWord = new Map();
+  for (const match of matches || []) {
+    if (!byWord.has(match.word)) byWord.set(match.word, []);
+    byWord.get(match.word).push(match.name);
+  }
+  const parts = [...byWord].map(([word, names]) => {
+    const shown = names.slice(0, 4).join(", ") + (names.length > 4 ? `, +${names.length - 4}` : "");
+    return `${word} → ${shown}`;
+  });
+  matchedLine.textContent = parts.length ? `concepts: ${parts.join("; ")}` : "";
+}
+
+function conceptList(hit) {
+  if (!hit.concepts || hit.concepts.length === 0) return document.createTextNode("");
+  return el("ul", { class: "concepts", "aria-label": "matched concepts" }, hit.concepts.map(
+    (c) => el("li", { "data-concept": c.concept, title: `query word(s): ${c.words.join(", ")}` }, [
+      el("span", { class: "c", text: c.concept }),
+      el("span", { class: "p", text: `p=${c.probability.toFixed(3)}` }),
+    ])));
 }
 
 function showLegend(levels, weights) {
@@ -87,25 +119,31 @@ function render(data) {
         el("span", { class: "score", text: hit.score.toFixed(3), title: "fused score" }),
       ]),
       levelBars(hit, data.levels, scale),
+      conceptList(hit),
     ]),
   ])));
 }
 
-async function runSearch(query, k) {
+async function runSearch(query, k, mode) {
   setStatus("searching…");
-  const params = new URLSearchParams({ q: query, k: String(k) });
+  const params = new URLSearchParams({ q: query, k: String(k), mode: mode || "auto" });
   const started = performance.now();
   try {
     const response = await fetch(`/api/search?${params}`);
     const data = await response.json();
     if (!response.ok) {
       results.replaceChildren();
+      showWarnings([]);
+      showMatched([]);
       setStatus(data.error || `error ${response.status}`, true);
       return;
     }
     render(data);
+    showWarnings(data.warnings);
+    showMatched(data.matched_concepts);
     const ms = Math.round(performance.now() - started);
-    setStatus(`${data.hits.length} results for “${data.query}” in ${ms} ms`);
+    statusLine.dataset.mode = data.mode;
+    setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}) in ${ms} ms`);
     history.replaceState(null, "", `?${params}`);
   } catch (err) {
     setStatus(`search failed: ${err}`, true);
@@ -114,12 +152,26 @@ async function runSearch(query, k) {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  runSearch(queryInput.value, kInput.value || 12);
+  runSearch(queryInput.value, kInput.value || 12, modeInput.value);
 });
+
+async function loadHealth() {
+  try {
+    const health = await (await fetch("/api/health")).json();
+    domainLine.textContent = health.domain || "";
+    for (const option of [...modeInput.options]) {
+      option.disabled = !(health.modes || []).includes(option.value);
+    }
+  } catch (err) {
+    domainLine.textContent = "";
+  }
+}
+loadHealth();
 
 const initial = new URLSearchParams(location.search);
 if (initial.get("q")) {
   queryInput.value = initial.get("q");
   if (initial.get("k")) kInput.value = initial.get("k");
-  runSearch(queryInput.value, kInput.value);
+  if (initial.get("mode")) modeInput.value = initial.get("mode");
+  runSearch(queryInput.value, kInput.value, modeInput.value);
 }

@@ -1,0 +1,142 @@
+"""Per-clip concept scores: the frame encoder's ImageNet class probabilities, kept in the index.
+
+A clip is sampled at ``CONCEPT_FRAMES`` frames (uniform over its duration, ``CONCEPT_SIZE``
+pixels square, the classifier's input size); each frame gets the 1,000-class softmax of
+EfficientNet-Lite0's pretrained head (the ``logits`` stream of
+:mod:`mcsan.data.video.backbone`). Pooling over frames is the **top-3 mean**: for each class,
+the mean of its 3 highest frame probabilities (all frames when fewer). It keeps an object
+seen in part of a clip (a max would, too) while one odd frame cannot carry the clip alone.
+
+The scores are one dense matrix ``(classes, clips)`` (float32, ``concepts.npy``, memory-mapped
+when served), stored class-major so a query, which names a few classes, reads only their
+rows: the concept score of every clip is the product ``weights (M,) @ probs[classes] (M, N)``,
+computed as M row updates (no BLAS threads to spin on a busy machine; float16 storage was
+tried and dropped: numpy's float16 -> float32 cast cost 10x the product).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcsan.errors import CheckpointError, SearchError
+from mcsan.search.concepts import ENCODER_NAME, ConceptQuery, load_classes
+
+CONCEPTS_NAME = "concepts.npy"
+CONCEPT_FRAMES = 8
+CONCEPT_SIZE = 224
+TOP_FRAMES = 3
+POOLING = f"top{TOP_FRAMES}_mean of per-frame softmax"
+
+
+def pool_probabilities(logits: np.ndarray, top: int = TOP_FRAMES) -> np.ndarray:
+    """Class probabilities of a clip (C,) from its per-frame logits (T, C): top-``top`` mean."""
+    array = np.asarray(logits, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise SearchError(f"expected per-frame logits (T, C) with T >= 1, got {array.shape}")
+    shifted = np.exp(array - array.max(axis=1, keepdims=True))
+    probs = shifted / shifted.sum(axis=1, keepdims=True)
+    count = min(int(top), probs.shape[0])
+    return np.sort(probs, axis=0)[-count:].mean(axis=0)
+
+
+class ConceptScores:
+    """The (classes, clips) probability matrix of an index and how it was made."""
+
+    def __init__(self, probs: np.ndarray, info: Mapping[str, Any] | None = None) -> None:
+        """``probs`` is (C, N), class-major; ``info`` describes encoder and pooling."""
+        if probs.ndim != 2:
+            raise SearchError(f"concept scores must be (classes, clips), got {probs.shape}")
+        self.probs = probs
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_clips(
+        cls, per_clip_logits: Sequence[np.ndarray], *, frames: int = CONCEPT_FRAMES,
+        size: int = CONCEPT_SIZE,
+    ) -> ConceptScores:
+        """Pool each clip's (T, C) logits into one column."""
+        if not per_clip_logits:
+            raise SearchError("no clips to score; check the video folder")
+        columns = [pool_probabilities(logits) for logits in per_clip_logits]
+        probs = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
+        return cls(probs, {
+            "encoder": ENCODER_NAME, "classes": len(load_classes()), "pooling": POOLING,
+            "frames": int(frames), "size": int(size),
+        })
+
+    def __len__(self) -> int:
+        """Number of clips."""
+        return int(self.probs.shape[1])
+
+    def scores(self, query: ConceptQuery, rows: np.ndarray | None = None) -> np.ndarray:
+        """Concept score ``sum_c w_c p(c)`` of every clip (or of ``rows``), float32."""
+        count = len(self) if rows is None else len(rows)
+        total = np.zeros(count, np.float32)
+        scratch = np.empty(count, np.float32)
+        pairs = zip(query.concepts.tolist(), query.weights.tolist(), strict=True)
+        for concept, weight in sorted(pairs):
+            row = self.probs[concept] if rows is None else self.probs[concept, rows]
+            np.multiply(row, np.float32(weight), out=scratch, casting="unsafe")
+            total += scratch
+        return total
+
+    def top(self, query: ConceptQuery, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the ``k`` best clips, best first (ties by row)."""
+        scores = self.scores(query)
+        k = max(0, min(int(k), len(scores)))
+        if k == 0 or query.empty:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        order = np.lexsort((part, -scores[part]))
+        rows = part[order].astype(np.int64)
+        return rows, scores[rows]
+
+    def explain(self, query: ConceptQuery, row: int, limit: int = 3) -> list[dict[str, Any]]:
+        """The matched classes that contribute most to clip ``row``: name, p, weight, share."""
+        if query.empty:
+            return []
+        probs = np.asarray(self.probs[query.concepts, row], dtype=np.float32)
+        contribution = probs * query.weights
+        words: dict[int, list[str]] = {}
+        for match in query.matches:
+            words.setdefault(match.concept, []).append(match.word)
+        out = []
+        for pos in np.argsort(-contribution, kind="stable")[:limit]:
+            index = int(query.concepts[pos])
+            out.append({
+                "concept": load_classes()[index].label, "words": words.get(index, []),
+                "weight": round(float(query.weights[pos]), 4),
+                "probability": round(float(probs[pos]), 4),
+                "contribution": round(float(contribution[pos]), 5),
+            })
+        return out
+
+    # ------------------------------------------------------------ persistence
+    def save_into(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``concepts.npy`` into ``directory`` (the index's temporary folder)."""
+        np.save(Path(directory) / CONCEPTS_NAME, np.asarray(self.probs, np.float32))
+
+    @classmethod
+    def load_from(
+        cls, directory: str | os.PathLike[str], info: Mapping[str, Any], count: int,
+        mmap: bool = True,
+    ) -> ConceptScores:
+        """Read ``concepts.npy`` of an index of ``count`` clips; CheckpointError if damaged."""
+        path = Path(directory) / CONCEPTS_NAME
+        try:
+            probs = np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path}: concept scores are damaged ({exc}); rebuild with `mcsan index`"
+            ) from exc
+        if probs.ndim != 2 or probs.shape != (int(info.get("classes", 0)), count):
+            raise CheckpointError(
+                f"{path}: concept scores have shape {probs.shape}, expected "
+                f"({info.get('classes')}, {count}); rebuild the index with `mcsan index`"
+            )
+        return cls(probs, info)

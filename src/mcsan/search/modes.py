@@ -1,0 +1,239 @@
+"""Search modes: ``concepts`` (zero-example), ``model`` (a trained checkpoint) and ``auto``.
+
+- ``concepts``: the query's words are matched to the frame encoder's ImageNet classes
+  (:mod:`mcsan.search.concepts`); clips rank by ``sum_c w_c p_clip(c)``. Needs no training.
+- ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.search`).
+- ``auto``: both when the index has both. The candidates are the union of each mode's top
+  ``max(CANDIDATES, 4k)``; each score is min-max scaled over the candidates and mixed as
+  ``a * model + (1 - a) * concepts`` with ``a = known / (known + matched)``: ``known`` the
+  query's content words in the model's vocabulary, ``matched`` those matching a concept. A
+  query of words the model never saw therefore leans on concepts alone, and one that
+  matches no concept on the model alone. With only one part available ``auto`` is that part.
+
+Every answer says which mode ran, the matched concepts (and, per hit, the ones that
+carried it), the words the model does not know, and a warning when the ranking means little.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mcsan.encoder import Encoder
+from mcsan.errors import SearchError
+from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
+from mcsan.search.honesty import (
+    concept_warning,
+    model_info,
+    model_warning,
+    unknown_words,
+)
+from mcsan.search.index import VideoIndex
+from mcsan.search.query import Hit, validate_k, validate_query
+
+MODES = ("auto", "concepts", "model")
+CANDIDATES = 100
+WEAK_CONCEPT_SCORE = 0.05
+"""Below this best concept score (the matched classes' summed, weighted probability) no clip
+clearly shows what the query names; the answer says so (a clearly visible object scores
+0.2-1.0 on the scikit-image photo clips, a barely visible one 0.03)."""
+
+
+@dataclass
+class Answer:
+    """The ranked hits of one query and everything a user needs to judge them."""
+
+    query: str
+    mode: str
+    hits: list[Hit]
+    unknown_words: list[str] = field(default_factory=list)
+    unmatched_words: list[str] = field(default_factory=list)
+    matched_concepts: list[dict[str, Any]] = field(default_factory=list)
+    model_weight: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def validate_mode(mode: object) -> str:
+    """``mode`` if it is one of MODES; SearchError otherwise."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise SearchError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode
+
+
+class Searcher:
+    """Answers queries on one index with its model (optional) and the concept bank."""
+
+    def __init__(
+        self,
+        index: VideoIndex,
+        retriever: Encoder | None = None,
+        bank: ConceptBank | None = None,
+        *,
+        where: str = "the index",
+    ) -> None:
+        """``retriever`` must be the checkpoint that built the index's model part."""
+        self.index = index
+        self.retriever = retriever if index.has_model else None
+        if self.retriever is not None:
+            index.check_checkpoint(self.retriever.checkpoint_sha256, where=where)
+        self._bank = bank
+        self.model = model_info(self.retriever) if self.retriever is not None else None
+        if self.model is not None and index.extra.get("dataset"):
+            self.model["dataset"] = index.extra["dataset"]
+
+    @property
+    def bank(self) -> ConceptBank:
+        """The concept bank (GloVe is read on first use)."""
+        if self._bank is None:
+            self._bank = default_bank()
+        return self._bank
+
+    def modes(self) -> list[str]:
+        """The modes this index supports (``auto`` always)."""
+        found = ["auto"]
+        if self.index.concepts is not None:
+            found.append("concepts")
+        if self.retriever is not None:
+            found.append("model")
+        return found
+
+    def answer(self, query: object, k: object = 10, mode: object = "auto") -> Answer:
+        """Rank the index for ``query`` in ``mode`` (see the module docstring)."""
+        text, k, mode = validate_query(query), validate_k(k), validate_mode(mode)
+        if mode not in self.modes():
+            raise SearchError(
+                f"mode {mode!r} is not available for this index (it has: "
+                f"{', '.join(self.modes())}); "
+                + ("build it with --checkpoint" if mode == "model" else "rebuild it with clips")
+            )
+        use_model = self.retriever is not None and mode in ("auto", "model")
+        use_concepts = self.index.concepts is not None and mode in ("auto", "concepts")
+        result = Answer(query=text, mode=mode, hits=[])
+        known: list[str] = []
+        if use_model:
+            known, result.unknown_words = unknown_words(self.retriever, text)
+        concept_query = self.bank.match(text) if use_concepts else None
+        if concept_query is not None:
+            result.matched_concepts = [m.to_json() for m in concept_query.matches]
+            result.unmatched_words = list(concept_query.unmatched)
+        if mode == "auto":
+            use_model, use_concepts = self._auto_parts(known, concept_query, use_model,
+                                                       use_concepts, result)
+        if use_model and not use_concepts:
+            dataset = self.model["dataset"] if self.model else "unknown"
+            warning = model_warning(known, result.unknown_words, dataset)
+            if warning:
+                result.warnings.append(warning)
+        if use_model and use_concepts:
+            result.mode = "auto"
+            result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0)
+        elif use_model:
+            result.mode = "model"
+            result.hits = self._model_hits(text, k)
+        elif concept_query is not None:
+            result.mode = "concepts"
+            warning = concept_warning(list(concept_query.words), list(concept_query.unmatched))
+            if warning:
+                result.warnings.append(warning)
+            result.hits = self._concept_hits(concept_query, k)
+        best = max((h.concept_score for h in result.hits if h.concept_score is not None),
+                   default=None)
+        if best is not None and best < WEAK_CONCEPT_SCORE:
+            result.warnings.append(
+                f"Weak evidence: the best clip's concept score is {best:.3f} (below "
+                f"{WEAK_CONCEPT_SCORE}); no clip clearly shows the matched concepts, so these "
+                "results may be unrelated."
+            )
+        return result
+
+    def _auto_parts(
+        self, known: list[str], concept_query: ConceptQuery | None, use_model: bool,
+        use_concepts: bool, result: Answer,
+    ) -> tuple[bool, bool]:
+        """Which parts an ``auto`` query uses, and the model's share ``a``."""
+        matched = len(concept_query.matched_words) if concept_query is not None else 0
+        if use_model and use_concepts:
+            if matched == 0:
+                use_concepts = False
+            elif not known:
+                use_model = False
+                dataset = self.model["dataset"] if self.model else "unknown"
+                result.warnings.append(
+                    f"The model (trained on {dataset!r}) knows none of the query's words; "
+                    "ranked by concepts alone."
+                )
+            else:
+                result.model_weight = round(len(known) / (len(known) + matched), 4)
+        return use_model, use_concepts
+
+    # ----------------------------------------------------------------- ranking
+    def _model_hits(self, text: str, k: int) -> list[Hit]:
+        encoded = self._encode(text)
+        found = self.index.search_vectors(encoded, k)[0]
+        return self._hits(found.rows, found.scores, found.level_scores, None, None)
+
+    def _concept_hits(self, query: ConceptQuery, k: int) -> list[Hit]:
+        assert self.index.concepts is not None
+        rows, scores = self.index.concepts.top(query, k)
+        return self._hits(rows, scores, {}, scores, query)
+
+    def _fused(self, text: str, query: ConceptQuery, k: int, weight: float) -> list[Hit]:
+        concepts = self.index.concepts
+        assert concepts is not None
+        pool = max(CANDIDATES, 4 * k)
+        encoded = self._encode(text)
+        model_rows = self.index.search_vectors(encoded, pool)[0].rows
+        concept_rows, _ = concepts.top(query, pool)
+        rows = np.unique(np.concatenate([model_rows, concept_rows])).astype(np.int64)
+        levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
+        model = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
+        concept = concepts.scores(query, rows)
+        fused = weight * _scaled(model) + (1.0 - weight) * _scaled(concept)
+        order = np.lexsort((rows, -fused))[:k]
+        return self._hits(
+            rows[order], fused[order], {lv: s[order] for lv, s in levels.items()},
+            concept[order], query,
+        )
+
+    def _encode(self, text: str) -> dict[str, np.ndarray]:
+        assert self.retriever is not None
+        encoded = self.retriever.encode_captions([text])
+        missing = [lv for lv in self.index.levels if lv not in encoded]
+        if missing:
+            raise SearchError(f"the encoder returned no {missing} embeddings; the index needs them")
+        return {lv: encoded[lv] for lv in self.index.levels}
+
+    def _hits(
+        self, rows: np.ndarray, scores: np.ndarray, level_scores: dict[str, np.ndarray],
+        concept_scores: np.ndarray | None, query: ConceptQuery | None,
+    ) -> list[Hit]:
+        hits = []
+        for pos, row in enumerate(rows.tolist()):
+            explain = (
+                self.index.concepts.explain(query, row)
+                if query is not None and self.index.concepts is not None else []
+            )
+            hits.append(Hit(
+                rank=pos + 1, video_id=self.index.ids[row], path=self.index.paths[row],
+                score=float(scores[pos]),
+                level_scores={lv: float(v[pos]) for lv, v in level_scores.items()},
+                concept_score=None if concept_scores is None else float(concept_scores[pos]),
+                concepts=explain,
+            ))
+        return hits
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    """Min-max scaled to [0, 1] (all zeros when constant)."""
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1e-12:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - low) / (high - low)).astype(np.float32)
