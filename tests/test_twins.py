@@ -10,7 +10,7 @@ import pytest
 
 from mcsan.data.native import CaptionRecord, write_captions
 from mcsan.errors import DataError
-from mcsan.twins import TwinPair, mentions_change, read_twins, twin_accuracy
+from mcsan.twins import TwinPair, mentions_change, read_twins, twin_accuracy, twin_kind
 
 
 class TableScorer:
@@ -68,7 +68,8 @@ def test_accuracy_counts_strict_wins_per_level_and_focused(tmp_path: Path) -> No
     assert result["action"]["accuracy"] == pytest.approx(50.0)  # tie counts as wrong
     assert "focused_accuracy" not in result["action"]  # no caption mentions object 1's action
     assert result["all"]["pairs"] == 4 and result["all"]["twins"] == 2
-    assert list(result) == ["action", "entity", "all"]
+    assert list(result) == ["action", "action/changed", "entity", "entity/changed", "all"]
+    assert result["entity/changed"] == result["entity"]
 
 
 def test_without_truth_file_only_the_plain_accuracy(tmp_path: Path) -> None:
@@ -92,6 +93,32 @@ def test_mentions_change_per_level() -> None:
     action = TwinPair("a", "a_x", "action", {"object": 1})
     assert mentions_change({"object_actions": [[1, "grow"]]}, action)
     assert not mentions_change({"object_actions": [[0, "grow"]]}, action)
+
+
+def test_binding_twins_have_their_kind_and_focus() -> None:
+    colours = TwinPair("a", "a_eb", "entity", {"kind": "binding", "objects": [0, 1]})
+    assert twin_kind(colours) == "binding"
+    assert twin_kind(TwinPair("a", "a_e", "entity", {"object": 0})) == "changed"
+    # only a caption that ties a swapped object to its colour can tell the twins apart
+    assert mentions_change({"refs": [{"object": 1, "colour": "red"}]}, colours)
+    assert not mentions_change({"refs": [{"object": 1, "colour": None}]}, colours)
+    assert not mentions_change({"refs": [{"object": 2, "colour": "red"}]}, colours)
+    actions = TwinPair("a", "a_xb", "action", {"kind": "binding", "objects": [0, 2]})
+    assert mentions_change({"object_actions": [[2, "spin"]]}, actions)
+    assert not mentions_change({"object_actions": [[1, "spin"]]}, actions)
+
+
+def test_accuracy_per_kind(tmp_path: Path) -> None:
+    twins = [*TWINS, {"twin_id": "a_eb", "original_id": "a", "level": "entity",
+                      "change": {"kind": "binding", "objects": [0, 1]}}]  # fmt: skip
+    _write(tmp_path, twins, None)
+    c1, c2 = "a red ball", "a red ball is moving left"
+    table = {(c, v): (1.0 if v == "a" else 0.0) for c in (c1, c2) for v in ("a", "a_e", "a_x")}
+    table.update({(c1, "a_eb"): 1.0, (c2, "a_eb"): 0.0})
+    result = twin_accuracy(TableScorer(table, []), tmp_path, _features(["a", "a_e", "a_x", "a_eb"]))
+    assert result["entity/changed"]["accuracy"] == 100.0
+    assert result["entity/binding"]["accuracy"] == 50.0
+    assert result["entity"]["accuracy"] == 75.0
 
 
 def test_malformed_twins_file_names_the_record(tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """Ablations: train and evaluate MCSAN variants on the same data and features.
 
 Each variant is the base run config plus ``--set``-style overrides. Variants train into
-``<out>/<name>/`` and resume there when a run was cut short; a finished run is reused.
+``<out>/<name>/`` (with several seeds: ``<out>/<name>/seed<k>/``, ``seed=k`` set) and
+resume there when a run was cut short; a finished run is reused. With a twin set in the
+dataset (the synthetic world), each run's twin accuracy is measured too; :func:`summarize`
+gives mean and standard deviation of every number over the seeds.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "separate-heads": ("model.shared_attribute_heads=false",),
     "bce": ("loss.use_focal=false",),
     "no-attributes": ("model.attribute_levels=[]",),
+    "relation-self-attention": ("model.relation_mode=self_attention",),
+    "relation-network": ("model.relation_mode=relation_network",),
+    "no-negatives": ("loss.negative_roles=false", "loss.negative_attributes=false",
+                     "loss.negative_actions=false"),
+    "no-neg-roles": ("loss.negative_roles=false",),
+    "no-neg-attributes": ("loss.negative_attributes=false",),
+    "no-neg-actions": ("loss.negative_actions=false",),
 }
 """Variant name -> overrides of the base config. ``global-only`` is the plain dual encoder."""
 
@@ -44,6 +55,9 @@ class VariantResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     """split -> the result of ``evaluate_checkpoint`` (fused and per-level metrics)."""
+    seed: int | None = None
+    twins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Twin accuracy (``mcsan.twins.twin_accuracy``) when the dataset has a twin set."""
 
 
 def variant_overrides(name: str) -> tuple[str, ...]:
@@ -59,17 +73,21 @@ def train_variant(
     out_dir: str | os.PathLike[str],
     extra_overrides: Sequence[str] = (),
     splits: Sequence[str] = ("test",),
+    seed: int | None = None,
 ) -> VariantResult:
-    """Train variant ``name`` into ``out_dir/name`` (resuming or reusing) and evaluate it."""
+    """Train variant ``name`` into ``out_dir/name`` (``out_dir/name/seed<k>`` with a
+    ``seed``), resuming or reusing, and evaluate it (and its twin accuracy)."""
     import time
 
     from mcsan.config import load_config
     from mcsan.inference import evaluate_checkpoint
     from mcsan.train import train
+    from mcsan.twins import TWINS_FILE, evaluate_twins
 
-    overrides = (*extra_overrides, *variant_overrides(name))
+    seeded = () if seed is None else (f"seed={seed}",)
+    overrides = (*extra_overrides, *variant_overrides(name), *seeded)
     cfg = load_config(config_path, list(overrides))
-    run_dir = Path(out_dir) / name
+    run_dir = Path(out_dir) / name / ("" if seed is None else f"seed{seed}")
     started = time.perf_counter()
     result = train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
     seconds = time.perf_counter() - started
@@ -81,9 +99,12 @@ def train_variant(
         pairs_per_second=result.pairs_per_second,
         train_seconds=seconds,
         history=list(result.history),
+        seed=cfg.seed,
     )
     for split in splits:
         outcome.metrics[split] = evaluate_checkpoint(run_dir / "best.pt", split)
+    if (Path(cfg.data.root) / TWINS_FILE).is_file():
+        outcome.twins = evaluate_twins(run_dir / "best.pt", cfg.data.root)
     return outcome
 
 
@@ -94,18 +115,98 @@ def run_ablation(
     extra_overrides: Sequence[str] = (),
     splits: Sequence[str] = ("test",),
     on_variant: Callable[[VariantResult], None] | None = None,
-) -> dict[str, VariantResult]:
-    """Train and evaluate each variant in turn; ``on_variant`` is called after each."""
+    seeds: int = 1,
+) -> dict[str, list[VariantResult]]:
+    """Train and evaluate each variant with ``seeds`` seeds (0 .. seeds-1; with one seed the
+    config's own seed and the plain ``out/name`` folder), seed-major so that a cut-short
+    run has every variant at its first seeds; ``on_variant`` is called after each run."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: train each variant with at least one seed")
     for name in variants:
         variant_overrides(name)  # fail before any training on a typo
-    results = {}
-    for name in variants:
-        results[name] = train_variant(name, config_path, out_dir, extra_overrides, splits)
-        if on_variant is not None:
-            on_variant(results[name])
+    results: dict[str, list[VariantResult]] = {name: [] for name in variants}
+    for k in range(seeds):
+        for name in variants:
+            run = train_variant(
+                name, config_path, out_dir, extra_overrides, splits, None if seeds == 1 else k
+            )
+            results[name].append(run)
+            if on_variant is not None:
+                on_variant(run)
     return results
 
 
-def fused_table(results: dict[str, VariantResult], split: str) -> dict[str, dict[str, float]]:
-    """variant -> fused metrics on ``split`` (input of ``mcsan.evaluate.format_metrics_table``)."""
-    return {name: r.metrics[split]["metrics"]["fused"] for name, r in results.items()}
+def run_numbers(run: VariantResult, split: str) -> dict[str, float]:
+    """Every number of one run, flat: ``<level>/<metric>`` on ``split`` (fused included)
+    and ``twins/<level[/kind]>/<accuracy|focused_accuracy>``."""
+    flat: dict[str, float] = {}
+    for level, metrics in run.metrics[split]["metrics"].items():
+        flat.update({f"{level}/{k}": float(v) for k, v in metrics.items()})
+    for level, entry in run.twins.items():
+        for key in ("accuracy", "focused_accuracy"):
+            if key in entry:
+                flat[f"twins/{level}/{key}"] = float(entry[key])
+    return flat
+
+
+def summarize(
+    results: Mapping[str, Sequence[VariantResult]], split: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """variant -> number -> {"mean", "sd", "n"} over its seeds (sample sd; 0 for one seed).
+    A number missing from some seed's run is summarised over the runs that have it."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, runs in results.items():
+        values: dict[str, list[float]] = {}
+        for run in runs:
+            for key, value in run_numbers(run, split).items():
+                values.setdefault(key, []).append(value)
+        out[name] = {}
+        for key, vals in values.items():
+            mean = sum(vals) / len(vals)
+            var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1) if len(vals) > 1 else 0.0
+            out[name][key] = {"mean": mean, "sd": math.sqrt(var), "n": len(vals)}
+    return out
+
+
+def format_summary(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], keys: Sequence[str]
+) -> str:
+    """A plain-text table: one row per variant, ``mean +/- sd`` per key ("-" if absent)."""
+    width = max([len("variant"), *(len(name) for name in summary)])
+    labels = [_label(k) for k in keys]
+    cols = [max(13, len(label)) for label in labels]
+    header = (label.rjust(c) for label, c in zip(labels, cols, strict=True))
+    lines = ["  ".join(["variant".ljust(width), *header])]
+    lines.append("-" * len(lines[0]))
+    for name, numbers in summary.items():
+        cells = []
+        for key, col in zip(keys, cols, strict=True):
+            cell = numbers.get(key)
+            text = "-" if cell is None else f"{cell['mean']:.1f} +/- {cell['sd']:.1f}"
+            cells.append(text.rjust(col))
+        lines.append("  ".join([name.ljust(width), *cells]))
+    return "\n".join(lines)
+
+
+def _label(key: str) -> str:
+    """Column label: ``twins/relation/swapped/focused_accuracy`` -> ``relation/swapped
+    twins`` (focused), ``.../accuracy`` -> ``... twins (all)``; metrics keep their name."""
+    if not key.startswith("twins/"):
+        return key
+    group, _, kind = key.removeprefix("twins/").rpartition("/")
+    return f"{group} twins" + ("" if kind == "focused_accuracy" else " (all)")
+
+
+TWIN_KEYS: tuple[str, ...] = (
+    "entity/changed", "entity/binding", "action/changed", "action/binding",
+    "relation/changed", "relation/swapped", "relation",
+)
+"""Twin groups the ablation table shows (focused accuracy: captions naming the change)."""
+
+
+def table_keys(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The columns worth showing: fused rsum, R@1s, MedR, then the twin groups present."""
+    present = {key for numbers in summary.values() for key in numbers}
+    keys = ["fused/rsum", "fused/t2v_r1", "fused/v2t_r1", "fused/t2v_medr"]
+    twins = [f"twins/{group}/focused_accuracy" for group in TWIN_KEYS]
+    return [k for k in keys + twins if k in present]

@@ -55,6 +55,20 @@ class LossConfig:
     lambda_kl: float = 0.1
     kl_direction: str = "video_to_text"
     kl_temperature: float = 1.0
+    # Binding negatives made from each caption's parse (mcsan.data.captions.negatives):
+    # subject and object swapped ("roles"), modifiers exchanged between two nouns
+    # ("attributes"), two actions exchanged ("actions"). Each negative must score below its
+    # caption on the caption's own video by the margin: [m + s(neg, v) - s(cap, v)]+ on the
+    # fused score and on every level both name; mean over negatives, times lambda_negatives.
+    negative_roles: bool = False
+    negative_attributes: bool = False
+    negative_actions: bool = False
+    lambda_negatives: float = 1.0
+
+    def negative_kinds(self) -> tuple[str, ...]:
+        """The binding negative kinds switched on (empty: none are made)."""
+        on = (self.negative_roles, self.negative_attributes, self.negative_actions)
+        return tuple(k for k, flag in zip(("roles", "attributes", "actions"), on, strict=True) if flag)
 
     def __post_init__(self) -> None:
         check_ranges("loss", self)
@@ -192,8 +206,11 @@ class MCSANLoss(nn.Module):
         text_targets: Mapping[str, torch.Tensor],
         video_targets: Mapping[str, torch.Tensor],
         caption_keys: torch.Tensor | None = None,
+        negatives: tuple[LevelOutput, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The total loss and its named parts (detached scalars), see the module docstring."""
+        """The total loss and its named parts (detached scalars), see the module docstring.
+
+        ``negatives``: encoded binding negatives and the caption row each was made from."""
         cfg = self.cfg
         caption_keys = video_keys if caption_keys is None else caption_keys
         positive = caption_keys[:, None] == video_keys[None, :]
@@ -204,7 +221,14 @@ class MCSANLoss(nn.Module):
             text_out.embeddings, video_out.embeddings, level_weights, levels, present
         )
 
-        terms: dict[str, dict[str, torch.Tensor]] = {"triplet": {}, "fbce": {}, "kl": {}}
+        terms: dict[str, dict[str, torch.Tensor]] = {
+            "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}
+        }  # fmt: skip
+        if negatives is not None:
+            terms["negatives"] = negative_terms(
+                sims, negatives, video_out, matched_video, level_weights, levels, cfg.margin,
+                present,
+            )  # fmt: skip
         triplet_on = list(levels) if cfg.per_level_triplet else []
         if cfg.fused_triplet and not (cfg.per_level_triplet and len(levels) == 1):
             triplet_on.append("fused")
@@ -234,7 +258,8 @@ class MCSANLoss(nn.Module):
                         cfg.kl_direction,
                     )
 
-        weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl}
+        weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl,
+                   "negatives": cfg.lambda_negatives}  # fmt: skip
         zero = sims["fused"].new_zeros(())
         sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
         total = sum((weights[kind] * sums[kind] for kind in sums), zero)
@@ -246,3 +271,36 @@ class MCSANLoss(nn.Module):
         report.update({kind: s.detach() for kind, s in sums.items()})
         report["total"] = total.detach()
         return total, report
+
+
+def negative_terms(
+    sims: Mapping[str, torch.Tensor],
+    negatives: tuple[LevelOutput, torch.Tensor],
+    video_out: LevelOutput,
+    matched_video: torch.Tensor,
+    level_weights: Mapping[str, torch.Tensor | float],
+    levels: list[str],
+    margin: float,
+    present: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Hinge of each binding negative against its caption on the caption's own video:
+    ``[m + s(neg, v) - s(cap, v)]+``, on the fused score and per level (where both name
+    something at that level); level or "fused" -> mean over negatives."""
+    neg_out, rows = negatives
+    video = matched_video[rows]
+    neg_sims = level_similarities(
+        neg_out.embeddings, video_out.embeddings, level_weights, levels, neg_out.present
+    )
+    out = {}
+    for name in ["fused", *levels]:
+        keep = torch.ones_like(rows, dtype=torch.bool)
+        if name in neg_out.present:
+            keep = keep & neg_out.present[name]
+        if name in present:
+            keep = keep & present[name][rows]
+        if not bool(keep.any()):
+            continue
+        positive = sims[name][rows, video]
+        negative = neg_sims[name][torch.arange(len(rows), device=rows.device), video]
+        out[name] = F.relu(margin + negative - positive)[keep].mean()
+    return out

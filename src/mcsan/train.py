@@ -39,6 +39,7 @@ from mcsan.checkpoint import (
     vocab_to_state,
 )
 from mcsan.config import RunConfig, save_config
+from mcsan.data.captions.negatives import global_rows, negative_maker
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.errors import CheckpointError, ConfigError, TrainingError
@@ -117,6 +118,7 @@ class Trainer:
                 self.joint, device_ids=ids, find_unused_parameters=True
             )
         self.loss_fn = MCSANLoss(cfg.loss)
+        self.negatives = negative_maker(cfg.loss.negative_kinds(), self.data.vocab)
         self.optimizer = self._optimizer()
         self.scheduler = self._scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
@@ -218,9 +220,15 @@ class Trainer:
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One optimizer step on this rank's shard of a global batch; returns loss parts."""
         batch = batch.to(self.device)
+        negatives = None if self.negatives is None else self.negatives(batch.text)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            video_out, text_out, weights = self.joint(batch)
+            video_out, text_out, weights, neg_out = self.joint(
+                batch, None if negatives is None else negatives[0]
+            )
         gather = dist_utils.gather_with_grad
+        if self.negatives is not None:
+            rows = global_rows(negatives, len(batch), self.ctx)
+            negatives = None if neg_out is None else (float_output(neg_out, None), rows)
         loss, parts = self.loss_fn(
             float_output(video_out, self.ctx),
             float_output(text_out, self.ctx),
@@ -228,6 +236,7 @@ class Trainer:
             gather(batch.video_keys, self.ctx),
             {k: gather(v, self.ctx) for k, v in batch.text_targets.items()},
             {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
+            negatives=negatives,
         )
         if not torch.isfinite(loss):
             last = self.out_dir / "last.pt"

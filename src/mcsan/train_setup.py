@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mcsan import distributed as dist_utils
+from mcsan.batch import TextBatch
 from mcsan.data.collate import TrainBatch
 from mcsan.model import MCSAN, LevelOutput
 from mcsan.validate import check_device
@@ -46,14 +47,18 @@ class JointForward(nn.Module):
         self.model = model
 
     def forward(
-        self, batch: TrainBatch
-    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor]]:
+        self, batch: TrainBatch, negative_text: TextBatch | None = None
+    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor], LevelOutput | None]:
+        """Both encoders on the batch (and the text encoder on binding negatives, if any)."""
         video, text = self.model(batch.video, batch.text)
-        return video, text, self.model.level_weights()
+        negatives = None if negative_text is None else self.model.encode_text(negative_text)
+        return video, text, self.model.level_weights(), negatives
 
 
-def float_output(out: LevelOutput, ctx: dist_utils.DistContext) -> LevelOutput:
-    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads)."""
+def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelOutput:
+    """Float32 copy of an encoder output, gathered across ranks (local part keeps grads);
+    ``ctx`` None: this rank's part only."""
+    ctx = ctx or dist_utils.DistContext()
     return LevelOutput(
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.embeddings.items()},
         {k: dist_utils.gather_with_grad(v.float(), ctx) for k, v in out.attribute_logits.items()},

@@ -13,6 +13,11 @@ changed the other object's action): for them both clips are equally right, which
 accuracy towards 50%. When the dataset has ``captions_truth.jsonl`` (the embedded default
 does), a second number, ``focused_accuracy``, counts only the captions that mention the
 changed object, action or relation.
+
+Each twin also has a kind (:func:`twin_kind`): "changed" (one fact differs), "swapped"
+(subject and object of a relation exchanged, static or dynamic) or "binding" (two objects
+exchange their colours or their actions, so the same words are true of both clips, bound
+differently). Results are given per level, per ``level/kind`` and over all twins.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from mcsan.io import read_jsonl
 
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
+TWIN_KINDS = ("changed", "swapped", "binding")
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,25 @@ def read_twins(root: str | os.PathLike[str]) -> list[TwinPair]:
     return pairs
 
 
+def twin_kind(pair: TwinPair) -> str:
+    """"changed" (one fact differs), "swapped" (a relation's subject and object exchanged)
+    or "binding" (two objects exchange a colour or an action)."""
+    kind = str(pair.change.get("kind") or "changed")
+    return kind if kind in TWIN_KINDS else "changed"
+
+
 def mentions_change(truth: dict[str, Any], pair: TwinPair) -> bool:
-    """Whether a caption's ground truth mentions what ``pair``'s twin changed."""
+    """Whether a caption's ground truth mentions what ``pair``'s twin changed.
+
+    A binding twin keeps every word-level fact, so a caption tells the clips apart only
+    when it ties one of the exchanged objects to its colour (entity) or action (action)."""
     change = pair.change
+    if twin_kind(pair) == "binding":
+        swapped = set(change.get("objects", []))
+        if pair.level == "entity":
+            return any(ref.get("object") in swapped and ref.get("colour")
+                       for ref in truth.get("refs", []))
+        return any(obj in swapped for obj, _ in truth.get("object_actions", []))
     if pair.level == "entity":
         return any(ref.get("object") == change.get("object") for ref in truth.get("refs", []))
     if pair.level == "action":
@@ -91,7 +113,8 @@ def twin_accuracy(
     root: str | os.PathLike[str],
     features: Mapping[str, Mapping[str, np.ndarray]],
 ) -> dict[str, dict[str, Any]]:
-    """Twin accuracy per twin level (and ``"all"``), from the fused score of ``encoder``.
+    """Twin accuracy per twin level, per ``level/kind`` (kinds: :data:`TWIN_KINDS`) and
+    over ``"all"``, from the fused score of ``encoder``.
 
     ``features`` maps every original and twin id to its ``{stream: (T, ...)}`` arrays.
     Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
@@ -134,7 +157,7 @@ def twin_accuracy(
         known = truth[pair.original_id] if truth is not None else []
         if [t.get("caption") for t in known] == captions[pair.original_id]:
             focus = np.array([mentions_change(t, pair) for t in known], bool)
-        for level in (pair.level, "all"):
+        for level in (pair.level, f"{pair.level}/{twin_kind(pair)}", "all"):
             tally = counts[level]
             tally["right"] += int(wins.sum())
             tally["pairs"] += len(r)
@@ -143,7 +166,7 @@ def twin_accuracy(
                 tally["focused_right"] += int(wins[focus].sum())
                 tally["focused_pairs"] += int(focus.sum())
     results: dict[str, dict[str, Any]] = {}
-    for level in sorted(counts, key=lambda name: (name == "all", name)):
+    for level in sorted(counts, key=lambda name: (name == "all", name.split("/")[0], name)):
         tally = counts[level]
         results[level] = {
             "accuracy": 100.0 * tally["right"] / tally["pairs"],
@@ -156,3 +179,19 @@ def twin_accuracy(
             )
             results[level]["focused_pairs"] = tally["focused_pairs"]
     return results
+
+
+def evaluate_twins(
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str]
+) -> dict[str, dict[str, Any]]:
+    """Twin accuracy of a trained checkpoint on the twin set of dataset ``root``, read from
+    the feature set the checkpoint was trained with."""
+    from mcsan.data.native import feature_path
+    from mcsan.data.video.store import FeatureStore
+    from mcsan.inference import Retriever
+
+    retriever = Retriever.from_checkpoint(checkpoint)
+    ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
+    with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
+        features = store.read_all(ids)
+    return twin_accuracy(retriever, root, features)

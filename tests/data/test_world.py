@@ -128,7 +128,11 @@ def test_twins_differ_from_their_original_at_exactly_one_level(world: Path):
         original = structure_levels(structure[twin["original_id"]])
         changed = structure_levels(structure[twin["twin_id"]])
         differing = [level for level in original if original[level] != changed[level]]
-        assert differing == [twin["level"]], twin
+        if twin["twin_id"].endswith("_relation_swap"):
+            # "b approaches a": the mover changes with the roles, so per-object actions too
+            assert differing in (["relation"], ["action", "relation"]), twin
+        else:
+            assert differing == [twin["level"]], twin
         assert structure[twin["original_id"]]["split"] == "test"
         same = structure[twin["original_id"]]["background"] == structure[twin["twin_id"]][
             "background"]

@@ -177,6 +177,7 @@ def test_mcsan_loss_total_is_the_weighted_sum_of_its_parts() -> None:
         "triplet",
         "fbce",
         "kl",
+        "negatives",  # 0: no binding negatives given
         "total",
     }
     assert not any(v.requires_grad for v in parts.values())
@@ -264,3 +265,22 @@ def test_triplet_rows_restrict_anchors_and_caption_negatives(keys, seed, hardest
     # The same as the loss over the present captions' rows only (all videos kept).
     want = reference_triplet(sim[rows].numpy(), positive[rows].numpy(), 0.2, hardest)
     assert float(got) == pytest.approx(want, abs=1e-5)
+
+
+def test_binding_negatives_hinge_against_their_caption_on_its_video() -> None:
+    from mcsan.losses import negative_terms
+    from mcsan.model.scoring import LevelOutput, level_similarities
+
+    e = torch.eye(3)
+    video = LevelOutput({"global": e[:2]}, {})
+    text = LevelOutput({"global": e[:2]}, {})  # caption i matches video i (cos 1)
+    weights = {"global": torch.tensor(1.0)}
+    sims = level_similarities(text.embeddings, video.embeddings, weights)
+    # negative 0 of caption 1 scores as well as it (cos 1): hinge = margin;
+    # negative 1 of caption 0 is orthogonal to video 0: no loss
+    neg = LevelOutput({"global": torch.stack([e[1], e[2]])}, {})
+    rows = torch.tensor([1, 0])
+    out = negative_terms(sims, (neg, rows), video, torch.tensor([0, 1]), weights, ["global"],
+                         0.2, {})  # fmt: skip
+    assert out["fused"].item() == pytest.approx(0.1)  # mean of 0.2 and 0
+    assert out["global"].item() == pytest.approx(0.1)

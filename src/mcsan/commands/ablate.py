@@ -20,27 +20,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="folder; each variant trains in OUT/NAME")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of variants")
     parser.add_argument("--split", default="test", help="split to report (default test)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train every variant with seeds 0..N-1 (in OUT/NAME/seed<k>) and "
+                             "report mean +/- sd of every number (default 1: the config's seed)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override for every variant")  # fmt: skip
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train each variant (resuming finished work), print the fused table, write JSON."""
-    import json
+    """Train each variant and seed (resuming finished work), print the mean +/- sd table
+    (fused metrics and focused twin accuracy per level and kind), write JSON."""
     from pathlib import Path
 
-    from mcsan.ablation import fused_table, run_ablation
-    from mcsan.evaluate import format_metrics_table
+    from mcsan.ablation import format_summary, run_ablation, run_numbers, summarize, table_keys
     from mcsan.io import atomic_write_json
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+
+    def progress(r) -> None:  # noqa: ANN001 - a VariantResult
+        seed = "" if r.seed is None else f" seed {r.seed}"
+        fused = r.metrics[args.split]["metrics"]["fused"]
+        print(f"[{r.name}{seed}] best epoch {r.best_epoch}, {args.split} rsum "
+              f"{fused['rsum']:.1f}", flush=True)  # fmt: skip
+
     results = run_ablation(
-        args.config, args.out, variants, args.overrides, (args.split,),
-        on_variant=lambda r: print(f"[{r.name}] best epoch {r.best_epoch}, "
-                                   f"{args.split} rsum {r.metrics[args.split]['metrics']['fused']['rsum']:.1f}"),
+        args.config, args.out, variants, args.overrides, (args.split,), on_variant=progress,
+        seeds=args.seeds,
     )  # fmt: skip
-    table = fused_table(results, args.split)
-    print(format_metrics_table(table))
-    atomic_write_json(Path(args.out) / f"ablation_{args.split}.json", json.loads(json.dumps(table)))
+    summary = summarize(results, args.split)
+    print(format_summary(summary, table_keys(summary)))
+    runs = {name: [run_numbers(r, args.split) for r in rs] for name, rs in results.items()}
+    atomic_write_json(
+        Path(args.out) / f"ablation_{args.split}.json",
+        {"seeds": args.seeds, "summary": summary, "runs": runs},
+    )
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,15 +140,22 @@ def _parse_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
-def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int] | None) -> None:
+def _print_stats(out: Path, sizes: dict[str, int] | None) -> None:
+    """Label coverage and imbalance per level, read back from the written records (streamed:
+    one pass builds the vocabularies, a second labels the captions)."""
     from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
+    from mcsan.data.captions.parse import ParsedCaption
+    from mcsan.io import read_jsonl
 
-    train = [
-        p for p, c in zip(parsed, read.captions, strict=True) if c.extra.get("split") == "train"
-    ]
-    source = "train split" if train else "all captions"
-    vocabs = AttributeVocabs.build(train or parsed, sizes)
-    stats = label_statistics([vocabs.labels(p) for p in (train or parsed)], vocabs.sizes)
+    def records(split: str | None) -> Iterator[ParsedCaption]:
+        for record in read_jsonl(out):
+            if split is None or record.get("split") == split:
+                yield ParsedCaption.from_json(record)
+
+    split = "train" if any(True for _ in records("train")) else None
+    vocabs = AttributeVocabs.build(records(split), sizes)
+    stats = label_statistics([vocabs.labels(p) for p in records(split)], vocabs.sizes)
+    source = "train split" if split else "all captions"
     print(f"attribute labels ({source}; top-K by caption frequency):")
     header = f"  {'level':9}{'K':>6}{'used':>6}{'pos/sample':>11}{'empty':>8}"
     print(header + f"{'freq min/med/max':>20}{'rarest half':>13}")
@@ -164,9 +172,9 @@ def _print_stats(parsed: list[Any], read: ReadResult, sizes: dict[str, int] | No
 
 
 def run(args: argparse.Namespace) -> int:
-    """Parse the captions file and write PARSED.jsonl; print a summary."""
-    from mcsan.data.captions.parse import CaptionParser, empty_level_counts, parse_with_cache
-    from mcsan.io import write_jsonl
+    """Parse the captions file and stream the records to PARSED.jsonl; print a summary."""
+    from mcsan.data.captions.parse import CaptionParser, iter_parse_with_cache
+    from mcsan.io import atomic_path
 
     sizes = _parse_sizes(args.sizes) if args.sizes else None
     read = read_caption_file(args.captions, args.skip_bad)
@@ -176,31 +184,34 @@ def run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     report: dict[str, int] = {}
     if args.cache is not None:
-        parsed = parse_with_cache(texts, args.cache, parser, args.batch_size, report=report)
+        parsed = iter_parse_with_cache(texts, args.cache, parser, args.batch_size, report=report)
     else:
-        parsed = [p for p in parser.parse(texts, batch_size=args.batch_size) if p is not None]
+        parsed = parser.iter_parse(texts, batch_size=args.batch_size)
+    empty = {"entity": 0, "action": 0, "relation": 0}
+    with atomic_path(args.out) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for line, record in zip(read.captions, parsed, strict=True):
+            handle.write(json.dumps({**record.to_json(), **line.extra}, ensure_ascii=False) + "\n")
+            empty["entity"] += not record.entities
+            empty["action"] += not record.actions
+            empty["relation"] += not record.relations
     seconds = time.perf_counter() - loaded
-    records = []
-    for line, record in zip(read.captions, parsed, strict=True):
-        records.append({**record.to_json(), **line.extra})
-    write_jsonl(args.out, records)
+    count = len(read.captions)
 
-    print(f"parsed {len(parsed)} captions from {args.captions} -> {args.out}")
+    print(f"parsed {count} captions from {args.captions} -> {args.out}")
     if read.skipped:
         shown = ", ".join(f"line {n} ({why})" for n, why in read.skipped[:5])
         more = f" and {len(read.skipped) - 5} more" if len(read.skipped) > 5 else ""
         print(f"skipped {len(read.skipped)} bad captions: {shown}{more}")
     if report:
         print(f"cache {args.cache}: {report['cached']} reused, {report['parsed']} newly parsed")
-    empty = empty_level_counts(parsed)
-    total = max(len(parsed), 1)
+    total = max(count, 1)
     print(
         "empty levels: " + ", ".join(f"{level} {n} ({n / total:.1%})" for level, n in empty.items())
     )
-    rate = len(parsed) / seconds if seconds > 0 else float("inf")
+    rate = count / seconds if seconds > 0 else float("inf")
     print(
         f"time: model load {loaded - started:.1f} s, parse {seconds:.2f} s ({rate:,.0f} captions/s)"
     )
-    if args.stats and parsed:
-        _print_stats(parsed, read, sizes)
+    if args.stats and count:
+        _print_stats(args.out, sizes)
     return 0

@@ -89,16 +89,9 @@ def _feature_stage(settings: DemoSettings, root: Path) -> str:
 
 
 def _evaluate_twins(variant: VariantResult, root: Path) -> dict[str, dict[str, Any]]:
-    from mcsan.data.native import feature_path
-    from mcsan.data.video.store import FeatureStore
-    from mcsan.inference import Retriever
-    from mcsan.twins import read_twins, twin_accuracy
+    from mcsan.twins import evaluate_twins
 
-    ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
-    with FeatureStore.open(feature_path(root, FEATURE_SET)) as store:
-        features = store.read_all(ids)
-    retriever = Retriever.from_checkpoint(variant.run_dir / "best.pt")
-    return twin_accuracy(retriever, root, features)
+    return evaluate_twins(variant.run_dir / "best.pt", root)
 
 
 def run_demo(
@@ -131,7 +124,7 @@ def run_demo(
 
     def twins() -> str:
         for name, variant in result.variants.items():
-            result.twins[name] = _evaluate_twins(variant, root)
+            result.twins[name] = variant.twins or _evaluate_twins(variant, root)
         return "; ".join(
             f"{name}: " + ", ".join(
                 f"{lvl} {v.get('focused_accuracy', v['accuracy']):.1f}%" for lvl, v in acc.items()

@@ -13,6 +13,8 @@ from mcsan import ATTRIBUTE_LEVELS, LEVELS
 from mcsan.errors import ConfigError
 from mcsan.validate import check_ranges
 
+RELATION_MODES = ("geometric", "self_attention", "relation_network")
+
 
 @dataclass
 class ModelConfig:
@@ -43,9 +45,12 @@ class ModelConfig:
     action_channels: int = 256
     # Feed frame differences x_t - x_{t-1} to the action convolutions besides the frames.
     action_frame_differences: bool = True
-    # How entity slots interact for the relation level: "self_attention" over slots or
-    # "relation_network" (an MLP over every ordered pair of slots).
-    relation_mode: str = "self_attention"
+    # How entity slots interact for the relation level: "geometric" (every ordered slot pair
+    # through separate subject / object projections plus the pair's geometry over time, read
+    # from where each slot attends on the grid: mcsan.model.relation), "self_attention" over
+    # slots (order-free; the first design) or "relation_network" (an MLP over ordered pairs
+    # of slot contents, no geometry).
+    relation_mode: str = "geometric"
     # True: ONE Linear per level maps both modalities' embeddings to attribute logits (the
     # paper's parameter-shared projection). False: separate heads per modality (ablation).
     shared_attribute_heads: bool = True
@@ -87,10 +92,9 @@ class ModelConfig:
             raise ConfigError(
                 f"model.absent_levels={self.absent_levels!r}; use 'skip' or 'empty'"
             )
-        if self.relation_mode not in ("self_attention", "relation_network"):
+        if self.relation_mode not in RELATION_MODES:
             raise ConfigError(
-                f"model.relation_mode={self.relation_mode!r}; use 'self_attention' or "
-                "'relation_network'"
+                f"model.relation_mode={self.relation_mode!r}; use one of {RELATION_MODES}"
             )
         if (
             any(k < 1 or k % 2 == 0 for k in self.action_kernel_sizes)

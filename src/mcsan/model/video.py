@@ -12,6 +12,7 @@ from mcsan.batch import VideoBatch
 from mcsan.errors import ConfigError, FeatureError
 from mcsan.model.config import ModelConfig
 from mcsan.model.layers import AttentionPool, run_bigru
+from mcsan.model.relation import GeometricRelations, grid_coordinates, slot_trajectories
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -101,12 +102,17 @@ class EntitySlots(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.norm_ffn = nn.LayerNorm(hidden)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Slots (B, K, H) attending only where ``mask`` (B, N) is True."""
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Slots (B, K, H) attending only where ``mask`` (B, N) is True, and (with
+        ``need_weights``) where each slot looked: (B, K, N), averaged over heads."""
         queries = self.queries.expand(tokens.shape[0], -1, -1)
-        attended, _ = self.attn(queries, tokens, tokens, key_padding_mask=~mask, need_weights=False)
+        attended, weights = self.attn(
+            queries, tokens, tokens, key_padding_mask=~mask, need_weights=need_weights
+        )
         slots = self.norm_attn(queries + attended)
-        return self.norm_ffn(slots + self.ffn(slots))
+        return self.norm_ffn(slots + self.ffn(slots)), weights
 
 
 class ActionConvs(nn.Module):
@@ -172,7 +178,9 @@ class VideoEncoder(nn.Module):
     global: BiGRU over frame tokens + masked attention pooling over time; entity: K slots
     cross-attending over frame and grid tokens (with time codes, so a slot binds where and
     when); action: temporal convolutions + masked pooling; relation: slot interaction +
-    pooling. Padding frames change nothing.
+    pooling (``relation_mode: geometric``: every ordered slot pair with role-typed projections
+    and the pair's trajectory geometry, see :mod:`mcsan.model.relation`). Padding frames
+    change nothing.
     """
 
     def __init__(self, cfg: ModelConfig, stream_shapes: Mapping[str, tuple[int, ...]]):
@@ -194,10 +202,16 @@ class VideoEncoder(nn.Module):
                 hidden, cfg.action_kernel_sizes, cfg.action_channels, cfg.action_frame_differences
             )
             self.out_dims["action"] = self.action.out_dim
-        if "relation" in self.levels:
+        self.geometric = "relation" in self.levels and cfg.relation_mode == "geometric"
+        if "relation" in self.levels and self.geometric:
+            self.relations = GeometricRelations(hidden)
+            cells = [stream_shapes[n][0] for n in self.fusion.grid_names]
+            self.register_buffer("cell_coords", grid_coordinates(cells), persistent=False)
+        elif "relation" in self.levels:
             self.relations = SlotRelations(
                 hidden, cfg.attention_heads, cfg.relation_mode, cfg.dropout
             )
+        if "relation" in self.levels:
             self.out_dims["relation"] = hidden
         for lvl, dim in self.out_dims.items():
             self.pools[lvl] = AttentionPool(dim, cfg.attention_hidden)
@@ -213,6 +227,23 @@ class VideoEncoder(nn.Module):
         token_mask = mask[:, :, None].expand(-1, -1, per_step)
         return tokens.reshape(batch, -1, hidden), token_mask.reshape(batch, -1)
 
+    def _relations(
+        self, slots: torch.Tensor, where: torch.Tensor | None, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Relation tokens: ordered slot pairs with their geometry, or the older modes."""
+        if not self.geometric:
+            return self.relations(slots)
+        assert where is not None
+        frames = mask.shape[1]
+        if self.cell_coords.shape[0]:
+            centre, spread = slot_trajectories(
+                where, self.cell_coords, frames, where.shape[-1] // frames
+            )
+        else:  # no grid stream (frame-level features only): nothing says where
+            centre = where.new_zeros(*slots.shape[:2], frames, 2)
+            spread = where.new_zeros(*slots.shape[:2], frames)
+        return self.relations(slots, centre, spread, mask)
+
     def forward(self, batch: VideoBatch) -> dict[str, torch.Tensor]:
         """level -> (B, out_dim) features of the clips in ``batch``."""
         mask = batch.mask
@@ -221,11 +252,13 @@ class VideoEncoder(nn.Module):
         if "global" in self.levels:
             out["global"] = self.pools["global"](run_bigru(self.gru, frames, mask), mask)
         if "entity" in self.levels or "relation" in self.levels:
-            slots = self.slots(*self._space_time_tokens(frames, grid, mask))
+            slots, where = self.slots(
+                *self._space_time_tokens(frames, grid, mask), need_weights=self.geometric
+            )
             if "entity" in self.levels:
                 out["entity"] = self.pools["entity"](slots)
             if "relation" in self.levels:
-                out["relation"] = self.pools["relation"](self.relations(slots))
+                out["relation"] = self.pools["relation"](self._relations(slots, where, mask))
         if "action" in self.levels:
             out["action"] = self.pools["action"](self.action(frames, mask), mask)
         return {lvl: self.dropout(out[lvl]) for lvl in self.levels}

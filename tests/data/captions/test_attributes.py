@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
+from mcsan.data.captions.attributes import AttributeVocabs, caption_items, label_statistics
 from mcsan.data.captions.parse import ParsedCaption, Relation, Span
 from mcsan.errors import DataError
 
@@ -31,8 +33,13 @@ CORPUS = [
 ]
 
 
+TRIPLETS_ONLY = ("triplet",)
+
+
 def test_top_k_by_caption_frequency_ties_alphabetical():
-    vocabs = AttributeVocabs.build(CORPUS, {"entity": 3, "action": 5, "relation": 2})
+    vocabs = AttributeVocabs.build(
+        CORPUS, {"entity": 3, "action": 5, "relation": 2}, relation_forms=TRIPLETS_ONLY
+    )
     assert vocabs.items("entity") == ("dog", "man", "cat")  # man counted once per caption
     assert vocabs.items("action") == ("walk", "play")
     assert vocabs.items("relation") == ("man|play|guitar", "man|walk|dog")
@@ -40,7 +47,9 @@ def test_top_k_by_caption_frequency_ties_alphabetical():
 
 
 def test_labels_are_sorted_indices_and_video_labels_the_union():
-    vocabs = AttributeVocabs.build(CORPUS, {"entity": 3, "action": 5, "relation": 2})
+    vocabs = AttributeVocabs.build(
+        CORPUS, {"entity": 3, "action": 5, "relation": 2}, relation_forms=TRIPLETS_ONLY
+    )
     assert vocabs.labels(CORPUS[2]) == {"entity": [0], "action": [0], "relation": []}
     assert vocabs.labels(CORPUS[0]) == {"entity": [1], "action": [1], "relation": [0]}
     video = vocabs.video_labels([CORPUS[0], CORPUS[1]])
@@ -76,3 +85,61 @@ def test_on_parsed_captions(caption_parser):
     vocabs = AttributeVocabs.build(parsed, {"entity": 10, "action": 10, "relation": 10})
     assert vocabs.items("entity")[:2] == ("dog", "man")
     assert "man|walk|dog" in vocabs.items("relation")
+
+
+def test_factored_relation_labels_back_off_to_predicates():
+    vocabs = AttributeVocabs.build(CORPUS, {"relation": 3})
+    # "walk" relations in two captions: the predicate and the predicate+object forms lead
+    assert vocabs.items("relation") == ("*|walk|*", "*|walk|dog", "*|play|*")
+    assert vocabs.labels(CORPUS[2])["relation"] == [0, 1]
+    assert vocabs.labels(CORPUS[0])["relation"] == [2]
+    # an action that heads no triplet gives its intransitive predicate
+    running = caption(["dog"], ["run"])
+    assert caption_items(running)["relation"] == {"*|run|*"}
+    assert caption_items(running, TRIPLETS_ONLY)["relation"] == set()
+    assert caption_items(CORPUS[0])["relation"] == {
+        "man|play|guitar",
+        "*|play|guitar",
+        "man|play|*",
+        "*|play|*",
+    }
+    # a verb + preposition predicate also gives the preposition's forms
+    running = caption(["dog", "park"], ["run"], [("dog", "run in", "park")])
+    assert {"*|in|*", "*|in|park", "*|run in|*"} <= caption_items(running)["relation"]
+    assert "*|run|*" not in caption_items(running)["relation"]  # the verb heads a triplet
+    with pytest.raises(DataError, match="relation forms"):
+        AttributeVocabs.build(CORPUS, relation_forms=("subject",))
+
+
+def test_captions_are_labelled_with_the_forms_the_vocabulary_was_built_with(tmp_path):
+    # "*|run|*" is in the vocabulary as a predicate; a caption where "run" heads no
+    # triplet only gets it when the intransitive form is part of the design
+    corpus = [caption(["dog", "park"], ["run"], [("dog", "run", "park")])]
+    running = caption(["dog"], ["run"])
+    narrow = AttributeVocabs.build(corpus, relation_forms=("triplet", "predicate"))
+    assert "*|run|*" in narrow.items("relation")
+    assert narrow.labels(running)["relation"] == []
+    assert AttributeVocabs.build(corpus).labels(running)["relation"] != []
+    narrow.save(tmp_path / "narrow.json")
+    loaded = AttributeVocabs.load(tmp_path / "narrow.json")
+    assert loaded.relation_forms == ("triplet", "predicate")
+    assert loaded.labels(running)["relation"] == []
+    default = AttributeVocabs.build(corpus)
+    assert "relation_forms" not in default.to_json()  # default vocabularies keep their format
+    assert AttributeVocabs.from_json(default.to_json()).labels(running) == default.labels(running)
+
+
+def test_vocabulary_saved_before_the_factored_design_still_labels(tmp_path):
+    path = tmp_path / "old.json"
+    levels = {
+        "entity": ["man"],
+        "action": ["walk"],
+        "relation": ["man|walk|dog", "man|play|guitar"],
+    }
+    path.write_text(json.dumps({"levels": levels}), encoding="utf-8")
+    old = AttributeVocabs.load(path)
+    assert old.labels(CORPUS[1]) == {"entity": [0], "action": [0], "relation": [0]}
+    assert old.labels(CORPUS[2])["relation"] == []
+    path.write_text(json.dumps({"relations": []}), encoding="utf-8")
+    with pytest.raises(DataError, match="not an attribute vocabulary"):
+        AttributeVocabs.load(path)

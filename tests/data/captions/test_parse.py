@@ -102,7 +102,7 @@ EXPECTED: list[tuple[str, list[str], list[str], set[str], str]] = [
         "a white star spins next to a green box",
         ["star", "box"],
         ["spin"],
-        {"star|next to|box"},
+        {"star|spin next to|box"},
         "synthetic",
     ),
     (
@@ -137,7 +137,7 @@ EXPECTED: list[tuple[str, list[str], list[str], set[str], str]] = [
         "a man is standing next to a woman",
         ["man", "woman"],
         ["stand"],
-        {"man|next to|woman"},
+        {"man|stand next to|woman"},
         "real",
     ),
     # progressive forms, copulas and auxiliaries
@@ -246,7 +246,7 @@ EXPECTED: list[tuple[str, list[str], list[str], set[str], str]] = [
         "a group of people are dancing at a party",
         ["people", "party"],
         ["dance"],
-        {"people|at|party"},
+        {"people|dance at|party"},
         "real",
     ),
     (
@@ -287,7 +287,11 @@ def test_spans_point_at_their_words(caption_parser):
     (parsed,) = caption_parser.parse(["A white star spins next to a  green box."])
     assert parsed.tokens == ("a", "white", "star", "spins", "next", "to", "a", "green", "box", ".")
     (relation,) = parsed.relations
-    assert parsed.tokens[relation.predicate.start : relation.predicate.end] == ("next", "to")
+    assert parsed.tokens[relation.predicate.start : relation.predicate.end] == (
+        "spins",
+        "next",
+        "to",
+    )
     assert parsed.tokens[relation.subject.start] == "star"
     assert parsed.tokens[relation.object.start] == "box"
     (moving,) = caption_parser.parse(["a cube is moving quickly toward a ball"])

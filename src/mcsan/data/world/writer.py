@@ -11,6 +11,7 @@ from typing import Any
 
 from mcsan.data.native import CaptionRecord, read_card, update_card, videos_dir
 from mcsan.data.native import write_captions as write_caption_records
+from mcsan.data.world.binding import make_binding_twins
 from mcsan.data.world.captions import write_captions
 from mcsan.data.world.card import write_dataset_card
 from mcsan.data.world.scene import Scene
@@ -26,7 +27,7 @@ FPS = 8
 STRUCTURE_NAME = "structure.jsonl"
 TRUTH_NAME = "captions_truth.jsonl"
 TWINS_NAME = "twins.jsonl"
-_CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation))?")
+_CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation)(_(binding|swap))?)?")
 
 
 def _validate(n_videos: int, frames: int, size: int, workers: int) -> None:
@@ -100,7 +101,8 @@ def generate_world(
     k = min(len(test), max(1, round(0.2 * n_videos)) if n_twin_originals is None
             else n_twin_originals)
     twins = [t for s in track(test[:k], total=k, desc="twins", unit="clip")
-             for t in make_twins(seed, s, holdout, frames)]
+             for t in make_twins(seed, s, holdout, frames) + make_binding_twins(
+                 seed, s, holdout, frames)]
 
     params = _params(n_videos, seed, frames, size, k)
     previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None

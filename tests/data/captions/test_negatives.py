@@ -1,0 +1,65 @@
+"""Binding negatives made from a caption's parse (roles, attributes, actions)."""
+
+from __future__ import annotations
+
+import torch
+
+from mcsan.data.captions.negatives import NegativeMaker, encoded_rows
+from mcsan.data.captions.vocab import Vocabulary
+from mcsan.data.collate import EncodedCaption, collate_text
+
+WORDS = "a red ball is left of blue cube spinning while blinking and".split()
+VOCAB = Vocabulary.build([WORDS])
+MAKER = NegativeMaker.for_vocabulary(("roles", "attributes", "actions"), VOCAB)
+
+
+def caption(words: str, entities, actions=(), relations=()) -> EncodedCaption:
+    return EncodedCaption(tuple(VOCAB.encode(words.split())), tuple(entities), tuple(actions),
+                          tuple(relations))  # fmt: skip
+
+
+def words(enc: EncodedCaption) -> str:
+    return " ".join(VOCAB.decode(enc.tokens))
+
+
+def span_words(enc: EncodedCaption, span) -> str:
+    return " ".join(VOCAB.decode(enc.tokens[slice(*span)]))
+
+
+RELATION = caption("a red ball is left of a blue cube", [(2, 3), (8, 9)],
+                   relations=[((2, 3), (3, 6), (8, 9))])  # fmt: skip
+
+
+def test_roles_swap_noun_phrases_and_the_triplet_follows_the_sentence() -> None:
+    neg = MAKER.roles(RELATION)
+    assert neg is not None and words(neg) == "a blue cube is left of a red ball"
+    subject, predicate, obj = neg.relations[0]
+    assert (span_words(neg, subject), span_words(neg, predicate), span_words(neg, obj)) == (
+        "cube", "is left of", "ball")  # fmt: skip
+    assert sorted(span_words(neg, e) for e in neg.entities) == ["ball", "cube"]
+
+
+def test_attributes_exchange_modifiers_between_two_nouns() -> None:
+    neg = MAKER.attributes(RELATION)
+    assert neg is not None and words(neg) == "a blue ball is left of a red cube"
+    assert [span_words(neg, e) for e in neg.entities] == ["ball", "cube"]
+    assert MAKER.attributes(caption("a ball is left of a blue cube", [(1, 2), (7, 8)])) is None
+
+
+def test_actions_exchange_two_different_actions() -> None:
+    enc = caption("a red ball is spinning while a cube is blinking", [(2, 3), (7, 8)],
+                  actions=[(4, 5), (9, 10)])  # fmt: skip
+    neg = MAKER.actions(enc)
+    assert neg is not None and words(neg) == "a red ball is blinking while a cube is spinning"
+    assert MAKER.actions(caption("a ball is spinning", [(1, 2)], [(3, 4)])) is None
+
+
+def test_batches_round_trip_and_name_their_source_rows() -> None:
+    plain = caption("a red ball", [(2, 3)])
+    batch = collate_text([plain, RELATION])
+    assert encoded_rows(batch) == [plain, RELATION]
+    negatives, rows = MAKER(batch)
+    assert rows.tolist() == [1, 1]  # roles and attributes of the relation caption
+    assert negatives.relation_mask.tolist() == [[True], [True]]
+    assert NegativeMaker(("roles",), [])(collate_text([plain])) is None
+    assert torch.equal(negatives.tokens[0, :9], torch.tensor(MAKER.roles(RELATION).tokens))

@@ -1,0 +1,45 @@
+"""Ablations with several seeds: folders, mean +/- sd, binding negatives in the loss."""
+
+from __future__ import annotations
+
+import pytest
+from tiny_world import make_tiny_dataset, tiny_config_yaml
+
+from mcsan.ablation import VariantResult, format_summary, run_ablation, summarize, table_keys
+from mcsan.data.captions.parse import parse_with_cache
+from mcsan.data.native import read_captions
+
+
+def _run(rsum: float, twins: float | None = None) -> VariantResult:
+    run = VariantResult("x", None, (), 1, 0.0, 0.0)  # type: ignore[arg-type]
+    run.metrics["test"] = {"metrics": {"fused": {"rsum": rsum, "t2v_r1": rsum / 10}}}
+    if twins is not None:
+        run.twins = {"relation/swapped": {"accuracy": twins, "focused_accuracy": twins}}
+    return run
+
+
+def test_summary_is_mean_and_sample_sd_over_seeds() -> None:
+    summary = summarize({"a": [_run(10.0, 60.0), _run(14.0, 80.0)], "b": [_run(5.0)]}, "test")
+    assert summary["a"]["fused/rsum"] == {"mean": 12.0, "sd": pytest.approx(2.8284271), "n": 2}
+    assert summary["a"]["twins/relation/swapped/focused_accuracy"]["mean"] == 70.0
+    assert summary["b"]["fused/rsum"]["sd"] == 0.0
+    keys = table_keys(summary)
+    assert keys == ["fused/rsum", "fused/t2v_r1", "twins/relation/swapped/focused_accuracy"]
+    table = format_summary(summary, keys)
+    assert "12.0 +/- 2.8" in table and table.splitlines()[-1].rstrip().endswith("-")
+
+
+def test_two_seeds_train_in_their_own_folders_with_negatives(tmp_path, caption_parser) -> None:
+    root = make_tiny_dataset(tmp_path / "data", seed=4, captions_per_video=3)
+    captions = [r.caption for r in read_captions(root)]
+    parse_with_cache(captions, root / "cache" / "parsed_captions.jsonl", caption_parser)
+    extra = "loss:\n  negative_roles: true\n  negative_attributes: true\n"
+    config = tiny_config_yaml(root, tmp_path / "tiny.yaml", epochs=1, extra=extra)
+    results = run_ablation(config, tmp_path / "out", ["mcsan", "no-negatives"], seeds=2)
+    assert [r.seed for r in results["mcsan"]] == [0, 1]
+    assert (tmp_path / "out" / "mcsan" / "seed1" / "best.pt").is_file()
+    with_neg = results["mcsan"][0].history[0]["loss"]
+    without = results["no-negatives"][0].history[0]["loss"]
+    assert with_neg["negatives"] > 0 and without["negatives"] == 0
+    summary = summarize(results, "test")
+    assert summary["mcsan"]["fused/rsum"]["n"] == 2
