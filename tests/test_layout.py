@@ -4,7 +4,7 @@ Every module of ``src/mcsan`` is parsed with :mod:`ast`; every ``import`` counts
 inside functions and under ``TYPE_CHECKING``. The layers, bottom to top (see
 docs/ARCHITECTURE.md):
 
-    base     mcsan (constants), errors, io, progress, batch, typed_yaml, extras, configs
+    base     mcsan (constants), errors, io, safe_load, validate, progress, batch, typed_yaml, extras, configs
     data     mcsan.data.*                     model   mcsan.model.*, losses
     run      config, training, evaluation, inference, twins (above data and model)
     search   mcsan.search.*                   apps    ablation, demo
@@ -25,7 +25,7 @@ PACKAGE = SRC / "mcsan"
 MAX_LINES = 400
 
 BASE = {"mcsan", "mcsan.errors", "mcsan.io", "mcsan.progress", "mcsan.batch", "mcsan.typed_yaml",
-        "mcsan.extras", "mcsan.configs"}
+        "mcsan.extras", "mcsan.configs", "mcsan.safe_load", "mcsan.validate"}
 CLI = ("mcsan.cli", "mcsan.commands", "mcsan.__main__")
 LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     # group: (height, module prefixes); the base set is height 0

@@ -33,6 +33,7 @@ from mcsan.data.captions.attributes import AttributeVocabs
 from mcsan.data.captions.parse import Vocabulary
 from mcsan.errors import CheckpointError
 from mcsan.io import atomic_path
+from mcsan.safe_load import load_torch
 
 FORMAT = "mcsan-checkpoint/1"
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -62,13 +63,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
             f"{source}: checkpoint not found; train first (`mcsan train --out RUN`) and pass "
             "RUN/best.pt or RUN/last.pt"
         )
-    try:
-        state = torch.load(source, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for corrupt files
-        raise CheckpointError(
-            f"{source}: not a readable checkpoint ({type(exc).__name__}: {exc}); the file is "
-            "corrupt or truncated: use another checkpoint or retrain"
-        ) from exc
+    state = load_torch(source, map_location, "checkpoint", "use another checkpoint or retrain")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{source}: not an mcsan checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, "
@@ -77,7 +72,20 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{source}: checkpoint lacks {missing}; it is incomplete")
+    wrong = [key for key, kind in _SHAPES.items() if not isinstance(state[key], kind)]
+    if wrong:
+        raise CheckpointError(
+            f"{source}: checkpoint fields {wrong} have the wrong type; the file was altered or "
+            "comes from another program: use another checkpoint or retrain"
+        )
     return state
+
+
+_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "model": dict, "config": dict, "vocab": (list, tuple), "attributes": dict,
+    "attribute_sizes": dict, "feature_set": (str, type(None)), "feature_spec": (dict, type(None)),
+    "streams": (list, tuple), "stream_shapes": dict,
+}  # fmt: skip
 
 
 def vocab_to_state(vocab: Vocabulary) -> list[str]:
@@ -136,15 +144,17 @@ def model_from_state(state: dict[str, Any], source: str | os.PathLike[str]) -> A
     from mcsan.model import MCSAN
 
     cfg = config_from_state(state, source)
-    vocab_size = len(state["vocab"])
-    word_dim = state.get("word_dim")
-    vectors = np.zeros((vocab_size, int(word_dim)), dtype=np.float32) if word_dim else None
-    shapes = {name: tuple(shape) for name, shape in state["stream_shapes"].items()}
-    sizes = {level: int(size) for level, size in state["attribute_sizes"].items()}
-    model = MCSAN(cfg.model, vocab_size, shapes, sizes, word_vectors=vectors)
     try:
+        vocab_size = len(state["vocab"])
+        word_dim = state.get("word_dim")
+        vectors = np.zeros((vocab_size, int(word_dim)), dtype=np.float32) if word_dim else None
+        shapes = {
+            name: tuple(int(n) for n in shape) for name, shape in state["stream_shapes"].items()
+        }
+        sizes = {level: int(size) for level, size in state["attribute_sizes"].items()}
+        model = MCSAN(cfg.model, vocab_size, shapes, sizes, word_vectors=vectors)
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(
             f"{source}: weights do not fit the model its config describes ({exc}); the file "
             "comes from another mcsan version or was altered"

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import threading
 
 from mcsan import __version__, progress
 from mcsan.errors import MCSANError
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
     progress.setup_logging(quiet=args.quiet)
+    threading.excepthook = _thread_error
     try:
         return int(args.func(args) or 0)
     except MCSANError as exc:
@@ -59,11 +61,41 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except (OSError, UnicodeDecodeError, MemoryError) as exc:
+        # The last line: readers and writers name their file themselves (mcsan.io); what
+        # slips past them still gets a named error, never a traceback.
+        print(f"error: {describe_unexpected(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
         progress.stop_logging()
+
+
+def _thread_error(hook: threading.ExceptHookArgs) -> None:
+    """A background thread (e.g. TensorBoard's writer) that fails on a file: one line."""
+    if isinstance(hook.exc_value, MCSANError | OSError | UnicodeDecodeError | MemoryError):
+        text = hook.exc_value if isinstance(hook.exc_value, MCSANError) else describe_unexpected(
+            hook.exc_value
+        )
+        print(f"error: in a background writer: {text}", file=sys.stderr)
+    else:
+        threading.__excepthook__(hook)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """One line naming what failed for an OSError, UnicodeDecodeError or MemoryError."""
+    from mcsan.io import describe_os_error
+
+    if isinstance(exc, OSError):
+        return describe_os_error(exc, action="access")
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}: {exc.reason}); re-save it as UTF-8"
+        )
+    return "out of memory; lower the sizes (frames, frame size, batch size) or free memory"
 
 
 if __name__ == "__main__":

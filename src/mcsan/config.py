@@ -27,6 +27,7 @@ from mcsan.io import atomic_write_text
 from mcsan.losses import LossConfig
 from mcsan.model import ModelConfig
 from mcsan.typed_yaml import apply_overrides, from_dict, read_yaml_mapping, to_dict
+from mcsan.validate import check_device, check_ranges
 
 __all__ = [
     "DataConfig",
@@ -130,23 +131,9 @@ def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
 
 def validate(cfg: RunConfig, source: str = "<config>") -> None:
     """Value checks that types alone cannot express."""
-    checks = [
-        (cfg.train.epochs >= 1, "train.epochs", "at least 1"),
-        (cfg.train.batch_size >= 2, "train.batch_size", "at least 2 (negatives are needed)"),
-        (cfg.train.eval_batch_size >= 1, "train.eval_batch_size", "at least 1"),
-        (cfg.train.lr > 0, "train.lr", "positive"),
-        (cfg.train.eval_every >= 1, "train.eval_every", "at least 1"),
-        (cfg.train.log_every >= 1, "train.log_every", "at least 1"),
-        (cfg.train.num_workers is None or cfg.train.num_workers >= 0, "train.num_workers",
-         "0 or more"),
-        (cfg.train.prefetch_factor >= 1, "train.prefetch_factor", "at least 1"),
-        (cfg.train.threads >= 0, "train.threads", "0 (auto) or more"),
-        (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip", "positive"),
-    ]
-    for ok, key, what in checks:
-        if not ok:
-            raise ConfigError(f"{source}: key '{key}' must be {what}")
+    check_ranges("train", cfg.train, source)
     cfg.data.validate(source)
-    device = cfg.train.device
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"{source}: key 'train.device' must be auto, cpu, cuda or cuda:N")
+    try:
+        check_device(cfg.train.device, "key 'train.device'", present=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc

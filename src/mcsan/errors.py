@@ -39,3 +39,7 @@ class TrainingError(MCSANError):
 
 class SearchError(MCSANError):
     """A search request or index is invalid."""
+
+
+class OutputError(MCSANError):
+    """An output path cannot be written (missing or read-only folder, full disk, ...)."""

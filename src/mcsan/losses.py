@@ -21,6 +21,7 @@ from torch import nn
 
 from mcsan.errors import ConfigError
 from mcsan.model.scoring import LevelOutput, level_similarities
+from mcsan.validate import check_ranges
 
 KL_DIRECTIONS = ("video_to_text", "text_to_video", "symmetric")
 
@@ -70,6 +71,7 @@ class LossConfig:
         return tuple(k for k, flag in zip(("roles", "attributes", "actions"), on, strict=True) if flag)
 
     def __post_init__(self) -> None:
+        check_ranges("loss", self)
         if self.kl_direction not in KL_DIRECTIONS:
             raise ConfigError(
                 f"loss.kl_direction={self.kl_direction!r}; use one of {KL_DIRECTIONS}"

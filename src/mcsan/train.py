@@ -249,10 +249,15 @@ class Trainer:
             negatives=negatives,
         )
         if not torch.isfinite(loss):
+            last = self.out_dir / "last.pt"
+            kept = (
+                f"{last} holds epoch {self.epoch}, the last good one"
+                if self.epoch > 0 and last.is_file()
+                else "no epoch finished, so no checkpoint was written"
+            )
             raise TrainingError(
                 f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; the "
-                f"run stopped, {self.out_dir / 'last.pt'} holds the last good epoch. Lower "
-                "train.lr, set train.amp=off or train.grad_clip"
+                f"run stopped, {kept}. Lower train.lr, set train.amp=off or train.grad_clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
         # every rank computes the same global loss; DDP averages, so scale by the world size
@@ -298,7 +303,8 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
-        result = self._result(total_pairs / total_time if total_time else 0.0)
+        done_before = self.history[-1].get("pairs_per_second", 0.0) if self.history else 0.0
+        result = self._result(total_pairs / total_time if total_time else done_before)
         if self.ctx.is_main:
             atomic_write_json(self.out_dir / "metrics.json", _result_json(result))
         dist_utils.barrier(self.ctx)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mcsan.io import atomic_write_text
+from mcsan.io import atomic_write_text, make_dir, output_errors
 
 log = logging.getLogger("mcsan.train")
 
@@ -56,7 +56,8 @@ class RunLog:
 
     def __init__(self, out_dir: Path, purge_step: int = 0) -> None:
         self.out_dir = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(out_dir)
+        self.tb_dir = out_dir / "tb"
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # torch raises ImportError when tensorboard is absent
@@ -65,14 +66,16 @@ class RunLog:
             self.writer = None
             return
         # purge_step hides older events at steps >= purge_step (a killed run's tail)
-        self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge_step or None)
+        with output_errors(self.tb_dir, "create"):
+            self.writer = SummaryWriter(str(self.tb_dir), purge_step=purge_step or None)
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         """Log ``prefix/name`` scalars at ``step``."""
         if self.writer is None:
             return
-        for name, value in values.items():
-            self.writer.add_scalar(f"{prefix}/{name}", value, step)
+        with output_errors(self.tb_dir, "write events to"):  # the writer thread's errors
+            for name, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def epoch(self, record: Mapping[str, Any]) -> None:
         """Log one epoch's line, mean losses, throughput and validation metrics."""
@@ -81,11 +84,11 @@ class RunLog:
             return
         step = int(record["step"])
         self.scalars("epoch_loss", record["loss"], step)
-        self.writer.add_scalar("train/pairs_per_second", record["pairs_per_second"], step)
-        self.writer.add_scalar("train/lr", record["lr"], step)
+        self.scalars("train", {k: record[k] for k in ("pairs_per_second", "lr")}, step)
         for level, metrics in record.get("val", {}).items():
             self.scalars(f"val_{level}", metrics, step)
-        self.writer.flush()
+        with output_errors(self.tb_dir, "write events to"):
+            self.writer.flush()
 
     def rewrite_csv(self, history: list[dict[str, Any]]) -> None:
         """Write ``metrics.csv`` (atomically) from the full history: one row per epoch."""
@@ -102,4 +105,5 @@ class RunLog:
     def close(self) -> None:
         """Flush and close the event file."""
         if self.writer is not None:
-            self.writer.close()
+            with output_errors(self.tb_dir, "write events to"):
+                self.writer.close()

@@ -13,13 +13,14 @@ from mcsan import distributed as dist_utils
 from mcsan.batch import TextBatch
 from mcsan.data.collate import TrainBatch
 from mcsan.model import MCSAN, LevelOutput
+from mcsan.validate import check_device
 
 
 def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
+    """``auto`` -> CUDA when present, else CPU; a device this build lacks is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(check_device(name, "train.device"))
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from mcsan.errors import ConfigError
+from mcsan.io import read_text_lines
 
 YAML_BOOL_WORDS: dict[bool, tuple[str, ...]] = {
     False: ("off", "false", "no", "n"),
@@ -215,7 +216,7 @@ def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config file") -
     if not source.is_file():
         raise ConfigError(f"{source}: {what} not found; check the --config path")
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load("\n".join(read_text_lines(source, what))) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc}); fix the file") from exc
     if not isinstance(data, dict):

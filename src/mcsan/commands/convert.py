@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mcsan.validate import non_negative_int, positive_int
+
 FEATURE_FORMAT_CHOICES = ("auto", "npy-dir", "hdf5", "bigfile", "npy-mean")
 
 
@@ -42,16 +44,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--feature-set", default=None,
                         help="name of the feature set written (default: the backbone)")
     parser.add_argument("--stream", default="frame", help="stream name (default: frame)")
-    parser.add_argument("--dim", type=int, default=None,
+    parser.add_argument("--dim", type=positive_int, default=None,
                         help="expected feature dimension D (default: the most common one)")
     parser.add_argument("--split-files", nargs="+", default=[], metavar="[SPLIT=]PATH",
                         help="video id lists per split (HGR trn/val/tst_names.npy, .txt, .json); "
                         "the split comes from the file name or a SPLIT= prefix")
-    parser.add_argument("--protocol", default=None,
-                        help="msrvtt: full (official 6513/497/2990) or 1k-a")
-    parser.add_argument("--val-size", type=int, default=500,
+    parser.add_argument("--protocol", default=None, choices=("full", "1k-a"),
+                        help="msrvtt: full (official 6513/497/2990; the default) or 1k-a; "
+                        "never guessed from the files")
+    parser.add_argument("--val-size", type=non_negative_int, default=500,
                         help="1k-a: training videos carved out as validation (default 500)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation carve")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the validation carve"
+    )
     parser.add_argument("--dedup", action="store_true",
                         help="drop repeated captions of a video (always counted)")
     parser.add_argument("--name", default=None, help="dataset name (default: --out's name)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mcsan.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
@@ -18,13 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", default="world", help="run config: a built-in name (default world) or a YAML path"
     )
-    parser.add_argument("--videos", type=int, help="clips in the world")
-    parser.add_argument("--frames", type=int, help="frames per clip")
-    parser.add_argument("--size", type=int, help="frame size in px")
-    parser.add_argument("--twins", type=int, help="test clips that get twins")
-    parser.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="processes for rendering/decoding")
+    parser.add_argument("--videos", type=int_in(1, 1_000_000), help="clips in the world")
+    parser.add_argument("--frames", type=int_in(2, MAX_FRAMES), help="frames per clip")
+    parser.add_argument("--size", type=int_in(16, MAX_SIZE), help="frame size in px")
+    parser.add_argument("--twins", type=non_negative_int, help="test clips that get twins")
+    parser.add_argument(
+        "--epochs", type=positive_int, help="training epochs (default: the config's)"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--workers", type=int_in(1, 64), default=2, help="processes for rendering/decoding"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="config override for both models, e.g. train.batch_size=32",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mcsan.validate import device_arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
@@ -20,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--dataset", help="native dataset folder (default: the training one)")
     parser.add_argument("--out", help="write the metrics as JSON here")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument(
+        "--device", type=device_arg, default="cpu", help="cpu (default), cuda or cuda:N"
+    )
     parser.set_defaults(func=run)
 
 

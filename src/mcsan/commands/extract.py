@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mcsan.validate import MAX_FRAMES, MAX_SIZE, device_arg, float_in, int_in, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``extract`` subcommand."""
@@ -22,10 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--videos", type=Path, help="folder of clips (or of image folders)")
     parser.add_argument("--out", type=Path, required=True, help="the FeatureStore (.h5)")
-    parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    parser.add_argument("--size", type=int, default=224, help="frame size in px (default 224)")
-    parser.add_argument("--fps", type=float, default=None, help="sample at a fixed rate instead")
-    parser.add_argument("--grid", type=int, default=2, help="G of *_grid streams (default 2)")
+    parser.add_argument(
+        "--frames", type=int_in(1, MAX_FRAMES), default=16, help="frames per clip (default 16)"
+    )
+    parser.add_argument(
+        "--size", type=int_in(16, MAX_SIZE), default=224, help="frame size in px (default 224)"
+    )
+    parser.add_argument(
+        "--fps", type=float_in(0.0, 240.0), default=None, help="sample at a fixed rate instead"
+    )
+    parser.add_argument(
+        "--grid", type=int_in(1, 16), default=2, help="G of *_grid streams (default 2)"
+    )
     parser.add_argument(
         "--streams",
         default="world",
@@ -34,13 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--shard", default=None, help="i/N: this process does shard i of N")
-    parser.add_argument("--batch", type=int, default=64, help="frames per forward pass")
-    parser.add_argument("--workers", type=int, default=2, help="decoding threads")
-    parser.add_argument("--device", default="cpu", help="torch device of the backbone (cuda)")
+    parser.add_argument("--batch", type=int_in(1, 4096), default=64, help="frames per forward pass")
+    parser.add_argument("--workers", type=int_in(1, 64), default=2, help="decoding threads")
     parser.add_argument(
-        "--checkpoint-every", type=int, default=64, help="videos per saved part (resume unit)"
+        "--device", type=device_arg, default="cpu", help="torch device of the backbone (cuda)"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=positive_int, default=64,
+        help="videos per saved part (resume unit)",
     )
     parser.add_argument("--allow-failures", action="store_true", help="exit 0 despite failures")
+    parser.add_argument("--allow-missing-shards", action="store_true",
+                        help="--merge: merge although a shard i/N is missing (named)")
     parser.add_argument(
         "--merge",
         nargs="*",
@@ -69,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         shards = list(args.merge) or find_shards(args.out)
         if not shards:
             raise ConfigError(f"{args.out}: no shard files given or found next to it")
-        count = merge_shards(shards, args.out)
+        count = merge_shards(shards, args.out, allow_missing=args.allow_missing_shards)
         record_feature_set(args.out.resolve().parent.parent, args.out)
         print(f"{args.out}: merged {len(shards)} files, {count} videos")
         return 0

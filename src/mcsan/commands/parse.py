@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.errors import DataError, ParseError
+from mcsan.validate import int_in
 
 
 @dataclass
@@ -65,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--stats", action="store_true", help="print attribute label imbalance")
     parser.add_argument("--cache", type=Path, default=None, help="parse cache (JSONL)")
     parser.add_argument("--model", default=None, help="spaCy model package or path")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int_in(1, 65536), default=256)
     parser.add_argument(
         "--sizes",
         default=None,
@@ -85,6 +86,11 @@ def read_caption_file(path: Path, skip_bad: bool) -> ReadResult:
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
     first = next((line.strip() for line in raw_lines if line.strip()), b"")
+    if path.suffix.lower() == ".json" or first.startswith(b"["):
+        raise DataError(
+            f"{path}: a JSON document, not captions: give JSON lines (one "
+            '{"caption": ...} object a line, .jsonl) or plain text with one caption a line'
+        )
     native = path.suffix == ".jsonl" or first.startswith(b"{")
     captions: list[CaptionLine] = []
     skipped: list[tuple[int, str]] = []

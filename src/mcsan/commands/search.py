@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mcsan.validate import int_in
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``search`` subcommand."""
@@ -16,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("query", help='the query text, e.g. "a cat on a sofa"')
-    parser.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    parser.add_argument(
+        "-k", type=int_in(1, 10_000), default=10, help="number of results (default 10)"
+    )
     parser.add_argument(
         "--mode", default="auto", choices=("auto", "concepts", "model"),
         help="search mode (default auto)",

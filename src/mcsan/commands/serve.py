@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mcsan.validate import int_in
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand."""
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=int_in(0, 65535), default=8000, help="port (default 8000)")
     parser.add_argument(
         "--checkpoint", help="checkpoint to encode queries (default: the one that built it)"
     )

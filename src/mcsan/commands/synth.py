@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mcsan.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `synth` subcommand."""
@@ -13,13 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relations as H.264 clips, with true captions, ground-truth structure, a "
         "compositional test split (comp) and per-level twin clips, in the native format.")
     parser.add_argument("--out", required=True, help="output folder (the dataset root)")
-    parser.add_argument("--videos", type=int, required=True, help="number of clips")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    parser.add_argument("--size", type=int, default=128, help="frame side in px (default 128)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument(
+        "--videos", type=int_in(1, 1_000_000), required=True, help="number of clips"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--frames", type=int_in(2, MAX_FRAMES), default=16, help="frames per clip (default 16)"
+    )
+    parser.add_argument(
+        "--size", type=int_in(16, MAX_SIZE), default=128, help="frame side in px (default 128)"
+    )
+    parser.add_argument("--workers", type=int_in(1, 64), default=1,
                         help="processes rendering and encoding clips (default 1)")
-    parser.add_argument("--twins", type=int, default=None, metavar="K",
+    parser.add_argument("--twins", type=non_negative_int, default=None, metavar="K",
                         help="test clips that get twins (default: 20%% of --videos)")
     parser.set_defaults(func=run)
 

@@ -41,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.distributed import launched_by_torchrun
     from mcsan.evaluate import format_metrics_table
     from mcsan.train import train
+    from mcsan.validate import check_device
 
     cfg = load_config(args.config, args.overrides)
+    check_device(cfg.train.device, "train.device")  # present in this build, before any work
     main_rank = not launched_by_torchrun() or os.environ.get("RANK", "0") == "0"
     result = train(cfg, args.out, resume=args.resume)
     if main_rank:

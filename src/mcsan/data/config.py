@@ -14,6 +14,7 @@ from typing import Literal
 from mcsan import ATTRIBUTE_LEVELS
 from mcsan.data.captions.attributes import DEFAULT_SIZES
 from mcsan.errors import ConfigError
+from mcsan.validate import check_ranges
 
 WORD_VECTOR_SOURCES: tuple[str, ...] = ("glove-6b-50d", "none")
 """Word-vector sources that are names, not paths."""
@@ -55,24 +56,18 @@ class DataConfig:
 
     def validate(self, source: str = "<config>") -> None:
         """Value checks that types alone cannot express; ConfigError naming the key."""
-        checks = [
-            (self.max_words >= 1, "data.max_words", "at least 1"),
-            (self.max_frames is None or self.max_frames >= 1, "data.max_frames", ">= 1"),
-            (self.min_word_count >= 1, "data.min_word_count", "at least 1"),
-            (self.resident_limit_gb >= 0, "data.resident_limit_gb", "0 or more"),
-            (self.feature_cache_gb >= 0, "data.feature_cache_gb", "0 or more"),
-        ]
-        for ok, key, what in checks:
-            if not ok:
-                raise ConfigError(f"{source}: key '{key}' must be {what}")
+        check_ranges("data", self, source)
         for level, size in self.attribute_sizes.items():
             if level not in ATTRIBUTE_LEVELS:
                 raise ConfigError(
                     f"{source}: unknown key 'data.attribute_sizes.{level}'; "
                     f"levels with attributes are {', '.join(ATTRIBUTE_LEVELS)}"
                 )
-            if size < 1:
-                raise ConfigError(f"{source}: key 'data.attribute_sizes.{level}' must be >= 1")
+            if not 1 <= size <= 1_000_000:
+                raise ConfigError(
+                    f"{source}: key 'data.attribute_sizes.{level}' must be in [1, 1000000], "
+                    f"got {size}"
+                )
 
     def resolve_paths(self, base: Path) -> None:
         """Make the paths absolute (relative ones are taken from ``base``)."""

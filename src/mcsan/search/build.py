@@ -170,6 +170,7 @@ def index_videos(
     ``retriever`` None builds a concept-only index (``concepts`` must then be True).
     """
     from mcsan.data.video.decode import list_videos
+    from mcsan.data.video.extract import failures_path
 
     if retriever is None and not concepts:
         raise SearchError("nothing to index: pass a checkpoint, or keep concept scores on")
@@ -199,7 +200,13 @@ def index_videos(
                  frames=CONCEPT_FRAMES, size=CONCEPT_SIZE, streams=[LOGITS_STREAM])
     ids = [video_id for video_id in found if video_id not in failed]
     if not ids:
-        raise SearchError(f"{folder}: no clip could be decoded; see the failures above")
+        shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
+        logs = sorted({str(failures_path(c)) for c in (cache, out_dir / CONCEPT_CACHE_NAME)
+                       if failures_path(c).is_file()})
+        raise SearchError(
+            f"{folder}: no clip could be decoded ({len(failed)} failed: {shown}); the reasons "
+            f"are in {', '.join(logs) or 'the failures file beside the feature cache'}"
+        )
     if concepts:
         scores = concept_scores(out_dir / CONCEPT_CACHE_NAME, ids)
     paths = [_relative(found[video_id], folder) for video_id in ids]

@@ -72,8 +72,11 @@ def resolve_media(index: VideoIndex, requested: str) -> Path:
         raise ClientError(404, f"{requested!r} is not a clip or thumbnail of this index")
     if requested not in _known_media(index):
         raise ClientError(404, f"{requested!r} is not a clip of this index")
-    root = Path(index.media_root).resolve()
-    target = (root / posix).resolve()
+    try:  # a symlink loop raises RuntimeError (Python < 3.13) or OSError
+        root = Path(index.media_root).resolve()
+        target = (root / posix).resolve()
+    except (RuntimeError, OSError):
+        raise ClientError(404, f"{requested!r} is a broken link (a symlink loop)") from None
     if not target.is_relative_to(root):
         raise ClientError(403, f"{requested!r} points outside the index's media folder")
     if not target.is_file():

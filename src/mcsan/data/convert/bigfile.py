@@ -21,6 +21,7 @@ from mcsan.data.convert.common import (
 )
 from mcsan.data.convert.registry import Annotations, ConvertOptions, DatasetFormat, register_format
 from mcsan.errors import DataError
+from mcsan.io import read_text_lines
 
 
 def read_caption_lines(path: Path) -> tuple[dict[str, list[str]], list[str]]:
@@ -29,15 +30,9 @@ def read_caption_lines(path: Path) -> tuple[dict[str, list[str]], list[str]]:
     A malformed line (first token without ``#``) is named as ``file:line``. A caption id
     with no sentence gives an empty caption, which the pipeline counts and drops.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-encode it as UTF-8"
-        ) from exc
     captions: dict[str, list[str]] = {}
     malformed: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_text_lines(path, "caption file"), start=1):
         if not line.strip():
             continue
         parts = line.strip().split(None, 1)

@@ -52,16 +52,29 @@ def parse_split_files(entries: Iterable[str | Path]) -> dict[str, list[Path]]:
 
 
 def read_split_map(split_files: Mapping[str, Sequence[Path]]) -> tuple[dict[str, str], list[str]]:
-    """Read id-list files into {video_id: split}; also the ids listed in two splits."""
+    """Read id-list files into {video_id: split}; a video in two splits is refused.
+
+    That would leak test videos into training; the error names the videos and files.
+    (The second value, the conflicting ids, is always empty; kept for the callers.)
+    """
     split_of: dict[str, str] = {}
+    file_of: dict[str, Path] = {}
     conflicts: list[str] = []
     for split, paths in split_files.items():
         for path in paths:
             for video_id in read_id_list(path):
                 if split_of.get(video_id, split) != split:
-                    conflicts.append(video_id)
+                    conflicts.append(f"{video_id} ({file_of[video_id]} and {path})")
                 split_of.setdefault(video_id, split)
-    return split_of, conflicts
+                file_of.setdefault(video_id, path)
+    if conflicts:
+        more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        shown = ", ".join(conflicts[:10]) + more
+        raise DataError(
+            f"{len(conflicts)} video(s) are listed in two splits: {shown}; that leaks test "
+            "videos into training. Give each video one split in --split-files"
+        )
+    return split_of, []
 
 
 def assign_splits(

@@ -9,17 +9,19 @@ Annotation files are recognised by content, not by name:
   sentence``; comma- or semicolon-separated), the 1k-A test set, one caption a video;
 * CSV with only ``video_id``: ``MSRVTT_train.9k.csv`` / ``MSRVTT_train.7k.csv``.
 
-Protocol ``full`` keeps the official split (6,513 / 497 / 2,990 videos, checked).
-Protocol ``1k-a`` trains on the CSV's videos with their JSON captions and tests on the
-JSFUSION captions; it has no validation split, so ``val_size`` training videos are
-carved out as validation: the sorted training ids, sampled with ``random.Random(seed)``,
-never a test video.
+The protocol is never guessed from the files: ``full`` unless ``--protocol 1k-a`` is given,
+and a file that does not belong to the protocol (a CSV under ``full``, any ``.txt``) is
+refused by name. Protocol ``full`` keeps the official split (6,513 / 497 / 2,990 videos,
+checked after every drop). Protocol ``1k-a`` trains on the CSV's videos with their JSON
+captions and tests on the JSFUSION captions; it has no validation split, so the pipeline
+carves ``val_size`` training videos out as validation *after* videos without features are
+dropped (the sorted remaining training ids, sampled with ``random.Random(seed)``), never
+a test video. A JSON ``null`` caption is dropped and counted as an empty caption.
 """
 
 from __future__ import annotations
 
 import csv
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from mcsan.data.convert.registry import (
 )
 from mcsan.data.native import CaptionRecord
 from mcsan.errors import DataError
+from mcsan.io import read_text_lines
 
 FULL_SPLIT_SIZES = {"train": 6513, "val": 497, "test": 2990}
 ONE_K_A_TEST_SIZE = 1000
@@ -44,8 +47,7 @@ def read_csv_table(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     The delimiter is the one that splits the header into all ``required`` columns;
     extra fields of a row (an unquoted delimiter inside the last column) are joined back.
     """
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
+    lines = list(read_text_lines(path, "CSV file"))
     if not lines:
         raise DataError(f"{path}: empty CSV file")
     for delimiter in (",", ";", "\t"):
@@ -70,8 +72,7 @@ def read_csv_table(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
 
 
 def _csv_header(path: Path) -> str:
-    with path.open(encoding="utf-8-sig") as handle:
-        return handle.readline().lower()
+    return next(iter(read_text_lines(path, "CSV file")), "").lower()
 
 
 @register_format
@@ -85,14 +86,19 @@ class MSRVTT(DatasetFormat):
         "1k-a: MSRVTT_data.json MSRVTT_train.9k.csv MSRVTT_JSFUSION_test.csv"
     )
     protocols = ("full", "1k-a")
+    archive_members = (".json", ".csv")  # the official zip also holds category/readme.txt
 
     def load_annotations(self, paths: Sequence[Path], options: ConvertOptions) -> Annotations:
         """Read the JSON and CSV files and build the split the protocol asks for."""
         infos = [p for p in paths if p.suffix.lower() == ".json"]
-        csvs = [p for p in paths if p.suffix.lower() != ".json"]
-        test_csvs = [p for p in csvs if "sentence" in _csv_header(p)]
-        train_csvs = [p for p in csvs if p not in test_csvs]
-        protocol = options.protocol or ("1k-a" if csvs else "full")
+        csvs = [p for p in paths if p.suffix.lower() == ".csv"]
+        for path in paths:
+            if path not in infos and path not in csvs:
+                raise DataError(
+                    f"{path}: not an MSR-VTT annotation file (expected the official .json "
+                    "files, or for --protocol 1k-a the .csv files); remove it from --annotations"
+                )
+        protocol = options.protocol or "full"
         if protocol == "full":
             if csvs:
                 raise DataError(
@@ -100,6 +106,8 @@ class MSRVTT(DatasetFormat):
                     "or give only the JSON files"
                 )
             return self._full(infos)
+        test_csvs = [p for p in csvs if "sentence" in _csv_header(p)]
+        train_csvs = [p for p in csvs if p not in test_csvs]
         if not (infos and train_csvs and test_csvs):
             raise DataError(
                 "1k-A needs the captions JSON (MSRVTT_data.json or train_val_videodatainfo"
@@ -123,8 +131,9 @@ class MSRVTT(DatasetFormat):
                     split = normalise_split(str(video["split"]), str(path))
                     split_of[str(video["video_id"])] = split
                 for sentence in data["sentences"]:
+                    caption = sentence["caption"]  # null or a number: dropped as empty
                     captions.setdefault(str(sentence["video_id"]), []).append(
-                        str(sentence["caption"])
+                        caption if isinstance(caption, str) else ""
                     )
             except (KeyError, TypeError) as exc:
                 raise DataError(
@@ -177,19 +186,9 @@ class MSRVTT(DatasetFormat):
         in_test = [v for v in train_ids if v in test]
         without_captions = [v for v in train_ids if v not in test and v not in captions]
         train_ids = [v for v in train_ids if v not in test and v in captions]
-        if options.val_size >= len(train_ids):
-            raise DataError(
-                f"{train_csvs[0]}: cannot carve {options.val_size} validation videos from "
-                f"{len(train_ids)} training videos; lower --val-size"
-            )
         listed = set(train_ids) | set(test) | set(in_test) | set(without_captions)
         outside = [v for v in captions if v not in listed]
-        val_ids = set(random.Random(options.seed).sample(sorted(train_ids), options.val_size))
-        records = [
-            CaptionRecord(v, s, "val" if v in val_ids else "train")
-            for v in train_ids
-            for s in captions[v]
-        ]
+        records = [CaptionRecord(v, s, "train") for v in train_ids for s in captions[v]]
         records.extend(CaptionRecord(v, s, "test") for v, s in test.items())
         return Annotations(
             records=records,
@@ -203,9 +202,8 @@ class MSRVTT(DatasetFormat):
                 "extra_test_captions": len(extra_test),
                 "train_ids_in_test": sum(len(captions.get(v, [])) for v in in_test),
             },
+            carve_val=options.val_size,
             notes=[
-                f"protocol 1k-a: {len(val_ids)} validation videos carved from the "
-                f"{len(train_ids)} training videos (seed {options.seed}), disjoint from test",
                 "1k-a test captions are the JSFUSION sentences (one per video); "
                 f"{len(outside)} captioned videos of the JSON are in neither CSV and unused",
             ],

@@ -4,18 +4,23 @@ A format (one small class per module, registered in :mod:`mcsan.data.convert.reg
 only knows how to read its own annotation files into ``(video_id, caption, split)``
 records. Everything else is common and lives in :func:`run_conversion`:
 
-    load annotations -> drop empty captions, count (and optionally drop) duplicates
-    -> check the official split sizes -> import features -> drop captions of videos
-    whose features are missing or bad -> write the native dataset -> summary + report
+    check the inputs (missing, given twice, zipped) -> load annotations -> drop empty
+    captions, count (and optionally drop) duplicates -> import features -> drop captions
+    of videos whose features are missing or bad -> carve a validation split if the
+    protocol asks (1k-A) -> check the official split sizes and refuse a video in two
+    splits -> write the native dataset -> summary + report
 
 Nothing is dropped silently: every dropped caption, video or feature is named in
-``conversion_report.json`` and counted in the returned :class:`ConversionSummary`.
+``conversion_report.json`` and counted in the returned :class:`ConversionSummary`; split
+sizes are checked on what is finally written, after every drop.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.data.convert import bigfile, hgr, msrvtt, vatex  # noqa: F401  (register the formats)
+from mcsan.data.convert.inputs import check_distinct, opened_archives
 from mcsan.data.convert.registry import (
     _REGISTRY,
     ConversionSummary,
@@ -33,13 +39,14 @@ from mcsan.data.native import (
     CaptionRecord,
     captions_path,
     card_path,
+    check_split_overlap,
     feature_path,
     split_counts,
     write_captions,
     write_card,
 )
 from mcsan.errors import DataError
-from mcsan.io import atomic_path, atomic_write_json
+from mcsan.io import atomic_path, atomic_write_json, make_dir
 
 REPORT_NAME = "conversion_report.json"
 
@@ -67,19 +74,25 @@ def convert_dataset(
 def clean_captions(
     records: Sequence[CaptionRecord], dedup: bool
 ) -> tuple[list[CaptionRecord], dict[str, list[str]]]:
-    """Strip captions; drop empty ones; find duplicates of a video (dropped if ``dedup``).
+    """Strip captions; drop empty ones and those with control characters; find duplicates
+    of a video (dropped if ``dedup``).
 
     Duplicates compare case- and whitespace-insensitively within one video and split.
-    Returns the kept records and ``{"empty_captions": ids, "duplicate_captions": ids}``.
+    Returns the kept records and ``{"empty_captions": ids, "control_character_captions":
+    ids, "duplicate_captions": ids}``.
     """
     kept: list[CaptionRecord] = []
     empty: list[str] = []
+    control: list[str] = []
     duplicates: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     for record in records:
         text = " ".join(record.caption.split())
         if not text:
             empty.append(record.video_id)
+            continue
+        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+            control.append(record.video_id)
             continue
         key = (record.video_id, record.split, text.lower())
         if key in seen:
@@ -88,7 +101,8 @@ def clean_captions(
                 continue
         seen.add(key)
         kept.append(CaptionRecord(record.video_id, text, record.split))
-    return kept, {"empty_captions": empty, "duplicate_captions": duplicates}
+    return kept, {"empty_captions": empty, "control_character_captions": control,
+                  "duplicate_captions": duplicates}
 
 
 def check_split_sizes(
@@ -105,6 +119,30 @@ def check_split_sizes(
     }
 
 
+def carve_validation(
+    records: list[CaptionRecord], size: int, seed: int, notes: list[str]
+) -> list[CaptionRecord]:
+    """Move ``size`` training videos (seeded sample of the sorted ids) to ``val``.
+
+    Runs after every drop, so the validation split has exactly ``size`` videos.
+    """
+    train_ids = sorted({r.video_id for r in records if r.split == "train"})
+    if size >= len(train_ids):
+        raise DataError(
+            f"cannot carve {size} validation videos from the {len(train_ids)} training videos "
+            "left after dropping those without captions or features; lower --val-size"
+        )
+    val_ids = set(random.Random(seed).sample(train_ids, size))
+    notes.append(
+        f"{len(val_ids)} validation videos carved from the {len(train_ids)} training videos "
+        f"left after every drop (seed {seed}), disjoint from test"
+    )
+    return [
+        CaptionRecord(r.video_id, r.caption, "val") if r.video_id in val_ids else r
+        for r in records
+    ]
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if card_path(out).exists() or captions_path(out).exists():
         if not overwrite:
@@ -114,7 +152,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         shutil.rmtree(out / "features", ignore_errors=True)
         for name in (captions_path(out), card_path(out), out / REPORT_NAME):
             name.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
 
 
 def run_conversion(
@@ -126,13 +164,12 @@ def run_conversion(
             f"format {fmt.name} has no protocol {options.protocol!r}"
             + (f"; use one of {', '.join(fmt.protocols)}" if fmt.protocols else "")
         )
-    for path in paths:
-        if not path.exists():
-            raise DataError(f"{path}: annotation file not found; check --annotations")
+    check_distinct(paths)
     out = Path(options.out)
+    archive_notes: list[str] = []
+    with opened_archives(paths, fmt.archive_members, archive_notes) as opened:
+        annotations = fmt.load_annotations(opened, options)
     _prepare_out(out, options.overwrite)
-
-    annotations = fmt.load_annotations(paths, options)
     captions_read = len(annotations.records) + sum(annotations.dropped_captions.values())
     dropped = dict(annotations.dropped_captions)
     problems: dict[str, list[str]] = {k: list(v) for k, v in annotations.issues.items()}
@@ -140,8 +177,8 @@ def run_conversion(
     records, caption_problems = clean_captions(annotations.records, options.dedup)
     problems.update(caption_problems)
     dropped["empty_captions"] = len(caption_problems["empty_captions"])
+    dropped["control_character_captions"] = len(caption_problems["control_character_captions"])
     dropped["duplicate_captions"] = len(caption_problems["duplicate_captions"]) * options.dedup
-    mismatch = check_split_sizes(records, annotations.expected_sizes)
 
     summary_features: dict[str, Any] = {}
     if options.features:
@@ -149,7 +186,11 @@ def run_conversion(
         records = _import_and_filter(
             records, options, names, out, problems, dropped, summary_features
         )
-    notes = list(annotations.notes)
+    notes = [*archive_notes, *annotations.notes]
+    if annotations.carve_val:
+        records = carve_validation(records, annotations.carve_val, options.seed, notes)
+    mismatch = check_split_sizes(records, annotations.expected_sizes)
+    check_split_overlap(records, "the converted annotations")
     if not options.features:
         notes.append("no --features given: captions only, no feature set written")
 

@@ -71,6 +71,8 @@ class Annotations:
     notes: list[str] = field(default_factory=list)
     feature_names: list[Path] = field(default_factory=list)
     """Names lists for mean-pooled features that the format found itself (HGR)."""
+    carve_val: int = 0
+    """Training videos the pipeline moves to ``val`` after every drop (1k-A has no val)."""
 
 
 @dataclass
@@ -109,6 +111,8 @@ class DatasetFormat:
     description = ""
     inputs = ""
     protocols: tuple[str, ...] = ()
+    archive_members: tuple[str, ...] = (".json", ".csv", ".txt")
+    """Suffixes of the members of a zip given as annotations that this format reads."""
 
     def load_annotations(self, paths: Sequence[Path], options: ConvertOptions) -> Annotations:
         """Read the format's annotation files into caption records with their split."""

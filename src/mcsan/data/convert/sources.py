@@ -15,7 +15,6 @@ FeatureStore is :mod:`mcsan.data.convert.features`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from mcsan.errors import DataError
+from mcsan.io import read_json, read_text_lines
+from mcsan.safe_load import load_npy
 
 FEATURE_FORMATS: tuple[str, ...] = ("npy-dir", "hdf5", "bigfile", "npy-mean")
 _BIGFILE_PARTS = ("feature.bin", "shape.txt", "id.txt")
@@ -38,20 +39,20 @@ def read_id_list(path: str | os.PathLike[str]) -> list[str]:
     if not source.is_file():
         raise DataError(f"{source}: id list not found; check the path")
     suffix = source.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(source, allow_pickle=False)
-        except ValueError:
-            # Lists saved from Python objects need pickle; the user named this file as data.
-            array = np.load(source, allow_pickle=True)
+    if suffix == ".npy":  # never unpickled: an object array is refused with the fix
+        array = load_npy(source, what="id list")
         values = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.ravel()]
     elif suffix == ".json":
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = read_json(source, "id list", "give a JSON list of video ids")
         if not isinstance(data, list):
             raise DataError(f"{source}: expected a JSON list of video ids")
         values = [str(v) for v in data]
     else:
-        values = source.read_text(encoding="utf-8").split()
+        values = [v for line in read_text_lines(source, "id list") for v in line.split()]
+        if values and values[0][:1] in ("[", "{"):
+            raise DataError(
+                f"{source}: holds JSON, not one id a line; name it .json (a JSON list of ids)"
+            )
     return [v.strip() for v in values if v.strip()]
 
 
@@ -100,11 +101,11 @@ class NpyDirSource(FeatureSource):
 
     def shape(self, video_id: str) -> tuple[int, ...]:
         """Shape from the .npy header (memory-mapped, nothing read)."""
-        return tuple(np.load(self._files[video_id], mmap_mode="r").shape)
+        return tuple(load_npy(self._files[video_id], mmap_mode="r", what="feature array").shape)
 
     def read(self, video_id: str) -> np.ndarray:
         """The whole array as float32."""
-        return np.asarray(np.load(self._files[video_id]), dtype=np.float32)
+        return np.asarray(load_npy(self._files[video_id], what="feature array"), dtype=np.float32)
 
 
 class Hdf5Source(FeatureSource):
@@ -148,7 +149,7 @@ class MeanPooledSource(FeatureSource):
         self.path = Path(array_path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: mean-pooled feature array not found")
-        self._array = np.load(self.path, mmap_mode="r")
+        self._array = load_npy(self.path, mmap_mode="r", what="feature array")
         names = read_id_list(names_path)
         if self._array.ndim != 2 or self._array.shape[0] != len(names):
             raise DataError(
@@ -203,10 +204,11 @@ class BigFileSource(FeatureSource):
                 "--features at the folder holding feature.bin, shape.txt and id.txt"
             )
         try:
-            rows, dim = (int(v) for v in (self.folder / "shape.txt").read_text().split()[:2])
+            shape_text = " ".join(read_text_lines(self.folder / "shape.txt"))
+            rows, dim = (int(v) for v in shape_text.split()[:2])
         except ValueError as exc:
             raise DataError(f"{self.folder / 'shape.txt'}: expected 'N D' ({exc})") from exc
-        row_ids = (self.folder / "id.txt").read_text(encoding="utf-8").split()
+        row_ids = [v for line in read_text_lines(self.folder / "id.txt") for v in line.split()]
         if len(row_ids) != rows:
             raise DataError(
                 f"{self.folder / 'id.txt'}: {len(row_ids)} ids but shape.txt says {rows} rows"

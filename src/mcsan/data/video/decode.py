@@ -35,7 +35,9 @@ SEEK_GAP_S = 4.0
 def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
     """Clips in ``directory`` by id (the file stem; a folder of images counts as one clip).
 
-    Sorted by id. Two files with the same stem are an error naming both.
+    Sorted by id. Two files with the same stem are an error naming both. A symlink named
+    like a clip that leads nowhere (dangling, or a loop) is listed too, so that reading it
+    fails by name and is counted with the other failed clips, never dropped unseen.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -44,8 +46,8 @@ def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and entry.suffix.lower() in VIDEO_EXTENSIONS:
-            video_id = entry.stem
+        if entry.suffix.lower() in VIDEO_EXTENSIONS and (entry.is_file() or is_broken_link(entry)):
+            video_id = entry.stem  # a broken link stays: it fails by name and is counted
         elif entry.is_dir() and _image_files(entry):
             video_id = entry.name
         else:
@@ -59,6 +61,15 @@ def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def is_broken_link(path: Path) -> bool:
+    """A symlink whose target is missing or loops back on itself."""
+    try:
+        path.stat()
+    except OSError:
+        return path.is_symlink()
+    return False
+
+
 def read_frames(
     path: str | os.PathLike[str], frames: int, size: int, fps: float | None = None
 ) -> np.ndarray:
@@ -68,6 +79,8 @@ def read_frames(
     raises :class:`VideoError` naming the file.
     """
     source = Path(path)
+    if is_broken_link(source):
+        raise VideoError(f"{source}: broken symlink (dangling, or a loop); fix or remove the link")
     if frames < 0 or (frames == 0 and fps is None):
         raise VideoError(f"{source}: frames must be > 0 (or 0 with an fps)")
     if size < 1:

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcsan.safe_load import load_torch
+
 BN_EPS = 1e-3
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
@@ -143,6 +145,6 @@ def lite0_weights_path() -> Path:
 def load_lite0(weights: str | Path | None = None) -> EfficientNetLite:
     """EfficientNet-Lite0 in eval mode with ImageNet weights (``strict=True``)."""
     model = EfficientNetLite()
-    state = torch.load(weights or lite0_weights_path(), map_location="cpu", weights_only=True)
+    state = load_torch(weights or lite0_weights_path(), "cpu", "backbone weights file")
     model.load_state_dict(state, strict=True)
     return model.eval()

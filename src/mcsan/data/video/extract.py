@@ -28,9 +28,18 @@ import numpy as np
 
 from mcsan.data.video.backbone import DEFAULT_BACKBONE, WORLD_STREAMS, FrameEncoder, get_backbone
 from mcsan.data.video.decode import read_frames
+from mcsan.data.video.shards import (  # noqa: F401  (re-exported: the extract API)
+    find_shards,
+    merge_shards,
+    missing_shards,
+    parse_shard,
+    select_shard,
+    shard_from_env,
+    shard_path,
+)
 from mcsan.data.video.store import FeatureSpec, FeatureStore, merge_stores
 from mcsan.errors import ConfigError, FeatureError, MCSANError
-from mcsan.io import append_jsonl, atomic_path
+from mcsan.io import append_jsonl, atomic_path, make_dir
 from mcsan.progress import track
 
 PART_PREFIX = "part-"
@@ -72,54 +81,6 @@ def parts_dir(out_path: str | os.PathLike[str]) -> Path:
     """Folder of the part stores of an unfinished run."""
     out = Path(out_path)
     return out.with_name(f"{out.name}.parts")
-
-
-def shard_path(out_path: str | os.PathLike[str], index: int, count: int) -> Path:
-    """``FEATURES.h5`` -> ``FEATURES.shard{index}of{count}.h5``."""
-    out = Path(out_path)
-    return out.with_name(f"{out.stem}.shard{index}of{count}{out.suffix}")
-
-
-def find_shards(out_path: str | os.PathLike[str]) -> list[Path]:
-    """Shard files written next to ``out_path`` by ``--shard i/N`` runs, in order."""
-    out = Path(out_path)
-    return sorted(out.parent.glob(f"{out.stem}.shard*of*{out.suffix}"))
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/N"`` -> (i, N) with 0 <= i < N."""
-    try:
-        index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"--shard {text!r}: need 0 <= i < N")
-    return index, count
-
-
-def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """(RANK, WORLD_SIZE) as set by torchrun, or None when not distributed."""
-    env = os.environ if env is None else env
-    if "WORLD_SIZE" not in env or int(env["WORLD_SIZE"]) <= 1:
-        return None
-    return parse_shard(f"{env.get('RANK', '0')}/{env['WORLD_SIZE']}")
-
-
-def select_shard(video_ids: Sequence[str], shard: tuple[int, int] | None) -> list[str]:
-    """The ids of shard (i, N): every N-th of the sorted ids, starting at i."""
-    ordered = sorted(video_ids)
-    if shard is None:
-        return ordered
-    index, count = shard
-    return ordered[index::count]
-
-
-def merge_shards(
-    shard_paths: Sequence[str | os.PathLike[str]], out_path: str | os.PathLike[str]
-) -> int:
-    """Join shard stores (equal specs) into ``out_path`` atomically; return the entry count."""
-    return merge_stores(shard_paths, out_path)
 
 
 def _part_paths(folder: Path) -> list[Path]:
@@ -189,7 +150,7 @@ class _PartWriter:
     def flush(self) -> None:
         if not self.buffer:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_dir(self.folder)
         target = self.folder / f"{PART_PREFIX}{self.next_number:06d}.h5"
         with atomic_path(target) as tmp:
             with FeatureStore.create(tmp, self.spec, overwrite=True) as part:

@@ -10,6 +10,10 @@ Video ids are escaped reversibly into HDF5 names (``%`` and ``/`` become ``%25``
 ``%2F``, a leading ``.`` becomes ``%2E``). An entry exists only once its ``complete``
 attribute is written and the file flushed; a group left behind by a crash is invisible to
 readers and replaced by the next write of that id.
+
+A store made by :meth:`FeatureStore.create` is built in memory and written to its path
+when closed (callers create it under a temporary name, ``mcsan.io.atomic_path``): a disk
+that fills up then raises an error instead of crashing HDF5, and the earlier file stays.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from mcsan.errors import FeatureError
+from mcsan.io import make_dir, output_errors
 
 SPEC_ATTR = "mcsan_feature_spec"
 FORMAT_ATTR = "mcsan_format"
@@ -135,6 +140,7 @@ class FeatureStore:
         self.spec = spec
         self.mode = mode
         self._ids: list[str] | None = None
+        self._buffered = False  # True for a store built in memory by create()
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -150,13 +156,16 @@ class FeatureStore:
                 f"{target}: already exists; open it with FeatureStore.open(mode='a') or "
                 "remove it first"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = h5py.File(target, "w")
+        make_dir(target.parent)
+        with output_errors(target, "create"):
+            # Built in memory and written out on close: HDF5 writing straight to a disk
+            # that fills up can crash the process; this way a full disk is an exception.
+            handle = h5py.File(target, "w", driver="core", backing_store=True)
         spec.to_attrs(handle.attrs)
         handle.create_group(VIDEOS_GROUP)
-        handle.flush()
         store = cls(handle, target, spec, "a")
         store._ids = []
+        store._buffered = True
         return store
 
     @classmethod
@@ -200,9 +209,11 @@ class FeatureStore:
     def close(self) -> None:
         """Flush and close the file."""
         if self._h5 is not None and self._h5.id.valid:
-            if self.mode != "r":
-                self._h5.flush()
-            self._h5.close()
+            try:
+                if self.mode != "r":
+                    self._h5.flush()
+            finally:
+                self._h5.close()
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -312,7 +323,8 @@ class FeatureStore:
         for stream, array in arrays.items():
             entry.create_dataset(stream, data=array)
         entry.attrs[COMPLETE_ATTR] = True
-        self._h5.flush()
+        if not self._buffered:
+            self._h5.flush()
         if self._ids is not None and video_id not in self._ids:
             self._ids.append(video_id)
             self._ids.sort()

@@ -18,7 +18,7 @@ from mcsan.data.world.scene import Scene
 from mcsan.data.world.splits import assign_splits, make_holdout, make_twins, sample_scene
 from mcsan.data.world.summary import WorldSummary, summarise_world
 from mcsan.errors import ConfigError
-from mcsan.io import write_jsonl
+from mcsan.io import make_dir, write_jsonl
 from mcsan.progress import track
 
 WORLD_NAME = "mcsan-world"
@@ -107,7 +107,7 @@ def generate_world(
     params = _params(n_videos, seed, frames, size, k)
     previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
     video_root = videos_dir(root)
-    video_root.mkdir(parents=True, exist_ok=True)
+    make_dir(video_root)
     jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]
     if previous == params:
         jobs = [job for job in jobs if not Path(job[3]).is_file()]
