@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from search_helpers import photo_index_setup, tiny_search_setup
+from search_helpers import photo_index_setup
 
 from mcsan.inference import Retriever
 from mcsan.search import VideoIndex
@@ -16,13 +16,6 @@ from mcsan.search.build import index_videos
 from mcsan.search.concepts import default_bank
 from mcsan.search.modes import Searcher
 from mcsan.search.server import create_app
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict[str, Path]:
-    base = tmp_path_factory.getbasetemp() / "search_setup"
-    base.mkdir(exist_ok=True)
-    return tiny_search_setup(base)
 
 
 @pytest.fixture(scope="module")

