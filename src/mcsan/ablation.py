@@ -30,6 +30,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "bce": ("loss.use_focal=false",),
     "no-attributes": ("model.attribute_levels=[]",),
     "relation-self-attention": ("model.relation_mode=self_attention",),
+    "relation-geometric": ("model.relation_mode=geometric",),
     "relation-network": ("model.relation_mode=relation_network",),
     "no-negatives": ("loss.negative_roles=false", "loss.negative_attributes=false",
                      "loss.negative_actions=false"),
