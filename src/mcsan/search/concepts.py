@@ -110,18 +110,25 @@ class ConceptClass:
         return self.names[0]
 
 
+def _data_lines(source: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, line) of a shipped data file, blank and ``#`` lines left out."""
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"{source}: cannot read {what} ({exc}); reinstall mcsan") from exc
+    return [
+        (number, line)
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+
+
 @functools.lru_cache(maxsize=1)
 def load_classes(path: str | None = None) -> tuple[ConceptClass, ...]:
     """The 1,000 ImageNet classes in classifier order from ``imagenet_classes.txt``."""
     source = Path(path) if path else CLASSES_FILE
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"{source}: cannot read the class names ({exc}); reinstall mcsan") from exc
     classes = []
-    for line in lines:
-        if not line.strip() or line.startswith("#"):
-            continue
+    for _, line in _data_lines(source, "the class names"):
         wnid, _, names = line.partition(" ")
         parts = tuple(n.strip() for n in names.split(",") if n.strip())
         classes.append(ConceptClass(len(classes), wnid, parts))
@@ -134,14 +141,8 @@ def load_classes(path: str | None = None) -> tuple[ConceptClass, ...]:
 def load_hypernyms(path: str | None = None) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
     """WordNet ancestors of the classes: (names, class indices below) per ancestor synset."""
     source = Path(path) if path else HYPERNYMS_FILE
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"{source}: cannot read the hypernyms ({exc}); reinstall mcsan") from exc
     out = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for number, line in _data_lines(source, "the hypernyms"):
         parts = line.split("\t")
         try:
             indices = tuple(int(i) for i in parts[2].split())
