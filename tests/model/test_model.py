@@ -176,7 +176,10 @@ def training_step_loss(model: MCSAN, loss_cfg: LossConfig | None = None):
     return MCSANLoss(loss_cfg)(video_out, text_out, model.level_weights(), keys, targets, targets)
 
 
-@pytest.mark.parametrize("relation_mode", ["geometric", "self_attention", "relation_network"])
+@pytest.mark.parametrize(
+    "relation_mode",
+    ["geometric", "cell_tensor", "self_attention", "relation_network"],
+)
 def test_gradients_reach_every_branch_and_the_shared_head(relation_mode: str) -> None:
     model = make_model(tiny_config(relation_mode=relation_mode, learn_level_weights=True))
     total, parts = training_step_loss(model)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mcsan.batch import TextBatch
+from mcsan.model.cells import CellPairTensor, TripletTensor, cell_coordinates
 from mcsan.model.relation import GeometricRelations, grid_coordinates, slot_trajectories
 from tests.model.test_model import make_model, tiny_config
 
@@ -73,11 +75,78 @@ def _relation_caption(subject: tuple[int, int], obj: tuple[int, int]) -> TextBat
                       "relation": one})  # fmt: skip
 
 
-def test_swapping_subject_and_object_changes_the_text_relation_embedding() -> None:
-    model = make_model(tiny_config()).eval()
+@pytest.mark.parametrize("relation_mode", ["geometric", "cell_tensor"])
+def test_swapping_subject_and_object_changes_the_text_relation_embedding(
+    relation_mode: str,
+) -> None:
+    model = make_model(tiny_config(relation_mode=relation_mode)).eval()
     original = model.encode_text(_relation_caption((1, 3), (6, 8))).embeddings
     # "b is left of a": same words, roles exchanged (phrases swapped in the sentence)
     swapped = model.encode_text(_relation_caption((6, 8), (1, 3))).embeddings
     assert (original["relation"] - swapped["relation"]).abs().max() > 1e-3
     # the entity level only sees which nouns occur: nearly the same bag of phrases
     assert torch.isfinite(swapped["entity"]).all()
+
+
+def _scene(cells: int, frames: int, where: dict[int, list[int]]) -> torch.Tensor:
+    """(1, T, G, 8) cell tokens: background zeros, object k (a one-hot feature) in the cell
+    ``where[k][t]`` at frame t."""
+    tokens = torch.zeros(1, frames, cells, 8)
+    for k, path in where.items():
+        for t, cell in enumerate(path):
+            tokens[0, t, cell, k] = 1.0
+    return tokens
+
+
+def _cells_only(module: CellPairTensor) -> CellPairTensor:
+    """Zero the cell projections' biases: empty cells (zero tokens) then add nothing, so the
+    output is made of the object cells alone."""
+    with torch.no_grad():
+        for layer in (module.reduce, module.subject, module.object):
+            layer.bias.zero_()
+    return module.eval()
+
+
+def _differ(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Largest difference of the two L2-normalised vectors (the model normalises too)."""
+    return float((first / first.norm() - second / second.norm()).abs().max().detach())
+
+
+def test_cell_pairs_tell_a_left_of_b_from_b_left_of_a() -> None:
+    torch.manual_seed(0)
+    module = _cells_only(CellPairTensor(8, cell_coordinates([4])))
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    a_left = module(_scene(4, 3, {0: [0, 0, 0], 1: [1, 1, 1]}), mask)
+    b_left = module(_scene(4, 3, {0: [1, 1, 1], 1: [0, 0, 0]}), mask)
+    assert _differ(a_left, b_left) > 0.05
+
+
+def test_cell_pairs_tell_who_moves() -> None:
+    torch.manual_seed(1)
+    module = _cells_only(CellPairTensor(8, cell_coordinates([9])))
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    a_approaches = module(_scene(9, 3, {0: [3, 4, 4], 1: [5, 5, 5]}), mask)
+    b_approaches = module(_scene(9, 3, {0: [3, 3, 3], 1: [5, 4, 4]}), mask)
+    assert _differ(a_approaches, b_approaches) > 0.05
+
+
+def test_cell_pairs_ignore_padding_frames_and_need_no_grid() -> None:
+    torch.manual_seed(2)
+    module = CellPairTensor(8, cell_coordinates([4])).eval()
+    scene = _scene(4, 3, {0: [0, 0, 2], 1: [1, 3, 3]})
+    padded = torch.cat([scene, torch.randn(1, 2, 4, 8)], dim=1)
+    mask = torch.tensor([[True, True, True, False, False]])
+    full = module(scene, torch.ones(1, 3, dtype=torch.bool))
+    assert torch.allclose(module(padded, mask), full, atol=1e-5)
+    frame_only = CellPairTensor(8, cell_coordinates([]))
+    out = frame_only(torch.randn(2, 3, 1, 8), torch.ones(2, 3, dtype=torch.bool))
+    assert out.shape == (2, frame_only.out_dim)
+
+
+def test_triplet_binding_is_role_typed() -> None:
+    torch.manual_seed(3)
+    binding = TripletTensor(8)
+    subject, predicate, obj = torch.randn(3, 8)
+    forward = binding(torch.stack([subject, predicate, obj])[None, None])
+    backward = binding(torch.stack([obj, predicate, subject])[None, None])
+    assert (forward - backward).abs().max() > 1e-3

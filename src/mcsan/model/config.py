@@ -13,7 +13,9 @@ from mcsan import ATTRIBUTE_LEVELS, LEVELS
 from mcsan.errors import ConfigError
 from mcsan.validate import check_ranges
 
-RELATION_MODES = ("geometric", "self_attention", "relation_network")
+RELATION_MODES = ("geometric", "cell_tensor", "self_attention", "relation_network")
+ENTITY_MODES = ("slots", "cell_tensor")
+ACTION_MODES = ("frames", "cell_tensor")
 
 
 @dataclass
@@ -45,12 +47,30 @@ class ModelConfig:
     action_channels: int = 256
     # Feed frame differences x_t - x_{t-1} to the action convolutions besides the frames.
     action_frame_differences: bool = True
+    # "frames": the action level is the temporal convolutions over frame tokens; "cell_tensor":
+    # besides them, each grid cell's appearance (x) its motion over three frames, and on the
+    # text side the agent's noun phrase (x) the verb: who does what (mcsan.model.cells).
+    action_mode: str = "frames"
     # How entity slots interact for the relation level: "geometric" (every ordered slot pair
     # through separate subject / object projections plus the pair's geometry over time, read
     # from where each slot attends on the grid: mcsan.model.relation), "self_attention" over
-    # slots (order-free; the first design) or "relation_network" (an MLP over ordered pairs
-    # of slot contents, no geometry).
+    # slots (order-free; the first design), "relation_network" (an MLP over ordered pairs
+    # of slot contents, no geometry) or "cell_tensor" (no slots: every ordered pair of grid
+    # cells as subject (x) object (x) geometry-in-time, text triplets as subject (x) object
+    # (x) predicate: mcsan.model.cells).
     relation_mode: str = "geometric"
+    # How the entity level reads the clip: "slots" (K learned queries cross-attending over
+    # frame and grid tokens) or "cell_tensor" (each grid cell as a(x) (x) b(x), each noun
+    # phrase as p (x) q: both halves of a phrase must match the same cell; mcsan.model.cells).
+    entity_mode: str = "slots"
+    # Facts about one object enter the relation level too, as triplets over the same object:
+    # (entity, "is", entity) and (agent, action, agent); with the cell-pair modes they meet
+    # the video's same-cell pairs, so colour-with-shape and who-does-what are bound there.
+    relation_unary: bool = False
+    # relation_mode cell_tensor: a subject's / object's text feature also reads a causal
+    # window of three words ending at its noun ("a pink diamond"), so its own modifiers reach
+    # it (entity_mode cell_tensor always reads it).
+    relation_phrases: bool = False
     # True: ONE Linear per level maps both modalities' embeddings to attribute logits (the
     # paper's parameter-shared projection). False: separate heads per modality (ablation).
     shared_attribute_heads: bool = True
@@ -92,6 +112,10 @@ class ModelConfig:
             raise ConfigError(
                 f"model.absent_levels={self.absent_levels!r}; use 'skip' or 'empty'"
             )
+        if self.action_mode not in ACTION_MODES:
+            raise ConfigError(f"model.action_mode={self.action_mode!r}; use one of {ACTION_MODES}")
+        if self.entity_mode not in ENTITY_MODES:
+            raise ConfigError(f"model.entity_mode={self.entity_mode!r}; use one of {ENTITY_MODES}")
         if self.relation_mode not in RELATION_MODES:
             raise ConfigError(
                 f"model.relation_mode={self.relation_mode!r}; use one of {RELATION_MODES}"

@@ -82,7 +82,12 @@ class MCSAN(nn.Module):
         if self.cfg.absent_levels == "empty":
             return {}
         masks = batch.span_masks
-        return {lvl: masks[lvl].any(dim=1) for lvl in self.levels if lvl in masks}
+        present = {lvl: masks[lvl].any(dim=1) for lvl in self.levels if lvl in masks}
+        if self.cfg.relation_unary and "relation" in present:  # facts about one object count
+            present["relation"] = present["relation"] | masks["entity"].any(1) | masks[
+                "action"
+            ].any(1)
+        return present
 
     def text_retrieval_embeddings(self, out: LevelOutput) -> dict[str, torch.Tensor]:
         """Caption embeddings for retrieval: ``sum_l w_l <t_l, v_l>`` equals the fused score
@@ -145,7 +150,8 @@ def _branch_of(name: str) -> str:
     if parts[0] == "text_encoder":
         if parts[1] == "pools":
             return f"text.{parts[2]}"
-        return {"embedding": "text.words", "gru": "text.gru", "triplet_mlp": "text.relation"}.get(
+        return {"embedding": "text.words", "gru": "text.gru", "triplet_mlp": "text.relation",
+                "triplet_binding": "text.relation"}.get(
             parts[1], f"text.{parts[1]}"
         )
     if parts[0].endswith("projection"):

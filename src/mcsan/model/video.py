@@ -10,6 +10,7 @@ from torch import nn
 
 from mcsan.batch import VideoBatch
 from mcsan.errors import ConfigError, FeatureError
+from mcsan.model.cells import CellActions, CellEntities, CellPairTensor, cell_coordinates
 from mcsan.model.config import ModelConfig
 from mcsan.model.layers import AttentionPool, run_bigru
 from mcsan.model.relation import GeometricRelations, grid_coordinates, slot_trajectories
@@ -179,13 +180,22 @@ class VideoEncoder(nn.Module):
     cross-attending over frame and grid tokens (with time codes, so a slot binds where and
     when); action: temporal convolutions + masked pooling; relation: slot interaction +
     pooling (``relation_mode: geometric``: every ordered slot pair with role-typed projections
-    and the pair's trajectory geometry, see :mod:`mcsan.model.relation`). Padding frames
-    change nothing.
+    and the pair's trajectory geometry, see :mod:`mcsan.model.relation`). With
+    ``entity_mode`` / ``relation_mode: cell_tensor`` those levels are read from the grid cells
+    with outer-product binding instead (:mod:`mcsan.model.cells`). Padding frames change
+    nothing.
     """
 
     def __init__(self, cfg: ModelConfig, stream_shapes: Mapping[str, tuple[int, ...]]):
         super().__init__()
         self.levels = cfg.levels
+        self.geometric = "relation" in self.levels and cfg.relation_mode == "geometric"
+        # levels read straight from the cells (mcsan.model.cells) instead of from slots
+        self.cell_relations = "relation" in self.levels and cfg.relation_mode == "cell_tensor"
+        self.cell_entities = "entity" in self.levels and cfg.entity_mode == "cell_tensor"
+        self.use_slots = ("entity" in self.levels and not self.cell_entities) or (
+            "relation" in self.levels and not self.cell_relations
+        )
         hidden = cfg.video_hidden
         self.fusion = StreamFusion(stream_shapes, hidden, cfg.dropout)
         self.pools = nn.ModuleDict()
@@ -193,28 +203,40 @@ class VideoEncoder(nn.Module):
         if "global" in self.levels:
             self.gru = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
             self.out_dims["global"] = hidden
-        if "entity" in self.levels or "relation" in self.levels:
+        if self.use_slots:
             self.slots = EntitySlots(hidden, cfg.entity_slots, cfg.attention_heads, cfg.dropout)
-        if "entity" in self.levels:
+        if self.cell_entities:
+            self.entities = CellEntities(hidden)
+            self.out_dims["entity"] = self.entities.out_dim
+        elif "entity" in self.levels:
             self.out_dims["entity"] = hidden
         if "action" in self.levels:
             self.action = ActionConvs(
                 hidden, cfg.action_kernel_sizes, cfg.action_channels, cfg.action_frame_differences
             )
             self.out_dims["action"] = self.action.out_dim
-        self.geometric = "relation" in self.levels and cfg.relation_mode == "geometric"
-        if "relation" in self.levels and self.geometric:
+        self.cell_actions = "action" in self.levels and cfg.action_mode == "cell_tensor"
+        if self.cell_actions:
+            self.cell_action = CellActions(hidden)
+            self.out_dims["action"] += self.cell_action.out_dim
+        cells = [stream_shapes[n][0] for n in self.fusion.grid_names]
+        if self.cell_relations:
+            self.relations = CellPairTensor(hidden, cell_coordinates(cells))
+        elif "relation" in self.levels and self.geometric:
             self.relations = GeometricRelations(hidden)
-            cells = [stream_shapes[n][0] for n in self.fusion.grid_names]
             self.register_buffer("cell_coords", grid_coordinates(cells), persistent=False)
         elif "relation" in self.levels:
             self.relations = SlotRelations(
                 hidden, cfg.attention_heads, cfg.relation_mode, cfg.dropout
             )
         if "relation" in self.levels:
-            self.out_dims["relation"] = hidden
+            self.out_dims["relation"] = self.relations.out_dim if self.cell_relations else hidden
+        pooled_by_cells = {"entity": self.cell_entities, "relation": self.cell_relations}
         for lvl, dim in self.out_dims.items():
-            self.pools[lvl] = AttentionPool(dim, cfg.attention_hidden)
+            if lvl == "action":
+                dim = self.action.out_dim  # the cell part (if any) is appended after pooling
+            if not pooled_by_cells.get(lvl, False):  # cell branches pool themselves
+                self.pools[lvl] = AttentionPool(dim, cfg.attention_hidden)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def _space_time_tokens(
@@ -251,14 +273,21 @@ class VideoEncoder(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if "global" in self.levels:
             out["global"] = self.pools["global"](run_bigru(self.gru, frames, mask), mask)
-        if "entity" in self.levels or "relation" in self.levels:
+        if self.use_slots:
             slots, where = self.slots(
                 *self._space_time_tokens(frames, grid, mask), need_weights=self.geometric
             )
-            if "entity" in self.levels:
+            if "entity" in self.levels and not self.cell_entities:
                 out["entity"] = self.pools["entity"](slots)
-            if "relation" in self.levels:
+            if "relation" in self.levels and not self.cell_relations:
                 out["relation"] = self.pools["relation"](self._relations(slots, where, mask))
+        cells = frames[:, :, None] if grid is None else grid
+        if self.cell_entities:
+            out["entity"] = self.entities(cells, mask)
+        if self.cell_relations:
+            out["relation"] = self.relations(cells, mask)
         if "action" in self.levels:
             out["action"] = self.pools["action"](self.action(frames, mask), mask)
+        if self.cell_actions:
+            out["action"] = torch.cat([out["action"], self.cell_action(cells, mask)], dim=-1)
         return {lvl: self.dropout(out[lvl]) for lvl in self.levels}
