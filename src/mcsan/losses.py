@@ -57,18 +57,22 @@ class LossConfig:
     kl_temperature: float = 1.0
     # Binding negatives made from each caption's parse (mcsan.data.captions.negatives):
     # subject and object swapped ("roles"), modifiers exchanged between two nouns
-    # ("attributes"), two actions exchanged ("actions"). Each negative must score below its
+    # ("attributes"), two actions exchanged ("actions"), the predicate replaced by another
+    # from the batch ("predicates"). Each negative must score below its
     # caption on the caption's own video by the margin: [m + s(neg, v) - s(cap, v)]+ on the
     # fused score and on every level both name; mean over negatives, times lambda_negatives.
     negative_roles: bool = False
     negative_attributes: bool = False
     negative_actions: bool = False
+    negative_predicates: bool = False
     lambda_negatives: float = 1.0
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
-        on = (self.negative_roles, self.negative_attributes, self.negative_actions)
-        return tuple(k for k, flag in zip(("roles", "attributes", "actions"), on, strict=True) if flag)
+        on = (self.negative_roles, self.negative_attributes, self.negative_actions,
+              self.negative_predicates)  # fmt: skip
+        kinds = ("roles", "attributes", "actions", "predicates")  # negatives.NEGATIVE_KINDS
+        return tuple(k for k, flag in zip(kinds, on, strict=True) if flag)
 
     def __post_init__(self) -> None:
         check_ranges("loss", self)

@@ -1,4 +1,4 @@
-"""Binding negatives made from a caption's parse (roles, attributes, actions)."""
+"""Binding negatives made from a caption's parse (roles, attributes, actions, predicates)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mcsan.data.captions.negatives import NegativeMaker, SpanCaption, encoded_ro
 from mcsan.data.captions.vocab import Vocabulary
 from mcsan.data.collate import collate_text
 
-WORDS = "a red ball is left of blue cube spinning while blinking and".split()
+WORDS = "a red ball is left of blue cube spinning while blinking and above".split()
 VOCAB = Vocabulary.build([WORDS])
 MAKER = NegativeMaker.for_vocabulary(("roles", "attributes", "actions"), VOCAB)
 
@@ -63,3 +63,26 @@ def test_batches_round_trip_and_name_their_source_rows() -> None:
     assert negatives.span_masks["relation"].tolist() == [[True], [True]]
     assert NegativeMaker(("roles",), [])(collate_text([plain.encoded()])) is None
     assert torch.equal(negatives.tokens[0, :9], torch.tensor(MAKER.roles(RELATION).tokens))
+
+
+def test_predicates_take_another_predicate_and_shift_the_spans() -> None:
+    neg = MAKER.predicates(RELATION, [VOCAB.encode("is left of".split()),
+                                      VOCAB.encode("is above".split())])  # fmt: skip
+    assert neg is not None and words(neg) == "a red ball is above a blue cube"
+    subject, predicate, obj = neg.relations[0]
+    assert (span_words(neg, subject), span_words(neg, predicate), span_words(neg, obj)) == (
+        "ball", "is above", "cube")  # fmt: skip
+    assert [span_words(neg, e) for e in neg.entities] == ["ball", "cube"]
+    assert MAKER.predicates(RELATION, [VOCAB.encode("is left of".split())]) is None
+    assert MAKER.predicates(caption("a red ball", [(2, 3)]), [(1,)]) is None
+
+
+def test_a_batch_lends_its_predicates_to_each_other() -> None:
+    above = caption("a blue cube is above a red ball", [(2, 3), (7, 8)],
+                    relations=[((2, 3), (3, 5), (7, 8))])  # fmt: skip
+    maker = NegativeMaker.for_vocabulary(("predicates",), VOCAB)
+    negatives, rows = maker(collate_text([RELATION.encoded(), above.encoded()]))
+    assert rows.tolist() == [0, 1]
+    made = encoded_rows(negatives)
+    assert [words(c) for c in made] == ["a red ball is above a blue cube",
+                                        "a blue cube is left of a red ball"]  # fmt: skip

@@ -9,7 +9,10 @@ order perturbations, VideoCon, VITATECS do the like), on the token ids of a ``Te
   triple of the new sentence then names the old object as its subject);
 - ``attributes``: the modifiers (colour, size, ... words before the noun) of two entities
   are exchanged ("a red ball and a blue cube" -> "a blue ball and a red cube");
-- ``actions``: the action spans of two different actions are exchanged.
+- ``actions``: the action spans of two different actions are exchanged;
+- ``predicates``: the predicate of the first relation is replaced by another caption's
+  predicate from the same batch ("a cube left of a ball" -> "a cube above a ball"), so the
+  geometry, not only who takes part, must match.
 
 A noun phrase is the entity span extended to the left over words that are not function
 words (articles, prepositions, auxiliaries, conjunctions) and not part of another span.
@@ -27,7 +30,7 @@ import torch
 from mcsan.batch import TextBatch
 from mcsan.data.collate import EncodedCaption, collate_text
 
-NEGATIVE_KINDS = ("roles", "attributes", "actions")
+NEGATIVE_KINDS = ("roles", "attributes", "actions", "predicates")
 SpanPair = tuple[int, int]
 
 
@@ -165,15 +168,55 @@ class NegativeMaker:
                     return self._exchange(caption, acts[i], acts[j], False)
         return None
 
+    def predicates(
+        self, caption: SpanCaption, others: Sequence[tuple[int, ...]] = ()
+    ) -> SpanCaption | None:
+        """The first relation's predicate replaced by the first of ``others`` (predicate
+        token sequences) that differs from it; spans after it shift with the new length."""
+        for _, (p0, p1), _ in caption.relations[:1]:
+            old = caption.tokens[p0:p1]
+            new = next((tuple(o) for o in others if len(o) and tuple(o) != old), None)
+            if new is None:
+                return None
+            shift = len(new) - (p1 - p0)
+
+            def moved(span: SpanPair, p0: int = p0, p1: int = p1, shift: int = shift
+                      ) -> SpanPair | None:  # fmt: skip
+                if span[1] <= p0:
+                    return span
+                if span[0] >= p1:
+                    return (span[0] + shift, span[1] + shift)
+                return None  # overlaps the predicate
+
+            tokens = caption.tokens[:p0] + tuple(new) + caption.tokens[p1:]
+            entities = [moved(e) for e in caption.entities]
+            actions = [moved(a) for a in caption.actions]
+            relations = []
+            for k, (subject, predicate, obj) in enumerate(caption.relations):
+                if k == 0:
+                    relations.append((moved(subject), (p0, p0 + len(new)), moved(obj)))
+                else:
+                    relations.append((moved(subject), moved(predicate), moved(obj)))
+            if any(x is None for x in (*entities, *actions, *(q for r in relations for q in r))):
+                return None
+            return SpanCaption(tokens, tuple(entities), tuple(actions), tuple(relations))  # type: ignore[arg-type]
+        return None
+
     # ------------------------------------------------------------------ batches
     def __call__(self, batch: TextBatch) -> tuple[TextBatch, torch.Tensor] | None:
         """Negatives of a batch and the row of the caption each was made from (None when
         no caption of the batch offers any)."""
         out: list[SpanCaption] = []
         rows: list[int] = []
-        for row, caption in enumerate(encoded_rows(batch)):
+        captions = encoded_rows(batch)
+        # each caption's first predicate; a caption takes the next different one in the batch
+        firsts = [c.tokens[slice(*c.relations[0][1])] if c.relations else () for c in captions]
+        for row, caption in enumerate(captions):
             for kind in self.kinds:
-                negative = getattr(self, kind)(caption)
+                if kind == "predicates":
+                    negative = self.predicates(caption, firsts[row + 1:] + firsts[:row])
+                else:
+                    negative = getattr(self, kind)(caption)
                 if negative is not None:
                     out.append(negative)
                     rows.append(row)
