@@ -43,3 +43,23 @@ def test_two_seeds_train_in_their_own_folders_with_negatives(tmp_path, caption_p
     assert with_neg["negatives"] > 0 and without["negatives"] == 0
     summary = summarize(results, "test")
     assert summary["mcsan"]["fused/rsum"]["n"] == 2
+
+
+def test_a_run_with_another_config_is_refused_or_trained_anew(tmp_path, caption_parser) -> None:
+    from mcsan.ablation import train_variant
+    from mcsan.errors import CheckpointError
+
+    root = make_tiny_dataset(tmp_path / "data", seed=5, captions_per_video=2)
+    captions = [r.caption for r in read_captions(root)]
+    parse_with_cache(captions, root / "cache" / "parsed_captions.jsonl", caption_parser)
+    config = tiny_config_yaml(root, tmp_path / "tiny.yaml", epochs=1)
+    train_variant("global-only", config, tmp_path / "out")
+    changed = ["model.dropout=0.3"]
+    with pytest.raises(CheckpointError, match="model.dropout"):
+        train_variant("global-only", config, tmp_path / "out", changed)
+    again = train_variant("global-only", config, tmp_path / "out", changed, restart_changed=True)
+    assert again.best_epoch == 1
+    from mcsan.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(tmp_path / "out" / "global-only" / "last.pt")["config"]
+    assert saved["model"]["dropout"] == 0.3

@@ -9,14 +9,18 @@ gives mean and standard deviation of every number over the seeds.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mcsan.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "mcsan": (),
@@ -33,10 +37,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "relation-geometric": ("model.relation_mode=geometric",),
     "relation-network": ("model.relation_mode=relation_network",),
     "no-negatives": ("loss.negative_roles=false", "loss.negative_attributes=false",
-                     "loss.negative_actions=false"),
+                     "loss.negative_actions=false", "loss.negative_predicates=false"),
     "no-neg-roles": ("loss.negative_roles=false",),
     "no-neg-attributes": ("loss.negative_attributes=false",),
     "no-neg-actions": ("loss.negative_actions=false",),
+    "no-neg-predicates": ("loss.negative_predicates=false",),
 }
 """Variant name -> overrides of the base config. ``global-only`` is the plain dual encoder."""
 
@@ -75,20 +80,31 @@ def train_variant(
     extra_overrides: Sequence[str] = (),
     splits: Sequence[str] = ("test",),
     seed: int | None = None,
+    restart_changed: bool = False,
 ) -> VariantResult:
     """Train variant ``name`` into ``out_dir/name`` (``out_dir/name/seed<k>`` with a
-    ``seed``), resuming or reusing, and evaluate it (and its twin accuracy)."""
+    ``seed``), resuming or reusing, and evaluate it (and its twin accuracy).
+
+    A run left there with another config is an error, or with ``restart_changed`` (the
+    demo, which owns its folder) deleted and trained anew."""
     import time
 
+    from mcsan.checkpoint import load_checkpoint
     from mcsan.config import load_config
     from mcsan.inference import evaluate_checkpoint
-    from mcsan.train import train
+    from mcsan.train import resume_differences, train
     from mcsan.twins import TWINS_FILE, evaluate_twins
 
     seeded = () if seed is None else (f"seed={seed}",)
     overrides = (*extra_overrides, *variant_overrides(name), *seeded)
     cfg = load_config(config_path, list(overrides))
     run_dir = Path(out_dir) / name / ("" if seed is None else f"seed{seed}")
+    if restart_changed and (run_dir / "last.pt").is_file():
+        changed = resume_differences(load_checkpoint(run_dir / "last.pt"), cfg)
+        if changed:
+            logger.warning("%s: config changed (%s); training it anew", run_dir,
+                           ", ".join(changed))  # fmt: skip
+            shutil.rmtree(run_dir)
     started = time.perf_counter()
     result = train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
     seconds = time.perf_counter() - started

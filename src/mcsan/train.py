@@ -9,8 +9,7 @@ and ``last.pt``. ``resume=True`` continues from ``last.pt``: model, optimizer, s
 scaler, RNG states, history; the data order depends only on (seed, epoch), so a resumed run
 retraces the uninterrupted one exactly on CPU.
 
-Run folder: ``config.yaml`` (resolved), ``best.pt``, ``last.pt``, ``metrics.csv``,
-``metrics.json`` (at the end), ``tb/`` (TensorBoard events).
+Run folder: ``config.yaml``, ``best.pt``, ``last.pt``, ``metrics.csv``, ``metrics.json``, ``tb/``.
 """
 
 from __future__ import annotations
@@ -51,8 +50,14 @@ from mcsan.losses import MCSANLoss
 from mcsan.model import MCSAN
 from mcsan.progress import track
 from mcsan.train_log import RunLog
-from mcsan.train_setup import JointForward, amp_dtype, float_output, seed_everything, select_device
-from mcsan.typed_yaml import config_differences
+from mcsan.train_setup import (
+    JointForward,
+    amp_dtype,
+    float_output,
+    resume_differences,
+    seed_everything,
+    select_device,
+)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 logger = logging.getLogger(__name__)
@@ -139,13 +144,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- setup
     def _resume_state(self) -> dict[str, Any]:
-        path = self.out_dir / "last.pt"
-        state = load_checkpoint(path)
-        saved = dict(state["config"])
-        current = self.cfg.to_dict()
-        keep = ("train.epochs", *loading.LOADING_KEYS)
-        differing = config_differences(saved, current, ignore=keep)
-        if differing:
+        state = load_checkpoint(path := self.out_dir / "last.pt")
+        if differing := resume_differences(state, self.cfg):
             raise CheckpointError(
                 f"{path}: --resume with a different config ({', '.join(differing)}); resume "
                 "with the run's own config.yaml or start a new --out (only train.epochs and "

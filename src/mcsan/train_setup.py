@@ -4,16 +4,22 @@ the module that DistributedDataParallel wraps (with the gathering of its outputs
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from mcsan import distributed as dist_utils
+from mcsan import train_loader as loading
 from mcsan.batch import TextBatch
 from mcsan.data.collate import TrainBatch
 from mcsan.model import MCSAN, LevelOutput
+from mcsan.typed_yaml import config_differences
 from mcsan.validate import check_device
+
+if TYPE_CHECKING:
+    from mcsan.config import RunConfig
 
 
 def select_device(name: str) -> torch.device:
@@ -65,3 +71,10 @@ def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelO
         {k: dist_utils.gather_with_grad(v.to(torch.uint8), ctx).bool()
          for k, v in out.present.items()},  # fmt: skip
     )
+
+
+def resume_differences(state: dict[str, Any], cfg: RunConfig) -> list[str]:
+    """Config keys that differ between a saved run ``state`` and ``cfg``, besides those a
+    resumed run may change (``train.epochs`` and the loading / threads keys)."""
+    keep = ("train.epochs", *loading.LOADING_KEYS)
+    return config_differences(dict(state["config"]), cfg.to_dict(), ignore=keep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from mcsan.demo.report import write_report
 from mcsan.demo.settings import FEATURE_SET, DemoResult, DemoSettings, StageTiming
 from mcsan.extras import require
 from mcsan.progress import duration
+
+logger = logging.getLogger(__name__)
 
 log = logging.getLogger("mcsan.demo")
 
@@ -68,6 +71,25 @@ def _world_stage(settings: DemoSettings, root: Path) -> str:
     return summary.line()
 
 
+def _drop_stale_features(out: Path, settings: DemoSettings) -> None:
+    """Delete the demo's feature store (and unfinished parts) when an earlier demo wrote it
+    with other frames, size or streams (e.g. before the default streams changed)."""
+    from mcsan.data.video.backbone import WORLD_STREAMS, resolve_streams
+    from mcsan.data.video.extract import parts_dir
+    from mcsan.data.video.store import FeatureStore
+
+    if not out.is_file():
+        return
+    with FeatureStore.open(out) as store:
+        spec = store.spec
+    wanted = set(resolve_streams(WORLD_STREAMS))
+    if (spec.frames, spec.size, set(spec.streams)) != (settings.frames, settings.size, wanted):
+        logger.warning("%s was extracted with other options (streams %s); extracting anew",
+                       out, ", ".join(spec.streams))  # fmt: skip
+        out.unlink()
+        shutil.rmtree(parts_dir(out), ignore_errors=True)
+
+
 def _feature_stage(settings: DemoSettings, root: Path) -> str:
     from mcsan.data.native import feature_path, videos_dir
     from mcsan.data.video.decode import list_videos
@@ -75,6 +97,7 @@ def _feature_stage(settings: DemoSettings, root: Path) -> str:
     from mcsan.errors import FeatureError
 
     out = feature_path(root, FEATURE_SET)
+    _drop_stale_features(out, settings)
     summary = extract_features(
         list_videos(videos_dir(root)), out, frames=settings.frames, size=settings.size,
         workers=settings.workers,
@@ -114,7 +137,8 @@ def run_demo(
     for name in DEMO_VARIANTS:
 
         def train_one(name: str = name) -> str:
-            variant = train_variant(name, config, out / "runs", overrides, ("test", "comp"))
+            variant = train_variant(name, config, out / "runs", overrides, ("test", "comp"),
+                                    restart_changed=True)  # fmt: skip
             result.variants[name] = variant
             fused = variant.metrics["test"]["metrics"]["fused"]
             return (f"{name}: best epoch {variant.best_epoch}, test rsum {fused['rsum']:.1f}, "
