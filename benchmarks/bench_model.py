@@ -25,14 +25,23 @@ VOCAB = 10_000
 ATTRIBUTES = {"entity": 1024, "action": 512, "relation": 1024}
 
 
+CELL_MODES = dict(entity_mode="cell_tensor", relation_mode="cell_tensor",
+                  action_mode="cell_tensor")  # fmt: skip
+"""The "cells" configuration: every level but global read from the cells (mcsan.model.cells);
+at these shapes (no grid stream) the frame token is the one cell."""
+
+
 def build(config: str, hidden: int, dim: int):
-    """The model of ``config`` ("full" or "global_only") at benchmark sizes."""
+    """The model of ``config`` ("full", "cells" or "global_only") at benchmark sizes."""
     import numpy as np
 
     from mcsan.model import MCSAN, ModelConfig
 
     common = dict(embed_dim=hidden, text_hidden=hidden, video_hidden=hidden, word_dim=300)
-    cfg = ModelConfig(**common) if config == "full" else ModelConfig.global_only(**common)
+    if config == "global_only":
+        cfg = ModelConfig.global_only(**common)
+    else:
+        cfg = ModelConfig(**common, **(CELL_MODES if config == "cells" else {}))
     vectors = np.random.default_rng(0).normal(size=(VOCAB, 300)).astype(np.float32)
     return MCSAN(cfg, VOCAB, {"resnet152": (dim,)}, ATTRIBUTES, vectors)
 
@@ -93,7 +102,7 @@ def child(
     from mcsan.losses import LossConfig, MCSANLoss
 
     if device == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(0)
     model = build(config, hidden, dim).to(device).train()
     loss_fn = MCSANLoss(LossConfig())
@@ -169,7 +178,7 @@ def run_child(args: argparse.Namespace, config: str, batch: int) -> dict:
         "--amp",
         args.amp,
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -200,7 +209,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none")
     parser.add_argument("--out", default="/tmp/bench_model.md")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--configs", default="global_only,full,cells",
+                        help="comma list of global_only, full, cells (global_only first)")
     args = parser.parse_args()
+    configs = [c for c in args.configs.split(",") if c]
     if args.child:
         config, batch = args.child
         child(
@@ -219,7 +232,7 @@ def main() -> None:
     results: dict[tuple[str, int], list[dict]] = {}
     for batch in args.batches:
         for _ in range(args.repeats):
-            for config in ("global_only", "full"):
+            for config in configs:
                 res = run_child(args, config, batch)
                 results.setdefault((config, batch), []).append(res)
                 print(json.dumps(res), file=sys.stderr)
@@ -227,7 +240,7 @@ def main() -> None:
     gpu = next(iter(results.values()))[0]["device_name"]
     if args.device == "cpu":
         machine = (
-            f"{os.cpu_count()} cores, no GPU, torch 2 threads; the machine was shared with "
+            f"{os.cpu_count()} cores, no GPU, torch {args.threads} thread(s); the machine was shared with "
             "other jobs, so absolute times are noisy (configs alternate; read the ratio)"
         )
         peak_note = "max RSS of that process (includes ~0.3 GB of torch itself)"
@@ -255,7 +268,7 @@ def main() -> None:
     for batch in args.batches:
         base = min(r["step_s"] for r in results[("global_only", batch)])
         base_cpu = min(r["cpu_s"] for r in results[("global_only", batch)])
-        for config in ("global_only", "full"):
+        for config in configs:
             runs = results[(config, batch)]
             step = min(r["step_s"] for r in runs)
             cpu = min(r["cpu_s"] for r in runs)
