@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = {
-    # the demo world: 8 frames, head 2x2 grid, block-10 and RGB-histogram streams
+    # the demo world: 8 frames, head 2x2 grid, block-10 (pooled and 4x4), RGB histograms
     "world": {"frames": 8, "batch": 64, "config": "world",
-              "streams": {"head_grid2": (4, 1280), "block10": (112,), "rgbhist": (256,)}},
+              "streams": {"head_grid2": (4, 1280), "block10": (112,), "rgbhist": (256,),
+                          "block10_grid4": (16, 112)}},
     "msrvtt": {"frames": 20, "batch": 128, "config": "msrvtt",
                "streams": {"resnet152": (2048,)}},
     "grid": {"frames": 20, "batch": 128, "config": "msrvtt",

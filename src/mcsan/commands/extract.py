@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--streams",
         default="world",
         help="comma list: head, head_grid<G>, block10, block10_grid<G>, rgbhist, or 'world' "
-        "(= head_grid2,block10,rgbhist; the default)",
+        "(= head_grid2,block10,rgbhist,block10_grid4; the default)",
     )
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--shard", default=None, help="i/N: this process does shard i of N")
