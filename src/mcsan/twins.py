@@ -112,9 +112,11 @@ def twin_accuracy(
     encoder: Encoder,
     root: str | os.PathLike[str],
     features: Mapping[str, Mapping[str, np.ndarray]],
+    score: str = "fused",
 ) -> dict[str, dict[str, Any]]:
     """Twin accuracy per twin level, per ``level/kind`` (kinds: :data:`TWIN_KINDS`) and
-    over ``"all"``, from the fused score of ``encoder``.
+    over ``"all"``, from the fused score of ``encoder`` (or from one level's score alone,
+    ``score="relation"`` etc.: which level tells the twins apart).
 
     ``features`` maps every original and twin id to its ``{stream: (T, ...)}`` arrays.
     Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
@@ -144,7 +146,10 @@ def twin_accuracy(
     for vid in originals:
         rows[vid] = list(range(start, start + len(captions[vid])))
         start += len(captions[vid])
-    fused = encoder.score(encoder.encode_captions(texts), video_emb)["fused"]
+    scores = encoder.score(encoder.encode_captions(texts), video_emb)
+    if score not in scores:
+        raise DataError(f"no {score!r} score; the model scores {sorted(scores)}")
+    fused = scores[score]
     truth = _read_truth(Path(root))
 
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -182,10 +187,10 @@ def twin_accuracy(
 
 
 def evaluate_twins(
-    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str]
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], score: str = "fused"
 ) -> dict[str, dict[str, Any]]:
     """Twin accuracy of a trained checkpoint on the twin set of dataset ``root``, read from
-    the feature set the checkpoint was trained with."""
+    the feature set the checkpoint was trained with (``score``: see :func:`twin_accuracy`)."""
     from mcsan.data.native import feature_path
     from mcsan.data.video.store import FeatureStore
     from mcsan.inference import Retriever
@@ -194,4 +199,4 @@ def evaluate_twins(
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)
-    return twin_accuracy(retriever, root, features)
+    return twin_accuracy(retriever, root, features, score)

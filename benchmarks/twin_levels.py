@@ -1,0 +1,39 @@
+"""Which level tells the twins apart? Focused twin accuracy per twin kind, from the fused
+score and from each level's score alone, for one or more checkpoints.
+
+A level's score alone ties on captions that name nothing at that level (both clips score
+the same); ties count as misses, as in the fused accuracy.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/twin_levels.py WORLD RUN/best.pt [RUN2/best.pt ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mcsan.checkpoint import load_checkpoint
+from mcsan.twins import evaluate_twins
+
+
+def main() -> None:
+    """Print one markdown table per checkpoint."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("world", type=Path)
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    args = parser.parse_args()
+    for checkpoint in args.checkpoints:
+        levels = load_checkpoint(checkpoint)["config"]["model"]["levels"]
+        table = {score: evaluate_twins(checkpoint, args.world, score)
+                 for score in ("fused", *levels)}  # fmt: skip
+        kinds = [k for k in table["fused"] if "/" in k]
+        print(f"\n{checkpoint} (focused accuracy, %)\n")
+        print("| score | " + " | ".join(kinds) + " |")
+        print("|---|" + "---:|" * len(kinds))
+        for score, result in table.items():
+            cells = [f"{result[k].get('focused_accuracy', float('nan')):.1f}" for k in kinds]
+            print(f"| {score} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
