@@ -9,7 +9,8 @@ and ``last.pt``. ``resume=True`` continues from ``last.pt``: model, optimizer, s
 scaler, RNG states, history; the data order depends only on (seed, epoch), so a resumed run
 retraces the uninterrupted one exactly on CPU.
 
-Run folder: config.yaml, best.pt, last.pt, metrics.csv, metrics.json, tb/."""
+Run folder: ``config.yaml``, ``best.pt``, ``last.pt``, ``metrics.csv``, ``metrics.json``, ``tb/``.
+"""
 
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ class Trainer:
             self.device = torch.device("cuda", self.ctx.local_rank)
         self.amp = amp_dtype(cfg.train.amp, self.device)
         self.threads = loading.training_threads(cfg.train, self.device)
+        self.load_settings = loading.loader_settings(cfg.train, self.device)
         if cfg.train.batch_size < self.ctx.world_size:
             raise ConfigError(
                 f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
@@ -112,8 +114,6 @@ class Trainer:
                 "--resume to continue it or choose another --out"
             )
         self.data = self._load_data(state)
-        on_demand = self.data.features.mode == "on_demand"  # then a CPU worker reads ahead
-        self.load_settings = loading.loader_settings(cfg.train, self.device, on_demand)
         if self.ctx.is_main:
             logger.info(loading.setup_line(self.device, self.threads, self.load_settings,
                                            self.data.features))  # fmt: skip

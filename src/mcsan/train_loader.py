@@ -4,9 +4,7 @@
 from :func:`mcsan.data.dataset.epoch_batches`, so it is the same with or without worker
 processes) in a ``torch.utils.data.DataLoader``. On CPU batches are built in the training
 process by default: vectorised collation costs ~1% of a step there, and a worker would
-take a core from the step on a small machine; but when features are read on demand from
-the store, one worker process reads ahead so that waiting for the disk overlaps the step
-(measured in ``benchmarks/bench_loader.py``). On CUDA the defaults are 4 worker processes,
+take a core from the step on a small machine. On CUDA the defaults are 4 worker processes,
 pinned (page-locked) memory for asynchronous copies and 2 batches prefetched per worker.
 
 :func:`training_threads` picks torch's intra-op thread count: on CPU the default is one
@@ -52,14 +50,10 @@ class LoaderSettings:
         return f"batches built {where}; pinned memory {'on' if self.pin_memory else 'off'}"
 
 
-def loader_settings(
-    cfg: TrainConfig, device: torch.device, on_demand: bool = False
-) -> LoaderSettings:
-    """The DataLoader options for ``device`` from ``cfg`` (auto: see the module doc);
-    ``on_demand``: features are read from the store per batch."""
+def loader_settings(cfg: TrainConfig, device: torch.device) -> LoaderSettings:
+    """The DataLoader options for ``device`` from ``cfg`` (auto: see the module doc)."""
     cuda = device.type == "cuda"
-    auto = CUDA_WORKERS if cuda else (1 if on_demand else 0)
-    workers = cfg.num_workers if cfg.num_workers is not None else auto
+    workers = cfg.num_workers if cfg.num_workers is not None else (CUDA_WORKERS if cuda else 0)
     pin = cfg.pin_memory if cfg.pin_memory is not None else cuda
     return LoaderSettings(workers, bool(pin and cuda), cfg.prefetch_factor if workers else None)
 

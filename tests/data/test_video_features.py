@@ -76,8 +76,6 @@ def test_worker_processes_give_the_same_batches_in_the_same_order(root, caption_
     batches = epoch_batches(len(dataset), 8, seed=0, epoch=1)
     cpu = loader_settings(TrainConfig(), torch.device("cpu"))
     assert cpu.num_workers == 0 and not cpu.pin_memory
-    ahead = loader_settings(TrainConfig(), torch.device("cpu"), on_demand=True)
-    assert ahead.num_workers == 1  # on demand: one worker reads the store ahead of the step
     two = loader_settings(TrainConfig(num_workers=2), torch.device("cpu"))
     plain = list(epoch_loader(data, 8, 0, 1, DistContext(), cpu))
     forked = list(epoch_loader(data, 8, 0, 1, DistContext(), two))
