@@ -214,6 +214,9 @@ def main() -> None:
         if kind == "speed":
             shape, root, steps, *overrides = rest
             print(json.dumps(child_speed(shape, Path(root), cache, overrides, int(steps))))
+        elif kind == "write":
+            write_dataset(Path(rest[0]), SHAPES["grid"], int(rest[1]))
+            print(json.dumps({}))
         else:
             print(json.dumps(child_epoch_rss(Path(rest[0]), cache, int(rest[1]))))
         return
@@ -224,7 +227,9 @@ def main() -> None:
             write_dataset(roots[shape], SHAPES[shape], args.videos)
     big = work / f"grid{args.big}"
     if not args.skip_rss and not (big / "captions.jsonl").exists():
-        write_dataset(big, SHAPES["grid"], args.big)
+        # in a child: Linux keeps a process's peak RSS across fork + exec, so writing the
+        # big store here would show up in every later child's peak
+        spawn(["--child", "write", str(big), str(args.big)])
     rows = []
     for busy in (False, True):
         with Neighbour(busy):
