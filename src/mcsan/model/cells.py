@@ -63,6 +63,12 @@ def _outer(*factors: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _mean_over_cells(per_cell: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """(B, D): the mean of (B, T, G, D) over the real frames (``keep`` (B, T)) and cells."""
+    total = (per_cell * keep[..., None, None]).sum(dim=(1, 2))
+    return total / (keep.sum(1, keepdim=True) * per_cell.shape[2]).clamp_min(1)
+
+
 class CellEntities(nn.Module):
     """Entity level from cells: the mean over cells and frames of a(x) (x) b(x)."""
 
@@ -77,9 +83,7 @@ class CellEntities(nn.Module):
         """(B, out_dim) from cell tokens (B, T, G, H); ``mask`` (B, T) marks real frames."""
         keep = mask.to(cells.dtype)
         x = _with_change(self.reduce(cells), keep)
-        per_cell = _outer(self.first(x), self.second(x))  # (B, T, G, a * b)
-        total = (per_cell * keep[..., None, None]).sum(dim=(1, 2))
-        return total / (keep.sum(1, keepdim=True) * cells.shape[2]).clamp_min(1)
+        return _mean_over_cells(_outer(self.first(x), self.second(x)), keep)
 
 
 class PhraseEntities(nn.Module):
@@ -168,9 +172,7 @@ class CellActions(nn.Module):
         batch, frames, count, _ = x.shape
         series = _with_change(x, keep).permute(0, 2, 3, 1).reshape(batch * count, -1, frames)
         motion = self.motion(series).reshape(batch, count, -1, frames).permute(0, 3, 1, 2)
-        per_cell = _outer(self.appearance(x), motion)  # (B, T, G, a * m)
-        total = (per_cell * keep[..., None, None]).sum(dim=(1, 2))
-        return total / (keep.sum(1, keepdim=True) * count).clamp_min(1)
+        return _mean_over_cells(_outer(self.appearance(x), motion), keep)
 
 
 class PhraseActions(nn.Module):

@@ -64,6 +64,12 @@ def unary_relation_spans(batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def phrase_ends(windows: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """(B, ..., H): the phrase window (B, L, H) at the last word of each span (B, ..., 2)."""
+    last = (spans[..., 1] - 1).clamp_min(0)
+    return span_means(windows, torch.stack([last, last + 1], dim=-1))
+
+
 class TextEncoder(nn.Module):
     """Encode a TextBatch into one feature vector per enabled level.
 
@@ -103,7 +109,8 @@ class TextEncoder(nn.Module):
         self.cell_entities = cfg.entity_mode == "cell_tensor" and "entity" in self.levels
         self.role_phrases = self.bind_triplets and cfg.relation_phrases
         self.cell_actions = cfg.action_mode == "cell_tensor" and "action" in self.levels
-        if self.role_phrases or self.cell_entities or self.cell_actions:
+        self.reads_phrases = self.role_phrases or self.cell_entities or self.cell_actions
+        if self.reads_phrases:
             # a noun phrase ("a pink diamond"): a causal window of 3 words ending at the
             # noun, so a noun's own modifiers reach its feature (BiGRU states mix in others)
             self.phrase = nn.Conv1d(word_dim, hidden, kernel_size=3)
@@ -128,23 +135,23 @@ class TextEncoder(nn.Module):
             if dim != hidden:  # a cell branch's own size
                 self.pools[lvl] = AttentionPool(dim, cfg.attention_hidden)
 
-    def _phrase_ends(self, words: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-        """(B, ..., H): the phrase window at the last word of each span (B, ..., 2)."""
+    def _phrase_windows(self, words: torch.Tensor) -> torch.Tensor:
+        """(B, L, H): per word, the causal window of 3 words ending there. Computed once
+        per batch; read with :func:`phrase_ends`."""
         padded = nn.functional.pad(words.transpose(1, 2), (2, 0))
-        phrases = torch.relu(self.phrase(padded)).transpose(1, 2)  # (B, L, H)
-        last = (spans[..., 1] - 1).clamp_min(0)
-        return span_means(phrases, torch.stack([last, last + 1], dim=-1))
+        return torch.relu(self.phrase(padded)).transpose(1, 2)
 
     def forward(self, batch: TextBatch) -> dict[str, torch.Tensor]:
         """level -> (B, text_hidden) features of the captions in ``batch``."""
         words = self.dropout(self.embedding(batch.tokens))
         states = run_bigru(self.gru, words, batch.mask)
+        windows = self._phrase_windows(words) if self.reads_phrases else None
         out: dict[str, torch.Tensor] = {}
         if "global" in self.levels:
             out["global"] = self.pools["global"](states, batch.mask)
         if self.cell_entities:
             nouns = batch.spans["entity"]
-            phrases = span_means(states, nouns) + self._phrase_ends(words, nouns)
+            phrases = span_means(states, nouns) + phrase_ends(windows, nouns)
             out["entity"] = self.pools["entity"](
                 self.entity_phrases(phrases), batch.span_masks["entity"]
             )
@@ -156,7 +163,7 @@ class TextEncoder(nn.Module):
             verbs = span_means(states, batch.spans["action"])
             if self.cell_actions:
                 spans = action_agents(batch)
-                agents = span_means(states, spans) + self._phrase_ends(words, spans)
+                agents = span_means(states, spans) + phrase_ends(windows, spans)
                 verbs = torch.cat([verbs, self.action_phrases(agents, verbs)], dim=-1)
             out["action"] = self.pools["action"](verbs, batch.span_masks["action"])
         if "relation" in self.levels:
@@ -167,7 +174,7 @@ class TextEncoder(nn.Module):
             parts = span_means(states, spans)  # (B, Nr, 3, H)
             if self.role_phrases:  # subject and object only, not the predicate
                 roles = torch.tensor([1.0, 0.0, 1.0], device=parts.device, dtype=parts.dtype)
-                parts = parts + self._phrase_ends(words, spans) * roles[:, None]
+                parts = parts + phrase_ends(windows, spans) * roles[:, None]
             if self.bind_triplets:
                 triplets = self.triplet_binding(parts)
             else:

@@ -182,8 +182,8 @@ class VideoEncoder(nn.Module):
     pooling (``relation_mode: geometric``: every ordered slot pair with role-typed projections
     and the pair's trajectory geometry, see :mod:`mcsan.model.relation`). With
     ``entity_mode`` / ``relation_mode: cell_tensor`` those levels are read from the grid cells
-    with outer-product binding instead (:mod:`mcsan.model.cells`). Padding frames change
-    nothing.
+    with outer-product binding instead, and ``action_mode: cell_tensor`` appends a cell
+    branch to the action level (:mod:`mcsan.model.cells`). Padding frames change nothing.
     """
 
     def __init__(self, cfg: ModelConfig, stream_shapes: Mapping[str, tuple[int, ...]]):
