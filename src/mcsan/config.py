@@ -51,6 +51,8 @@ class TrainConfig:
     """Global batch size (split across ranks under DDP)."""
     eval_batch_size: int = 256
     lr: float = 1e-4
+    rerank_lr: float | None = None
+    """Learning rate of the binding matcher (model.rerank); None = ``lr``."""
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: float = 0.0
     scheduler: Literal["none", "step", "cosine"] = "none"

@@ -66,6 +66,14 @@ class LossConfig:
     negative_actions: bool = False
     negative_predicates: bool = False
     lambda_negatives: float = 1.0
+    # Weight of the binding matcher's own ranking loss (model.rerank; mcsan.model.rerank):
+    # the triplet sum over the batch's clips on its scores, plus each binding negative's
+    # hinge against its caption on the caption's clip.
+    lambda_match: float = 1.0
+    # The matcher's relation term also ranks every predicate of the batch for each
+    # relation's grounded geometry (BindingMatcher.predicate_contrast). Measured on the demo
+    # world (one seed, matcher alone): relation-changed twins 58 -> 85% after 3 epochs.
+    match_predicates: bool = True
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
@@ -86,6 +94,34 @@ class LossConfig:
             raise ConfigError("loss: enable per_level_triplet or fused_triplet (both are off)")
         if self.kl_temperature <= 0 or self.margin < 0 or not 0 <= self.fbce_alpha <= 1:
             raise ConfigError("loss: need kl_temperature > 0, margin >= 0, 0 <= fbce_alpha <= 1")
+
+
+@dataclass
+class MatchScores:
+    """The binding matcher's scores on one (local, never gathered) training batch."""
+
+    pairs: torch.Tensor
+    """(B, B) caption row x clip row."""
+    positive: torch.Tensor
+    """(B, B) bool, caption and clip belong together."""
+    negatives: torch.Tensor | None = None
+    """(N,) each binding negative on the clip of the caption it was made from."""
+    rows: torch.Tensor | None = None
+    """(N,) that caption's row (its clip is the same row)."""
+    predicates: torch.Tensor | None = None
+    """The relation term's predicate contrast (scalar), when switched on."""
+
+
+def match_terms(scores: MatchScores, margin: float) -> dict[str, torch.Tensor]:
+    """The matcher's loss terms: "pairs" (triplet, sum over negative clips and captions),
+    "negatives" (mean hinge ``[m + s(neg, v) - s(cap, v)]+``) and "predicates"."""
+    terms = {"pairs": triplet_loss(scores.pairs, scores.positive, margin, hardest=False)}
+    if scores.negatives is not None and scores.rows is not None and len(scores.rows):
+        own = scores.pairs[scores.rows, scores.rows]
+        terms["negatives"] = F.relu(margin + scores.negatives - own).mean()
+    if scores.predicates is not None:
+        terms["predicates"] = scores.predicates
+    return terms
 
 
 def triplet_loss(
@@ -211,10 +247,12 @@ class MCSANLoss(nn.Module):
         video_targets: Mapping[str, torch.Tensor],
         caption_keys: torch.Tensor | None = None,
         negatives: tuple[LevelOutput, torch.Tensor] | None = None,
+        match: MatchScores | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and its named parts (detached scalars), see the module docstring.
 
-        ``negatives``: encoded binding negatives and the caption row each was made from."""
+        ``negatives``: encoded binding negatives and the caption row each was made from;
+        ``match``: the binding matcher's scores (model.rerank)."""
         cfg = self.cfg
         caption_keys = video_keys if caption_keys is None else caption_keys
         positive = caption_keys[:, None] == video_keys[None, :]
@@ -226,8 +264,10 @@ class MCSANLoss(nn.Module):
         )
 
         terms: dict[str, dict[str, torch.Tensor]] = {
-            "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}
+            "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}, "match": {}
         }  # fmt: skip
+        if match is not None:
+            terms["match"] = match_terms(match, cfg.margin)
         if negatives is not None:
             terms["negatives"] = negative_terms(
                 sims, negatives, video_out, matched_video, level_weights, levels, cfg.margin,
@@ -263,7 +303,7 @@ class MCSANLoss(nn.Module):
                     )
 
         weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl,
-                   "negatives": cfg.lambda_negatives}  # fmt: skip
+                   "negatives": cfg.lambda_negatives, "match": cfg.lambda_match}  # fmt: skip
         zero = sims["fused"].new_zeros(())
         sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
         total = sum((weights[kind] * sums[kind] for kind in sums), zero)

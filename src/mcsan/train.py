@@ -54,6 +54,7 @@ from mcsan.train_setup import (
     JointForward,
     amp_dtype,
     float_output,
+    make_optimizer,
     resume_differences,
     seed_everything,
     select_device,
@@ -124,7 +125,7 @@ class Trainer:
             self.data.attributes.sizes, word_vectors=vectors,
         ).to(self.device)  # fmt: skip
         self.word_dim = None if vectors is None else int(vectors.shape[1])
-        self.joint: nn.Module = JointForward(self.model)
+        self.joint: nn.Module = JointForward(self.model, cfg.loss.match_predicates)
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.joint = nn.parallel.DistributedDataParallel(
@@ -176,11 +177,7 @@ class Trainer:
         return self.data.word_vectors
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        t = self.cfg.train
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if t.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        return make_optimizer(self.model, self.cfg.train)
 
     def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         t = self.cfg.train
@@ -232,9 +229,7 @@ class Trainer:
         batch = batch.to(self.device)
         negatives = None if self.negatives is None else self.negatives(batch.text)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            video_out, text_out, weights, neg_out = self.joint(
-                batch, None if negatives is None else negatives[0]
-            )
+            video_out, text_out, weights, neg_out, match = self.joint(batch, negatives)
         gather = dist_utils.gather_with_grad
         if self.negatives is not None:
             rows = global_rows(negatives, len(batch), self.ctx)
@@ -247,6 +242,7 @@ class Trainer:
             {k: gather(v, self.ctx) for k, v in batch.text_targets.items()},
             {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
             negatives=negatives,
+            match=match,
         )
         if not torch.isfinite(loss):
             last = self.out_dir / "last.pt"

@@ -14,6 +14,7 @@ from mcsan import distributed as dist_utils
 from mcsan import train_loader as loading
 from mcsan.batch import TextBatch
 from mcsan.data.collate import TrainBatch
+from mcsan.losses import MatchScores
 from mcsan.model import MCSAN, LevelOutput
 from mcsan.typed_yaml import config_differences
 from mcsan.validate import check_device
@@ -38,6 +39,20 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def make_optimizer(model: MCSAN, cfg: Any) -> torch.optim.Optimizer:
+    """Adam / AdamW over the trainable parameters (``cfg`` a TrainConfig); the binding
+    matcher's (``model.rerank``) in a group of their own at ``rerank_lr``."""
+    matcher = model.matcher
+    own = set() if matcher is None else {id(p) for p in matcher.parameters()}
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters()
+                                                if p.requires_grad and id(p) not in own]}]  # fmt: skip
+    if matcher is not None:
+        groups.append({"params": list(matcher.parameters()), "lr": cfg.rerank_lr or cfg.lr})
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch."""
     random.seed(seed)
@@ -48,17 +63,36 @@ def seed_everything(seed: int) -> None:
 class JointForward(nn.Module):
     """What DDP wraps: both encoders and the fused weights, so every parameter is reachable."""
 
-    def __init__(self, model: MCSAN) -> None:
+    def __init__(self, model: MCSAN, match_predicates: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.match_predicates = match_predicates
 
     def forward(
-        self, batch: TrainBatch, negative_text: TextBatch | None = None
-    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor], LevelOutput | None]:
-        """Both encoders on the batch (and the text encoder on binding negatives, if any)."""
+        self, batch: TrainBatch, negatives: tuple[TextBatch, torch.Tensor] | None = None
+    ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor], LevelOutput | None,
+               MatchScores | None]:  # fmt: skip
+        """Both encoders on the batch (and the text encoder on binding negatives, if any),
+        and the binding matcher's scores on this rank's batch when the model has one."""
         video, text = self.model(batch.video, batch.text)
-        negatives = None if negative_text is None else self.model.encode_text(negative_text)
-        return video, text, self.model.level_weights(), negatives
+        negative_out = None if negatives is None else self.model.encode_text(negatives[0])
+        match = None
+        if self.model.matcher is not None:
+            clips = self.model.match_video(batch.video)
+            captions = self.model.match_text(batch.text)
+            scores = self.model.matcher.score(captions, clips)
+            keys = batch.video_keys
+            match = MatchScores(scores.float(), keys[:, None] == keys[None, :])
+            if self.match_predicates:
+                match.predicates = self.model.matcher.predicate_contrast(captions, clips,
+                                                                         batch.text)  # fmt: skip
+            if negatives is not None:
+                rows = negatives[1]
+                match.negatives = self.model.matcher.score(
+                    self.model.match_text(negatives[0]), clips.rows(rows), pairs=True
+                ).float()
+                match.rows = rows
+        return video, text, self.model.level_weights(), negative_out, match
 
 
 def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelOutput:

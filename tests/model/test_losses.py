@@ -178,6 +178,7 @@ def test_mcsan_loss_total_is_the_weighted_sum_of_its_parts() -> None:
         "fbce",
         "kl",
         "negatives",  # 0: no binding negatives given
+        "match",  # 0: no binding matcher
         "total",
     }
     assert not any(v.requires_grad for v in parts.values())

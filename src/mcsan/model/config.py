@@ -89,6 +89,15 @@ class ModelConfig:
     absent_levels: str = "skip"
     # Dropout on frame tokens, word embeddings and pooled level features.
     dropout: float = 0.2
+    # The binding matcher (mcsan.model.rerank): a second, text-conditioned stage that grounds
+    # each noun phrase in the grid cells and checks its colour, action and relations there.
+    # It is trained beside the levels (loss.lambda_match) and re-ranks the fused score's
+    # top rerank_top_k: reranked = fused + rerank_weight * match. The fused score, the
+    # chunked evaluator and the search index are unchanged; both numbers are reported.
+    rerank: bool = False
+    rerank_dim: int = 64
+    rerank_top_k: int = 20
+    rerank_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.levels = tuple(self.levels)

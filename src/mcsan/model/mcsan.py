@@ -12,6 +12,7 @@ from mcsan.batch import TextBatch, VideoBatch
 from mcsan.model.attributes import AttributeHeads
 from mcsan.model.config import ModelConfig
 from mcsan.model.layers import LevelProjection
+from mcsan.model.rerank import MATCH_TERMS, BindingMatcher, MatcherText, MatcherVideo
 from mcsan.model.scoring import LevelOutput, level_similarities, retrieval_embeddings
 from mcsan.model.text import TextEncoder
 from mcsan.model.video import VideoEncoder
@@ -51,6 +52,12 @@ class MCSAN(nn.Module):
         else:
             self.video_attribute_heads = AttributeHeads(head_sizes, cfg.embed_dim)
             self.text_attribute_heads = AttributeHeads(head_sizes, cfg.embed_dim)
+        # a matcher only where it has a term to check (global-only has none)
+        self.matcher = (
+            BindingMatcher(stream_shapes, self.text_encoder.embedding.embedding_dim,
+                           self.levels, cfg.rerank_dim)
+            if cfg.rerank and set(self.levels) & set(MATCH_TERMS) else None
+        )  # fmt: skip
         initial = cfg.initial_level_weights()
         values = torch.tensor([initial[lvl] for lvl in self.levels])
         if cfg.learn_level_weights:
@@ -88,6 +95,18 @@ class MCSAN(nn.Module):
                 "action"
             ].any(1)
         return present
+
+    def match_video(self, batch: VideoBatch) -> MatcherVideo:
+        """The clips as the binding matcher reads them (``model.rerank`` must be on)."""
+        if self.matcher is None:
+            raise RuntimeError("this model has no binding matcher (model.rerank is off)")
+        return self.matcher.encode_video(batch)
+
+    def match_text(self, batch: TextBatch) -> MatcherText:
+        """The captions as the binding matcher reads them (shares the word embeddings)."""
+        if self.matcher is None:
+            raise RuntimeError("this model has no binding matcher (model.rerank is off)")
+        return self.matcher.encode_text(batch, self.text_encoder.embedding)
 
     def text_retrieval_embeddings(self, out: LevelOutput) -> dict[str, torch.Tensor]:
         """Caption embeddings for retrieval: ``sum_l w_l <t_l, v_l>`` equals the fused score

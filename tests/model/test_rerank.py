@@ -1,0 +1,173 @@
+"""The binding matcher: one score per (caption, clip) pair, dense and paired alike; roles
+matter; padding does not; the re-ranked protocol against a brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcsan.losses import LossConfig, MatchScores, MCSANLoss, match_terms
+from mcsan.ranking import retrieval_metrics
+from mcsan.rerank_eval import reranked_metrics, shortlist_orders
+from tests.model.test_model import make_model, make_text, make_video, tiny_config
+
+
+def _matcher_model(**overrides: object):
+    return make_model(tiny_config(rerank=True, rerank_dim=8, **overrides)).eval()
+
+
+def test_dense_scores_equal_the_paired_scores() -> None:
+    model = _matcher_model()
+    text = model.match_text(make_text([3, 5, 4], 1))
+    video = model.match_video(make_video(2, 4, [4, 2], 2))
+    with torch.no_grad():
+        dense = model.matcher.score(text, video)
+        rows = torch.tensor([0, 0, 1, 1, 2, 2])
+        cols = torch.tensor([0, 1, 0, 1, 0, 1])
+        paired = model.matcher.score(text.rows(rows), video.rows(cols), pairs=True)
+    assert dense.shape == (3, 2)
+    assert torch.allclose(dense[rows, cols], paired, atol=1e-6)
+    assert dense.abs().max() <= 1.0 + 1e-6  # a mean of cosines
+
+
+def test_padding_frames_change_nothing() -> None:
+    model = _matcher_model()
+    text = model.match_text(make_text([4, 4], 3))
+    short = make_video(1, 3, [3], 4)
+    padded = make_video(1, 5, [3], 5)
+    for name in short.streams:
+        padded.streams[name][:, :3] = short.streams[name]
+    with torch.no_grad():
+        a = model.matcher.score(text, model.match_video(short))
+        b = model.matcher.score(text, model.match_video(padded))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_exchanging_subject_and_object_changes_the_relation_term() -> None:
+    model = _matcher_model()
+    batch = make_text([6, 6], 6)
+    batch.spans["relation"][:, 0] = torch.tensor([[0, 2], [2, 4], [4, 6]])  # "a b | p q | c d"
+    batch.span_masks["relation"][:, 0] = True
+    swapped = make_text([6, 6], 6)
+    swapped.spans["relation"] = batch.spans["relation"][:, :, [2, 1, 0]]
+    swapped.span_masks["relation"] = batch.span_masks["relation"]
+    video = model.match_video(make_video(1, 4, [4], 7))
+    with torch.no_grad():
+        a = model.matcher.score(model.match_text(batch), video, terms=("relation",))
+        b = model.matcher.score(model.match_text(swapped), video, terms=("relation",))
+        same = model.matcher.score(model.match_text(batch), video, terms=("relation",))
+    assert torch.equal(a, same)
+    assert (a - b).abs().min() > 1e-6
+
+
+def test_terms_follow_the_levels_and_a_caption_without_items_scores_zero() -> None:
+    model = _matcher_model(levels=("global", "entity"))
+    assert model.matcher.terms == ("entity",)
+    text = model.match_text(make_text([4, 4], 8, empty_rows=(1,)))
+    with torch.no_grad():
+        scores = model.matcher.score(text, model.match_video(make_video(2, 3, [3, 3], 9)))
+    assert torch.equal(scores[1], torch.zeros(2))
+
+
+def test_no_grid_stream_still_scores() -> None:
+    streams = {"frame": (24,)}
+    model = make_model(tiny_config(rerank=True, rerank_dim=8), streams=streams).eval()
+    with torch.no_grad():
+        scores = model.matcher.score(model.match_text(make_text([3, 4], 10)),
+                                     model.match_video(make_video(2, 3, [3, 2], 11, streams)))
+    assert scores.shape == (2, 2) and torch.isfinite(scores).all()
+
+
+def test_the_match_loss_trains_every_matcher_parameter() -> None:
+    model = make_model(tiny_config(rerank=True, rerank_dim=8))
+    text_batch, video_batch = make_text([4, 5, 6], 12), make_video(3, 4, [4, 3, 4], 13)
+    video = model.match_video(video_batch)
+    pairs = model.matcher.score(model.match_text(text_batch), video)
+    rows = torch.tensor([0, 2])
+    negatives = model.matcher.score(model.match_text(make_text([4, 6], 14)), video.rows(rows),
+                                    pairs=True)  # fmt: skip
+    scores = MatchScores(pairs, torch.eye(3, dtype=torch.bool), negatives, rows)
+    terms = match_terms(scores, 0.2)
+    assert set(terms) == {"pairs", "negatives"}
+    sum(terms.values()).backward()
+    for name, param in model.matcher.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    # through MCSANLoss: its own weighted part
+    video_out, text_out = model(video_batch, text_batch)
+    keys = torch.arange(3)
+    targets = {lvl: torch.zeros(3, n) for lvl, n in model.attribute_sizes.items()}
+    loss_fn = MCSANLoss(LossConfig(lambda_match=0.5))
+    _, parts = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
+                       match=MatchScores(pairs.detach(), torch.eye(3, dtype=torch.bool)))  # fmt: skip
+    assert torch.isclose(parts["match"], terms["pairs"].detach())
+
+
+def _random_case(seed: int, captions: int, videos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(seed)
+    fused = gen.normal(size=(captions, videos)).round(1)  # ties included
+    match = gen.uniform(-1, 1, size=(captions, videos))
+    caption_video = np.concatenate([np.arange(videos), gen.integers(0, videos, captions - videos)])
+    return fused, match, caption_video
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 9), st.integers(1, 12),
+       st.floats(0.0, 3.0))  # fmt: skip
+def test_reranking_everything_is_ranking_by_the_sum(seed: int, videos: int, top_k: int,
+                                                    weight: float) -> None:  # fmt: skip
+    fused, match, caption_video = _random_case(seed, videos + 4, videos)
+
+    def lookup(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return match[rows, cols]
+
+    got = reranked_metrics(fused, caption_video, lookup, max(top_k, videos + 4), weight)
+    expected = retrieval_metrics(fused + weight * match, caption_video)
+    assert got == pytest.approx(expected)
+    # weight 0 re-orders nothing
+    plain = reranked_metrics(fused, caption_video, lookup, top_k, 0.0)
+    assert plain == pytest.approx(retrieval_metrics(fused, caption_video))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 6))
+def test_the_shortlist_stays_ahead_and_keeps_the_rest_in_order(seed: int, top_k: int) -> None:
+    fused, match, _ = _random_case(seed, 12, 8)
+    t2v, v2t = shortlist_orders(fused, lambda r, c: match[r, c], top_k, 2.0)
+    combined = fused + 2.0 * match
+    for row in range(fused.shape[0]):
+        kth = np.sort(fused[row])[::-1][top_k - 1]
+        shortlist = np.flatnonzero(fused[row] >= kth)  # ties with the k-th are in
+        order = np.argsort(-t2v[row], kind="stable")
+        inside, rest = order[: len(shortlist)], order[len(shortlist):]
+        assert set(inside.tolist()) == set(shortlist.tolist())
+        assert np.all(np.diff(fused[row, rest]) <= 0)
+        assert np.all(np.diff(combined[row, inside]) <= 1e-12)
+    for col in range(fused.shape[1]):
+        kth = np.sort(fused[:, col])[::-1][top_k - 1]
+        shortlist = np.flatnonzero(fused[:, col] >= kth)
+        order = np.argsort(-v2t[:, col], kind="stable")[: len(shortlist)]
+        assert set(order.tolist()) == set(shortlist.tolist())
+
+
+def test_predicate_contrast_counts_identical_predicates_as_right() -> None:
+    model = make_model(tiny_config(rerank=True, rerank_dim=8))
+    batch = make_text([8, 8, 8], 15)
+    batch.tokens[:, :8] = torch.arange(2, 10)
+    batch.spans["relation"][:, 0] = torch.tensor([[0, 2], [2, 4], [5, 7]])
+    batch.span_masks["relation"][:] = False
+    batch.span_masks["relation"][:, 0] = True
+    video = model.match_video(make_video(3, 4, [4, 4, 3], 16))
+    # every relation names the same predicate words: all right, nothing to learn
+    same = model.matcher.predicate_contrast(model.match_text(batch), video, batch)
+    assert same is not None and abs(same.item()) < 1e-5
+    batch.tokens[1, 2:4] = torch.tensor([11, 12])  # the second caption's predicate differs
+    loss = model.matcher.predicate_contrast(model.match_text(batch), video, batch)
+    assert loss.item() > 1e-3
+    loss.backward()
+    assert model.matcher.predicate[0].weight.grad.abs().sum() > 0
+    assert model.matcher.geometry[0].weight.grad.abs().sum() > 0
+    batch.span_masks["relation"][:] = False
+    assert model.matcher.predicate_contrast(model.match_text(batch), video, batch) is None
