@@ -32,7 +32,8 @@ at these shapes (no grid stream) the frame token is the one cell."""
 
 
 def build(config: str, hidden: int, dim: int):
-    """The model of ``config`` ("full", "cells" or "global_only") at benchmark sizes."""
+    """The model of ``config`` ("full", "cells", "cells_rerank" or "global_only") at
+    benchmark sizes ("cells_rerank": cells plus the binding matcher, mcsan.model.rerank)."""
     import numpy as np
 
     from mcsan.model import MCSAN, ModelConfig
@@ -41,7 +42,8 @@ def build(config: str, hidden: int, dim: int):
     if config == "global_only":
         cfg = ModelConfig.global_only(**common)
     else:
-        cfg = ModelConfig(**common, **(CELL_MODES if config == "cells" else {}))
+        cells = CELL_MODES if config.startswith("cells") else {}
+        cfg = ModelConfig(**common, **cells, rerank=config == "cells_rerank")
     vectors = np.random.default_rng(0).normal(size=(VOCAB, 300)).astype(np.float32)
     return MCSAN(cfg, VOCAB, {"resnet152": (dim,)}, ATTRIBUTES, vectors)
 
@@ -99,7 +101,7 @@ def child(
 
     import torch
 
-    from mcsan.losses import LossConfig, MCSANLoss
+    from mcsan.losses import LossConfig, MatchScores, MCSANLoss
 
     if device == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -125,7 +127,14 @@ def child(
         start, cpu_start = time.perf_counter(), time.process_time()
         with autocast():
             video_out, text_out = model(video, text)
-        total, _ = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets)
+            match = None
+            if model.matcher is not None:  # its ranking loss and predicate contrast
+                clips, captions = model.match_video(video), model.match_text(text)
+                match = MatchScores(model.matcher.score(captions, clips).float(),
+                                    keys[:, None] == keys[None, :], predicates=
+                                    model.matcher.predicate_contrast(captions, clips, text))  # fmt: skip
+        total, _ = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
+                           match=match)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -211,7 +220,8 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bench_model.md")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--configs", default="global_only,full,cells",
-                        help="comma list of global_only, full, cells (global_only first)")
+                        help="comma list of global_only, full, cells, cells_rerank "
+                        "(global_only first)")
     args = parser.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     if args.child:

@@ -20,7 +20,8 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
     cmd = [str(mcsan), "demo", "--quick", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Test split, fused score:" in done.stdout
+    assert "Test split, fused score" in done.stdout
+    assert "mcsan re-ranked" in done.stdout  # the binding matcher's second stage, labelled
     assert f"best checkpoint mcsan: {out / 'runs' / 'mcsan' / 'best.pt'}" in done.stdout
     # stderr is not a terminal here: plain log lines, stage k of n, one line per epoch
     for k, stage in enumerate(["world", "features", "train mcsan", "train global-only"], 1):
@@ -29,9 +30,9 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     test_section = report.split("## Test split")[1].split("##")[0]
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (mcsan|global-only) \|(.*)\|$",
-                                                           test_section, re.M)}  # fmt: skip
-    assert set(rows) == {"mcsan", "global-only"}
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r"^\| (mcsan|global-only|mcsan re-ranked) \|(.*)\|$", test_section, re.M)}  # fmt: skip
+    assert set(rows) == {"mcsan", "global-only", "mcsan re-ranked"}
     for row in rows.values():
         values = [float(v) for v in row.split("|")]
         assert len(values) == 11 and all(math.isfinite(v) for v in values)
@@ -40,6 +41,7 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
         assert values[-1] == pytest.approx(sum(recalls), abs=0.2)  # rsum
         assert values[3] >= 1.0 and values[8] >= 1.0  # median ranks
     assert "## Twin accuracy" in report and "## Compositional split" in report
+    assert "mcsan re-ranked: mention the change" in report
     for plot in ("recall_at_k.png", "recall_per_level.png", "training.png", "twins.png",
                  "query1.png"):
         assert (out / "plots" / plot).stat().st_size > 1000

@@ -193,3 +193,28 @@ def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caplo
         trainer.fit()
     assert not (tmp_path / "nan" / "last.pt").exists()
     assert not (tmp_path / "nan" / "best.pt").exists()
+
+
+def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_parser):
+    root = make_tiny_dataset(tmp_path / "data", seed=4)
+    config = tiny_config_yaml(root, tmp_path / "tiny.yaml", epochs=2)
+    cfg = load_config(config, ["model.rerank=true", "model.rerank_dim=8",
+                               "model.rerank_top_k=3", "train.rerank_lr=0.01"])  # fmt: skip
+    trainer = Trainer(cfg, tmp_path / "run", parser=caption_parser)
+    groups = trainer.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [0.003, 0.01]  # the matcher has its own rate
+    result = trainer.fit()
+    assert result.best_epoch >= 1
+    losses = trainer.history[-1]["loss"]
+    assert {"match", "match/pairs"} <= set(losses) and losses["match"] > 0
+    metrics = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test")["metrics"]
+    assert set(metrics["reranked"]) == set(metrics["fused"])
+    retriever = Retriever.from_checkpoint(tmp_path / "run" / "best.pt")
+    retriever._parser = caption_parser
+    assert retriever.has_matcher
+    rng = np.random.default_rng(1)
+    clips = [{"frame": rng.standard_normal((t, 16)), "grid": rng.standard_normal((t, 4, 8))}
+             for t in (3, 5)]  # fmt: skip
+    scores = retriever.match_pairs(["a red ball is jumping", "a cube"], clips,
+                                   np.array([0, 0, 1]), np.array([0, 1, 1]))  # fmt: skip
+    assert scores.shape == (3,) and np.all(np.abs(scores) <= 1.0)

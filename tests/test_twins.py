@@ -125,3 +125,37 @@ def test_malformed_twins_file_names_the_record(tmp_path: Path) -> None:
     (tmp_path / "twins.jsonl").write_text('{"twin_id": "x"}\n')
     with pytest.raises(DataError, match="record 1"):
         read_twins(tmp_path)
+
+
+class MatcherTableScorer(TableScorer):
+    """A TableScorer with a binding matcher whose pair scores come from a second table."""
+
+    has_matcher = True
+    rerank_weight = 2.0
+
+    def __init__(self, table, match) -> None:
+        super().__init__(table, [])
+        self.match = match
+        self.pairs_asked = 0
+
+    def match_pairs(self, captions, features, rows, cols):
+        self.pairs_asked += len(rows)
+        return np.array([self.match[(captions[r], features[c]["id"][0])]
+                         for r, c in zip(rows, cols, strict=True)])  # fmt: skip
+
+
+def test_reranked_and_match_scores_decide_with_the_matcher(tmp_path: Path) -> None:
+    _write(tmp_path, TWINS[:1], TRUTH)
+    c1, c2 = "a red ball", "a red ball is moving left"
+    table = {(c1, "a"): 0.5, (c1, "a_e"): 0.6, (c2, "a"): 0.5, (c2, "a_e"): 0.6}
+    # c1: the matcher prefers the clip by 0.1 (x2 outweighs the fused 0.1); c2 by 0.01 only
+    match = {(c1, "a"): 0.4, (c1, "a_e"): 0.3, (c2, "a"): 0.31, (c2, "a_e"): 0.3}
+    features = _features(["a", "a_e"])
+    scorer = MatcherTableScorer(table, match)
+    assert twin_accuracy(scorer, tmp_path, features)["entity"]["accuracy"] == 0.0
+    reranked = twin_accuracy(scorer, tmp_path, features, "reranked")
+    assert reranked["entity"]["accuracy"] == pytest.approx(50.0)
+    assert scorer.pairs_asked == 4  # only the pairs the decisions read
+    assert twin_accuracy(scorer, tmp_path, features, "match")["entity"]["accuracy"] == 100.0
+    with pytest.raises(DataError, match="binding matcher"):
+        twin_accuracy(TableScorer(table, []), tmp_path, features, "reranked")

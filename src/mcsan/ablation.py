@@ -47,6 +47,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "no-neg-attributes": ("loss.negative_attributes=false",),
     "no-neg-actions": ("loss.negative_actions=false",),
     "no-neg-predicates": ("loss.negative_predicates=false",),
+    "no-rerank": ("model.rerank=false",),
+    "no-match-predicates": ("loss.match_predicates=false",),
 }
 """Variant name -> overrides of the base config. ``global-only`` is the plain dual encoder."""
 
@@ -69,6 +71,8 @@ class VariantResult:
     seed: int | None = None
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Twin accuracy (``mcsan.twins.twin_accuracy``) when the dataset has a twin set."""
+    reranked_twins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The same from the re-ranked score, for a model with a binding matcher."""
 
 
 def variant_overrides(name: str) -> tuple[str, ...]:
@@ -97,6 +101,7 @@ def train_variant(
     from mcsan.checkpoint import load_checkpoint
     from mcsan.config import load_config
     from mcsan.inference import evaluate_checkpoint
+    from mcsan.model.rerank import MATCH_TERMS
     from mcsan.train import resume_differences, train
     from mcsan.twins import TWINS_FILE, evaluate_twins
 
@@ -127,6 +132,9 @@ def train_variant(
         outcome.metrics[split] = evaluate_checkpoint(run_dir / "best.pt", split)
     if (Path(cfg.data.root) / TWINS_FILE).is_file():
         outcome.twins = evaluate_twins(run_dir / "best.pt", cfg.data.root)
+        if cfg.model.rerank and set(cfg.model.levels) & set(MATCH_TERMS):
+            outcome.reranked_twins = evaluate_twins(run_dir / "best.pt", cfg.data.root,
+                                                    "reranked")  # fmt: skip
     return outcome
 
 
@@ -160,14 +168,16 @@ def run_ablation(
 
 def run_numbers(run: VariantResult, split: str) -> dict[str, float]:
     """Every number of one run, flat: ``<level>/<metric>`` on ``split`` (fused included)
-    and ``twins/<level[/kind]>/<accuracy|focused_accuracy>``."""
+    and ``twins/<level[/kind]>/<accuracy|focused_accuracy>`` (``reranked_twins/...`` from
+    the re-ranked score, ``reranked/<metric>`` for a model with a binding matcher)."""
     flat: dict[str, float] = {}
     for level, metrics in run.metrics[split]["metrics"].items():
         flat.update({f"{level}/{k}": float(v) for k, v in metrics.items()})
-    for level, entry in run.twins.items():
-        for key in ("accuracy", "focused_accuracy"):
-            if key in entry:
-                flat[f"twins/{level}/{key}"] = float(entry[key])
+    for prefix, twins in (("twins", run.twins), ("reranked_twins", run.reranked_twins)):
+        for level, entry in twins.items():
+            for key in ("accuracy", "focused_accuracy"):
+                if key in entry:
+                    flat[f"{prefix}/{level}/{key}"] = float(entry[key])
     return flat
 
 
@@ -213,10 +223,12 @@ def format_summary(
 def _label(key: str) -> str:
     """Column label: ``twins/relation/swapped/focused_accuracy`` -> ``relation/swapped
     twins`` (focused), ``.../accuracy`` -> ``... twins (all)``; metrics keep their name."""
-    if not key.startswith("twins/"):
+    prefix = next((p for p in ("twins/", "reranked_twins/") if key.startswith(p)), None)
+    if prefix is None:
         return key
-    group, _, kind = key.removeprefix("twins/").rpartition("/")
-    return f"{group} twins" + ("" if kind == "focused_accuracy" else " (all)")
+    group, _, kind = key.removeprefix(prefix).rpartition("/")
+    label = f"{group} twins" + ("" if kind == "focused_accuracy" else " (all)")
+    return label if prefix == "twins/" else f"reranked {label}"
 
 
 TWIN_KEYS: tuple[str, ...] = (
@@ -227,8 +239,10 @@ TWIN_KEYS: tuple[str, ...] = (
 
 
 def table_keys(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The columns worth showing: fused rsum, R@1s, MedR, then the twin groups present."""
+    """The columns worth showing: fused rsum, R@1s, MedR, then the twin groups present; with
+    a binding matcher the re-ranked rsum and twins after them."""
     present = {key for numbers in summary.values() for key in numbers}
     keys = ["fused/rsum", "fused/t2v_r1", "fused/v2t_r1", "fused/t2v_medr"]
     twins = [f"twins/{group}/focused_accuracy" for group in TWIN_KEYS]
-    return [k for k in keys + twins if k in present]
+    reranked = ["reranked/rsum", *(f"reranked_{k}" for k in twins)]
+    return [k for k in keys + twins + reranked if k in present]

@@ -67,7 +67,9 @@ def evaluate_split(
     """Fused and per-level metrics of ``model`` (an MCSAN in eval mode) on ``split`` of ``data``.
 
     Every caption of the split queries the split's videos and every video its captions;
-    the fused score uses the model's own level weights.
+    the fused score uses the model's own level weights. A model with a binding matcher
+    (``model.rerank``) also gets ``"reranked"``: its shortlists re-ordered
+    (:mod:`mcsan.rerank_eval`).
     """
     captions, videos, caption_video = data.split_view(split)
     text = embed_captions(model, captions, batch_size, device, desc=f"{split} captions")
@@ -76,7 +78,16 @@ def evaluate_split(
         desc=f"{split} videos",
     )  # fmt: skip
     weights = {level: float(w) for level, w in model.level_weights().items()}
-    return evaluate_levels(text, video, weights, caption_video)
+    results = evaluate_levels(text, video, weights, caption_video)
+    if getattr(model, "matcher", None) is not None:
+        from mcsan.rerank_eval import evaluate_reranked
+
+        fused = sum(weight * (text[level] @ video[level].T) for level, weight in weights.items())
+        results["reranked"] = evaluate_reranked(
+            model, captions, data.video_features(videos), data.streams, data.max_frames,
+            fused, caption_video, batch_size, device,
+        )  # fmt: skip
+    return results
 
 
 def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:

@@ -97,10 +97,37 @@ class Retriever:
             self._parser = CaptionParser()
         return self.encode_parsed(self._parser.parse(list(captions)), batch_size)
 
-    def encode_features(
-        self, features: Sequence[Mapping[str, np.ndarray]], batch_size: int = 64
-    ) -> dict[str, np.ndarray]:
-        """Embed clips given as ``{stream: (T, *shape)}`` dicts (extra streams ignored)."""
+    @property
+    def has_matcher(self) -> bool:
+        """Whether the model has a binding matcher (``model.rerank``) to re-rank with."""
+        return self.model.matcher is not None
+
+    @property
+    def rerank_weight(self) -> float:
+        """``reranked = fused + rerank_weight * match``."""
+        return float(self.config.model.rerank_weight)
+
+    def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
+                    caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The binding matcher's score of caption ``caption_rows[p]`` against clip
+        ``clip_rows[p]`` (rows of ``captions`` and ``features``): (P,) float32."""
+        from mcsan.rerank_eval import encode_match_text, encode_match_video, pair_scores
+
+        if self._parser is None:
+            from mcsan.data.captions.parse import CaptionParser
+
+            self._parser = CaptionParser()
+        self._check_streams(features)
+        max_words = self.config.data.max_words
+        encoded = [encode_caption(p, self.vocab, max_words)
+                   for p in self._parser.parse(list(captions))]  # fmt: skip
+        text = encode_match_text(self.model, encoded, device=self.device)
+        video = encode_match_video(self.model, features, self.streams,
+                                   self.config.data.max_frames, device=self.device)  # fmt: skip
+        return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device)
+
+    def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]]) -> None:
+        """FeatureError unless every clip has the model's streams in their shapes."""
         for number, item in enumerate(features):
             for name in self.streams:
                 expected = self.feature_spec.streams[name]
@@ -112,6 +139,12 @@ class Retriever:
                         f"({self.path}) needs (T, {', '.join(map(str, expected))}) from feature "
                         f"set {self.feature_set!r}; extract features with the same spec"
                     )
+
+    def encode_features(
+        self, features: Sequence[Mapping[str, np.ndarray]], batch_size: int = 64
+    ) -> dict[str, np.ndarray]:
+        """Embed clips given as ``{stream: (T, *shape)}`` dicts (extra streams ignored)."""
+        self._check_streams(features)
         return embed_videos(
             self.model, features, self.streams, self.config.data.max_frames, batch_size, self.device
         )

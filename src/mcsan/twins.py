@@ -39,6 +39,9 @@ from mcsan.io import read_jsonl
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
 TWIN_KINDS = ("changed", "swapped", "binding")
+MATCHER_SCORES = ("reranked", "match")
+"""Scores from the binding matcher (``model.rerank``): ``fused + rerank_weight * match``
+(both clips of a twin pair as one shortlist), or the match score alone."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,8 @@ def twin_accuracy(
 ) -> dict[str, dict[str, Any]]:
     """Twin accuracy per twin level, per ``level/kind`` (kinds: :data:`TWIN_KINDS`) and
     over ``"all"``, from the fused score of ``encoder`` (or from one level's score alone,
-    ``score="relation"`` etc.: which level tells the twins apart).
+    ``score="relation"`` etc.: which level tells the twins apart; or one of
+    :data:`MATCHER_SCORES`).
 
     ``features`` maps every original and twin id to its ``{stream: (T, ...)}`` arrays.
     Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
@@ -147,9 +151,16 @@ def twin_accuracy(
         rows[vid] = list(range(start, start + len(captions[vid])))
         start += len(captions[vid])
     scores = encoder.score(encoder.encode_captions(texts), video_emb)
-    if score not in scores:
+    if score in MATCHER_SCORES:
+        fused = _with_matcher(encoder, score, scores["fused"], texts,
+                              [features[vid] for vid in clip_ids],
+                              [(r, column[vid]) for pair in pairs if pair.original_id in rows
+                               for r in rows[pair.original_id]
+                               for vid in (pair.original_id, pair.twin_id)])  # fmt: skip
+    elif score not in scores:
         raise DataError(f"no {score!r} score; the model scores {sorted(scores)}")
-    fused = scores[score]
+    else:
+        fused = scores[score]
     truth = _read_truth(Path(root))
 
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -184,6 +195,23 @@ def twin_accuracy(
             )
             results[level]["focused_pairs"] = tally["focused_pairs"]
     return results
+
+
+def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[str],
+                  clips: list[Mapping[str, np.ndarray]],
+                  needed: list[tuple[int, int]]) -> np.ndarray:  # fmt: skip
+    """``fused`` with the (caption, clip) entries the twin decisions read replaced by the
+    re-ranked (or match) score."""
+    match_pairs = getattr(encoder, "match_pairs", None)
+    if match_pairs is None or not getattr(encoder, "has_matcher", False):
+        raise DataError(f"score {score!r} needs a model with a binding matcher "
+                        "(train with --set model.rerank=true)")  # fmt: skip
+    rows, cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
+    match = match_pairs(texts, clips, rows, cols)
+    out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
+    weight = 1.0 if score == "match" else encoder.rerank_weight
+    out[rows, cols] += weight * match
+    return out
 
 
 def evaluate_twins(

@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
         on_stage=lambda s: print(f"[{s.name}] {s.summary} ({s.seconds:.1f} s)", flush=True),
     )
     print()
-    print("Test split, fused score:")
-    print(format_metrics_table({n: v.metrics["test"]["metrics"]["fused"]
-                                for n, v in result.variants.items()}))  # fmt: skip
+    print("Test split, fused score (re-ranked: the binding matcher's second stage):")
+    print(format_metrics_table(result.metric_tables("test")))
     test_videos = next(iter(result.variants.values())).metrics["test"]["videos"]
     if test_videos < SMALL_SAMPLE_VIDEOS:
         print(small_sample_warning(test_videos))

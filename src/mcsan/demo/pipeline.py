@@ -16,7 +16,7 @@ from mcsan.ablation import DEMO_VARIANTS, VariantResult, train_variant
 from mcsan.configs import check_config_arg
 from mcsan.demo.examples import example_queries
 from mcsan.demo.report import write_report
-from mcsan.demo.settings import FEATURE_SET, DemoResult, DemoSettings, StageTiming
+from mcsan.demo.settings import FEATURE_SET, RERANKED, DemoResult, DemoSettings, StageTiming
 from mcsan.extras import require
 from mcsan.progress import duration
 
@@ -169,6 +169,8 @@ def run_demo(
     def twins() -> str:
         for name, variant in result.variants.items():
             result.twins[name] = variant.twins or _evaluate_twins(variant, root)
+            if variant.reranked_twins:  # a binding matcher: its re-ranked decisions too
+                result.twins[f"{name} {RERANKED}"] = variant.reranked_twins
         return "; ".join(
             f"{name}: " + ", ".join(
                 f"{lvl} {v.get('focused_accuracy', v['accuracy']):.1f}%" for lvl, v in acc.items()

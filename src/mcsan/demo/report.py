@@ -95,8 +95,7 @@ def write_report(result: DemoResult) -> Path:
     """Write plots and ``REPORT.md`` into the demo folder; return the report's path."""
     plots = result.out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    plot_recalls({n: v.metrics["test"]["metrics"]["fused"] for n, v in result.variants.items()},
-                 plots / "recall_at_k.png")  # fmt: skip
+    plot_recalls(result.metric_tables("test"), plots / "recall_at_k.png")
     plot_training({n: v.history for n, v in result.variants.items()}, plots / "training.png")
     plot_twins(result.twins, plots / "twins.png")
     if "mcsan" in result.variants:
@@ -112,11 +111,13 @@ def write_report(result: DemoResult) -> Path:
         "EfficientNet-Lite0 (ImageNet) head on a 2x2 grid + block-10 + 2x2 RGB histogram.",
         "Protocol: t2v ranks each caption's clip among all clips; v2t ranks a clip's best "
         "caption among all captions; ties count against the model; best epoch chosen on "
-        "validation rsum only; no test-time rescoring.",
+        "validation rsum only (fused score). Rows marked *re-ranked*: the binding matcher "
+        "(a text-conditioned second stage, `model.rerank`) re-orders each query's top "
+        "`model.rerank_top_k` by fused + `rerank_weight` x match; twins count both clips as "
+        "one shortlist.",
     ]
     for split, title in (("test", "Test split"), ("comp", "Compositional split (unseen combinations)")):
-        table = {n: v.metrics[split]["metrics"]["fused"] for n, v in result.variants.items()
-                 if split in v.metrics}  # fmt: skip
+        table = result.metric_tables(split)
         if table:
             counts = next(iter(result.variants.values())).metrics[split]
             sections.append(f"## {title}: {counts['videos']} clips, {counts['captions']} captions\n\n"

@@ -9,6 +9,8 @@ from typing import Any
 from mcsan.ablation import VariantResult
 
 FEATURE_SET = "world"
+RERANKED = "re-ranked"
+"""Suffix of a model's row once its binding matcher re-ranked the shortlists."""
 
 
 @dataclass
@@ -63,3 +65,16 @@ class DemoResult:
     """variant -> twin level -> {accuracy, pairs, twins}."""
     examples: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
+
+    def metric_tables(self, split: str) -> dict[str, dict[str, float]]:
+        """Model -> fused metrics on ``split``, and ``"<model> re-ranked"`` after them for a
+        model with a binding matcher (``model.rerank``)."""
+        tables = {}
+        for name, variant in self.variants.items():
+            if split not in variant.metrics:
+                continue
+            metrics = variant.metrics[split]["metrics"]
+            tables[name] = metrics["fused"]
+            if "reranked" in metrics:
+                tables[f"{name} {RERANKED}"] = metrics["reranked"]
+        return tables

@@ -1,0 +1,98 @@
+"""Cost and effect of the binding matcher's re-ranking stage on a split (CPU).
+
+For a checkpoint trained with ``model.rerank`` (the ``world`` config): time to embed the
+split and rank it by the fused score, then the extra time to re-rank each query's top-k
+with the matcher (both directions), and the test metrics with each shortlist size.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_rerank.py runs/demo/runs/mcsan/best.pt \
+        --out /tmp/rerank.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import time
+from datetime import date
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--top-k", default="5,10,20,50", help="comma list of shortlist sizes")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", help="write the markdown table here too")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from mcsan.data.dataset import RetrievalData
+    from mcsan.embed import embed_captions, embed_videos
+    from mcsan.evaluate import evaluate_levels
+    from mcsan.inference import Retriever
+    from mcsan.rerank_eval import (
+        encode_match_text,
+        encode_match_video,
+        pair_scores,
+        reranked_metrics,
+    )
+
+    retriever = Retriever.from_checkpoint(args.checkpoint)
+    model = retriever.model.eval()
+    if model.matcher is None:
+        raise SystemExit(f"{args.checkpoint}: no binding matcher (trained without model.rerank)")
+    data = RetrievalData.load(dataclasses.replace(retriever.config.data), (args.split,),
+                              vocab=retriever.vocab, attributes=retriever.attributes,
+                              feature_set=retriever.feature_set, streams=retriever.streams)  # fmt: skip
+    captions, videos, caption_video = data.split_view(args.split)
+    clips = data.video_features(videos)
+    started = time.perf_counter()
+    text = embed_captions(model, captions, 256, "cpu")
+    video = embed_videos(model, clips, data.streams, data.max_frames, 64, "cpu")
+    weights = {level: float(w) for level, w in model.level_weights().items()}
+    plain = evaluate_levels(text, video, weights, caption_video)["fused"]
+    fused_s = time.perf_counter() - started
+    fused = sum(w * (text[level] @ video[level].T) for level, w in weights.items())
+
+    started = time.perf_counter()
+    match_text = encode_match_text(model, captions)
+    match_video = encode_match_video(model, clips, data.streams, data.max_frames)
+    encode_s = time.perf_counter() - started
+    rows = [f"| fused only | - | {fused_s:.2f} | - | {plain['rsum']:.1f} | "
+            f"{plain['t2v_r1']:.1f} | {plain['v2t_r1']:.1f} |"]
+    queries = len(captions) + len(videos)
+    for k in (int(x) for x in args.top_k.split(",")):
+        pairs = [0]
+
+        def match(r, c, pairs=pairs):
+            pairs[0] += len(r)
+            return pair_scores(model, match_text, match_video, r, c)
+
+        started = time.perf_counter()
+        metrics = reranked_metrics(fused, caption_video, match, k, model.cfg.rerank_weight)
+        seconds = time.perf_counter() - started + encode_s
+        rows.append(f"| re-ranked top {k} | {pairs[0]:,} | {fused_s + seconds:.2f} | "
+                    f"{1000 * seconds / queries:.2f} | {metrics['rsum']:.1f} | "
+                    f"{metrics['t2v_r1']:.1f} | {metrics['v2t_r1']:.1f} |")  # fmt: skip
+    lines = [
+        f"`benchmarks/bench_rerank.py {args.checkpoint}`, split {args.split} "
+        f"({len(captions)} captions, {len(videos)} clips), {args.threads} thread(s), "
+        f"{platform.processor() or platform.machine()}, {date.today()}",
+        "",
+        "| ranking | pairs the matcher scored | seconds (embed + rank + re-rank) | "
+        "re-rank ms per query | rsum | t2v R@1 | v2t R@1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
