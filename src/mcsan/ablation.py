@@ -103,7 +103,7 @@ def train_variant(
     from mcsan.inference import evaluate_checkpoint
     from mcsan.model.rerank import MATCH_TERMS
     from mcsan.train import resume_differences, train
-    from mcsan.twins import TWINS_FILE, evaluate_twins
+    from mcsan.twins import TWINS_FILE, evaluate_twin_scores
 
     seeded = () if seed is None else (f"seed={seed}",)
     overrides = (*extra_overrides, *variant_overrides(name), *seeded)
@@ -131,10 +131,10 @@ def train_variant(
     for split in splits:
         outcome.metrics[split] = evaluate_checkpoint(run_dir / "best.pt", split)
     if (Path(cfg.data.root) / TWINS_FILE).is_file():
-        outcome.twins = evaluate_twins(run_dir / "best.pt", cfg.data.root)
-        if cfg.model.rerank and set(cfg.model.levels) & set(MATCH_TERMS):
-            outcome.reranked_twins = evaluate_twins(run_dir / "best.pt", cfg.data.root,
-                                                    "reranked")  # fmt: skip
+        rerank = cfg.model.rerank and bool(set(cfg.model.levels) & set(MATCH_TERMS))
+        twins = evaluate_twin_scores(run_dir / "best.pt", cfg.data.root,
+                                     ("fused", "reranked") if rerank else ("fused",))  # fmt: skip
+        outcome.twins, outcome.reranked_twins = twins["fused"], twins.get("reranked", {})
     return outcome
 
 

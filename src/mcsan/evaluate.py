@@ -63,13 +63,15 @@ def evaluate_split(
     split: str,
     batch_size: int,
     device: torch.device | str = "cpu",
+    rerank: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Fused and per-level metrics of ``model`` (an MCSAN in eval mode) on ``split`` of ``data``.
 
     Every caption of the split queries the split's videos and every video its captions;
     the fused score uses the model's own level weights. A model with a binding matcher
     (``model.rerank``) also gets ``"reranked"``: its shortlists re-ordered
-    (:mod:`mcsan.rerank_eval`).
+    (:mod:`mcsan.rerank_eval`), unless ``rerank`` is False (validation: the best epoch is
+    chosen on the fused rsum).
     """
     captions, videos, caption_video = data.split_view(split)
     text = embed_captions(model, captions, batch_size, device, desc=f"{split} captions")
@@ -79,7 +81,7 @@ def evaluate_split(
     )  # fmt: skip
     weights = {level: float(w) for level, w in model.level_weights().items()}
     results = evaluate_levels(text, video, weights, caption_video)
-    if getattr(model, "matcher", None) is not None:
+    if rerank and getattr(model, "matcher", None) is not None:
         from mcsan.rerank_eval import evaluate_reranked
 
         fused = sum(weight * (text[level] @ video[level].T) for level, weight in weights.items())

@@ -58,6 +58,7 @@ class Retriever:
         self.epoch = int(state.get("epoch", 0))
         self._sha256: str | None = None
         self._parser: Any = None
+        self._last_parse: tuple[tuple[str, ...], list[Any]] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> Retriever:
@@ -91,11 +92,20 @@ class Retriever:
         self, captions: Sequence[str], batch_size: int = 256
     ) -> dict[str, np.ndarray]:
         """Parse and embed captions: level -> (N, d) float32, L2-normalised rows."""
+        return self.encode_parsed(self._parse(captions), batch_size)
+
+    def _parse(self, captions: Sequence[str]) -> list[Any]:
+        """Parsed captions (the last list is kept: twins parse it for both stages)."""
+        key = tuple(captions)
+        if self._last_parse is not None and self._last_parse[0] == key:
+            return self._last_parse[1]
         if self._parser is None:
             from mcsan.data.captions.parse import CaptionParser
 
             self._parser = CaptionParser()
-        return self.encode_parsed(self._parser.parse(list(captions)), batch_size)
+        parsed = list(self._parser.parse(list(captions)))
+        self._last_parse = (key, parsed)
+        return parsed
 
     @property
     def has_matcher(self) -> bool:
@@ -113,14 +123,9 @@ class Retriever:
         ``clip_rows[p]`` (rows of ``captions`` and ``features``): (P,) float32."""
         from mcsan.rerank_eval import encode_match_text, encode_match_video, pair_scores
 
-        if self._parser is None:
-            from mcsan.data.captions.parse import CaptionParser
-
-            self._parser = CaptionParser()
         self._check_streams(features)
         max_words = self.config.data.max_words
-        encoded = [encode_caption(p, self.vocab, max_words)
-                   for p in self._parser.parse(list(captions))]  # fmt: skip
+        encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
         text = encode_match_text(self.model, encoded, device=self.device)
         video = encode_match_video(self.model, features, self.streams,
                                    self.config.data.max_frames, device=self.device)  # fmt: skip

@@ -272,12 +272,12 @@ class Trainer:
                                     self.ctx, self.load_settings)  # fmt: skip
 
     def validate(self) -> dict[str, dict[str, float]]:
-        """Fused and per-level metrics on the val split (model in eval mode meanwhile)."""
+        """Fused and per-level metrics on the val split (model in eval mode meanwhile; no
+        re-ranking: the best epoch is chosen on the fused rsum)."""
         self.model.eval()
         try:
-            return evaluate_split(
-                self.model, self.data, "val", self.cfg.train.eval_batch_size, self.device
-            )
+            return evaluate_split(self.model, self.data, "val", self.cfg.train.eval_batch_size,
+                                  self.device, rerank=False)  # fmt: skip
         finally:
             self.model.train()
 

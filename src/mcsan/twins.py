@@ -219,6 +219,13 @@ def evaluate_twins(
 ) -> dict[str, dict[str, Any]]:
     """Twin accuracy of a trained checkpoint on the twin set of dataset ``root``, read from
     the feature set the checkpoint was trained with (``score``: see :func:`twin_accuracy`)."""
+    return evaluate_twin_scores(checkpoint, root, (score,))[score]
+
+
+def evaluate_twin_scores(
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`evaluate_twins` for several ``scores`` (model and features loaded once)."""
     from mcsan.data.native import feature_path
     from mcsan.data.video.store import FeatureStore
     from mcsan.inference import Retriever
@@ -227,4 +234,4 @@ def evaluate_twins(
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)
-    return twin_accuracy(retriever, root, features, score)
+    return {score: twin_accuracy(retriever, root, features, score) for score in scores}
