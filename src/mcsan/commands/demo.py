@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int_in(16, MAX_SIZE), help="frame size in px")
     parser.add_argument("--twins", type=non_negative_int, help="test clips that get twins")
     parser.add_argument(
-        "--epochs", type=positive_int, help="training epochs (default: the config's)"
+        "--epochs", type=positive_int, help="training epochs (default 9, --quick 2)"
     )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument(

@@ -22,8 +22,10 @@ class DemoSettings:
     size: int = 128
     twins: int = 200
     """Test clips that get twins (up to one per level each)."""
-    epochs: int | None = None
-    """None = the config's epoch count."""
+    epochs: int | None = 9
+    """None = the config's epoch count (12 for ``world``). 9 keeps `make demo` within ten
+    minutes on 2 cores now that MCSAN trains its binding matcher too (BENCHMARKS.md); the
+    3-seed ablation table uses the config's 12."""
     seed: int = 0
     workers: int = 2
     config: str = "world"
