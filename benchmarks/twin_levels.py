@@ -1,5 +1,6 @@
 """Which level tells the twins apart? Focused twin accuracy per twin kind, from the fused
-score and from each level's score alone, for one or more checkpoints.
+score and from each level's score alone (and, for a model with a binding matcher, from the
+re-ranked score and the match score alone), for one or more checkpoints.
 
 A level's score alone ties on captions that name nothing at that level (both clips score
 the same); ties count as misses, as in the fused accuracy.
@@ -13,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from mcsan.checkpoint import load_checkpoint
-from mcsan.twins import evaluate_twins
+from mcsan.twins import MATCHER_SCORES, evaluate_twin_scores
 
 
 def main() -> None:
@@ -23,9 +24,10 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+")
     args = parser.parse_args()
     for checkpoint in args.checkpoints:
-        levels = load_checkpoint(checkpoint)["config"]["model"]["levels"]
-        table = {score: evaluate_twins(checkpoint, args.world, score)
-                 for score in ("fused", *levels)}  # fmt: skip
+        model = load_checkpoint(checkpoint)["config"]["model"]
+        matcher = MATCHER_SCORES if model.get("rerank") and len(model["levels"]) > 1 else ()
+        table = evaluate_twin_scores(checkpoint, args.world,
+                                     ("fused", *model["levels"], *matcher))  # fmt: skip
         kinds = [k for k in table["fused"] if "/" in k]
         print(f"\n{checkpoint} (focused accuracy, %)\n")
         print("| score | " + " | ".join(kinds) + " |")
