@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,3 +48,25 @@ def test_two_process_ddp_matches_single_process(tmp_path, caption_parser):
         for level, metrics in theirs["val"].items():
             assert mine["val"][level] == pytest.approx(metrics, rel=REL_TOL)
     assert sorted(p.name for p in (tmp_path / "ddp").glob("*.pt")) == ["best.pt", "last.pt"]
+
+
+def test_two_process_ddp_trains_the_binding_matcher(tmp_path, caption_parser):
+    """The matcher's loss is computed on each rank's own batch (its B x B pairs are local);
+    DDP must still train it: every rank reaches the end, the loss has its parts."""
+    root = make_tiny_dataset(tmp_path / "data", {"train": 20, "val": 8}, seed=5)
+    parse_with_cache([r.caption for r in read_captions(root)],
+                     root / "cache" / "parsed_captions.jsonl", caption_parser)  # fmt: skip
+    config = tiny_config_yaml(root, tmp_path / "tiny.yaml", epochs=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RANK", None)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "mcsan", "--quiet", "train", "--config", str(config), "--out",
+        str(tmp_path / "ddp"), "--set", "model.rerank=true", "--set", "model.rerank_dim=8",
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    loss = metrics["history"][-1]["loss"]
+    assert loss["match"] > 0 and math.isfinite(loss["total"])

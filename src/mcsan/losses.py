@@ -248,11 +248,14 @@ class MCSANLoss(nn.Module):
         caption_keys: torch.Tensor | None = None,
         negatives: tuple[LevelOutput, torch.Tensor] | None = None,
         match: MatchScores | None = None,
+        match_scale: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and its named parts (detached scalars), see the module docstring.
 
         ``negatives``: encoded binding negatives and the caption row each was made from;
-        ``match``: the binding matcher's scores (model.rerank)."""
+        ``match``: the binding matcher's scores (model.rerank), on this rank's batch only;
+        ``match_scale`` multiplies their weight (1 / world size under DDP, so that the
+        averaged gradient is the mean over ranks, like the gathered terms')."""
         cfg = self.cfg
         caption_keys = video_keys if caption_keys is None else caption_keys
         positive = caption_keys[:, None] == video_keys[None, :]
@@ -303,7 +306,8 @@ class MCSANLoss(nn.Module):
                     )
 
         weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl,
-                   "negatives": cfg.lambda_negatives, "match": cfg.lambda_match}  # fmt: skip
+                   "negatives": cfg.lambda_negatives,
+                   "match": cfg.lambda_match * match_scale}  # fmt: skip
         zero = sims["fused"].new_zeros(())
         sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
         total = sum((weights[kind] * sums[kind] for kind in sums), zero)

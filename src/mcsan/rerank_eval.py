@@ -6,6 +6,10 @@ shortlist: for a caption, its ``rerank_top_k`` clips by fused score are ordered 
 ``fused + rerank_weight * match`` and stay ahead of every clip outside the shortlist; for
 a clip (video-to-text), its top-k captions likewise. Ranks outside the shortlist are the
 fused ranks. The metrics are the protocol of :mod:`mcsan.ranking` on those two orders.
+
+Memory: the split's fused scores are held as one dense (captions x clips) matrix (MSR-VTT
+1k-A: 1,000 x 1,000; VATEX test: 4.5 MB per 1,000 x 1,000), unlike the chunked evaluator;
+the full MSR-VTT test split (59,800 x 2,990) would need a few GB: re-rank a subset there.
 """
 
 from __future__ import annotations

@@ -243,6 +243,7 @@ class Trainer:
             {k: gather(v, self.ctx) for k, v in batch.video_targets.items()},
             negatives=negatives,
             match=match,
+            match_scale=1.0 / self.ctx.world_size,
         )
         if not torch.isfinite(loss):
             last = self.out_dir / "last.pt"

@@ -103,6 +103,13 @@ def test_the_match_loss_trains_every_matcher_parameter() -> None:
     _, parts = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
                        match=MatchScores(pairs.detach(), torch.eye(3, dtype=torch.bool)))  # fmt: skip
     assert torch.isclose(parts["match"], terms["pairs"].detach())
+    # under DDP each rank's local match loss is weighted 1 / world size
+    half, _ = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
+                      match=MatchScores(pairs.detach(), torch.eye(3, dtype=torch.bool)),
+                      match_scale=0.5)  # fmt: skip
+    whole, _ = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
+                       match=MatchScores(pairs.detach(), torch.eye(3, dtype=torch.bool)))  # fmt: skip
+    assert torch.isclose(whole - half, 0.25 * parts["match"])
 
 
 def _random_case(seed: int, captions: int, videos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
