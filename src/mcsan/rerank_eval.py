@@ -7,9 +7,9 @@ shortlist: for a caption, its ``rerank_top_k`` clips by fused score are ordered 
 a clip (video-to-text), its top-k captions likewise. Ranks outside the shortlist are the
 fused ranks. The metrics are the protocol of :mod:`mcsan.ranking` on those two orders.
 
-Memory: the split's fused scores are held as one dense (captions x clips) matrix (MSR-VTT
-1k-A: 1,000 x 1,000; VATEX test: 4.5 MB per 1,000 x 1,000), unlike the chunked evaluator;
-the full MSR-VTT test split (59,800 x 2,990) would need a few GB: re-rank a subset there.
+Memory: the split's fused scores are held as dense (captions x clips) float64 matrices
+(three of them), unlike the chunked evaluator: 24 MB for MSR-VTT 1k-A (1,000 x 1,000), but
+about 4 GB for the full MSR-VTT test split (59,800 x 2,990): re-rank a subset there.
 """
 
 from __future__ import annotations
