@@ -111,8 +111,9 @@ def shortlist_orders(fused: np.ndarray, match: Any, top_k: int, weight: float
 
     ``fused`` (Nt, Nv); ``match(text_rows, clip_rows) -> (P,)`` scores pairs. Each row's
     (t2v) or column's (v2t) shortlist, its top-k by fused plus anything tied with the k-th
-    (ties count against the model, as in :mod:`mcsan.ranking`), gets
-    ``fused + weight * match`` lifted above every score outside it."""
+    (ties count against the model, as in :mod:`mcsan.ranking`), scores
+    ``fused + weight * match``; everything outside it is lowered below any of those (so the
+    shortlist's own scores are exact, whatever the weight)."""
     fused = np.asarray(fused, dtype=np.float64)
     span = float(np.abs(fused).max()) if fused.size else 0.0
     lift = 2.0 * span + 2.0 * weight + 1.0
@@ -121,9 +122,9 @@ def shortlist_orders(fused: np.ndarray, match: Any, top_k: int, weight: float
     t_rows, t_cols = np.nonzero(fused >= kth_video[:, None])
     v_rows, v_cols = np.nonzero(fused >= kth_caption[None, :])
     scores = match(np.concatenate([t_rows, v_rows]), np.concatenate([t_cols, v_cols]))
-    t2v, v2t = fused.copy(), fused.copy()
-    t2v[t_rows, t_cols] += lift + weight * scores[: len(t_rows)]
-    v2t[v_rows, v_cols] += lift + weight * scores[len(t_rows):]
+    t2v, v2t = fused - lift, fused - lift
+    t2v[t_rows, t_cols] = fused[t_rows, t_cols] + weight * scores[: len(t_rows)]
+    v2t[v_rows, v_cols] = fused[v_rows, v_cols] + weight * scores[len(t_rows):]
     return t2v, v2t
 
 
