@@ -159,6 +159,9 @@ def test_retriever_api(runs, caption_parser):
     assert np.allclose(single["global"], video["global"][1:2], atol=1e-5)
     with pytest.raises(Exception, match="grid"):
         retriever.encode_features([{"frame": clips[0]["frame"], "grid": np.zeros((3, 2, 8))}])
+    assert not retriever.has_matcher
+    with pytest.raises(CheckpointError, match="no binding matcher"):
+        retriever.match_pairs(["a cube"], clips[:1], np.array([0]), np.array([0]))
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path):

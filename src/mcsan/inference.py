@@ -33,7 +33,7 @@ from mcsan.data.collate import encode_caption
 from mcsan.data.dataset import RetrievalData
 from mcsan.data.video.store import FeatureSpec
 from mcsan.embed import embed_captions, embed_videos
-from mcsan.errors import FeatureError
+from mcsan.errors import CheckpointError, FeatureError
 from mcsan.evaluate import evaluate_split
 from mcsan.io import file_sha256
 
@@ -123,6 +123,9 @@ class Retriever:
         ``clip_rows[p]`` (rows of ``captions`` and ``features``): (P,) float32."""
         from mcsan.rerank_eval import encode_match_text, encode_match_video, pair_scores
 
+        if not self.has_matcher:
+            raise CheckpointError(f"{self.path} has no binding matcher (trained without "
+                                  "model.rerank): use its fused score")  # fmt: skip
         self._check_streams(features)
         max_words = self.config.data.max_words
         encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
