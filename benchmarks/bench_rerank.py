@@ -36,6 +36,7 @@ def main() -> None:
     from mcsan.rerank_eval import (
         encode_match_text,
         encode_match_video,
+        fused_scores,
         pair_scores,
         reranked_metrics,
     )
@@ -55,7 +56,7 @@ def main() -> None:
     weights = {level: float(w) for level, w in model.level_weights().items()}
     plain = evaluate_levels(text, video, weights, caption_video)["fused"]
     fused_s = time.perf_counter() - started
-    fused = sum(w * (text[level] @ video[level].T) for level, w in weights.items())
+    fused = fused_scores(text, video, weights)
 
     started = time.perf_counter()
     match_text = encode_match_text(model, captions)

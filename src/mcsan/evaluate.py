@@ -82,12 +82,11 @@ def evaluate_split(
     weights = {level: float(w) for level, w in model.level_weights().items()}
     results = evaluate_levels(text, video, weights, caption_video)
     if rerank and getattr(model, "matcher", None) is not None:
-        from mcsan.rerank_eval import evaluate_reranked
+        from mcsan.rerank_eval import evaluate_reranked, fused_scores
 
-        fused = sum(weight * (text[level] @ video[level].T) for level, weight in weights.items())
         results["reranked"] = evaluate_reranked(
             model, captions, data.video_features(videos), data.streams, data.max_frames,
-            fused, caption_video, batch_size, device,
+            fused_scores(text, video, weights), caption_video, batch_size, device,
         )  # fmt: skip
     return results
 

@@ -68,9 +68,7 @@ def encode_match_text(model: Any, captions: Sequence[EncodedCaption], batch_size
     parts = []
     for start in range(0, len(captions), batch_size):
         batch = collate_text(captions[start : start + batch_size]).to(device)
-        text = model.match_text(batch)
-        parts.append(MatcherText({k: tuple(t.float().cpu() for t in v) for k, v in text.parts.items()},
-                                 {k: m.cpu() for k, m in text.masks.items()}))  # fmt: skip
+        parts.append(model.match_text(batch).to("cpu"))
     return _cat_text(parts)
 
 
@@ -82,9 +80,8 @@ def encode_match_video(model: Any, clips: Sequence[Mapping[str, np.ndarray]],
     parts = []
     for start in range(0, len(clips), batch_size):
         items = [dict(item) for item in clips[start : start + batch_size]]
-        video = model.match_video(collate_video(items, streams, max_frames).to(device))
-        parts.append(MatcherVideo(video.keys.float().cpu(), video.change.float().cpu(),
-                                  video.mask.cpu()))  # fmt: skip
+        parts.append(model.match_video(collate_video(items, streams, max_frames).to(device))
+                     .to("cpu"))  # fmt: skip
     return _cat_video(parts)
 
 
@@ -96,13 +93,17 @@ def pair_scores(model: Any, text: MatcherText, video: MatcherVideo, text_rows: n
     cols = torch.as_tensor(np.asarray(clip_rows, dtype=np.int64))
     out = []
     for start in range(0, len(rows), PAIR_CHUNK):
-        t = text.rows(rows[start : start + PAIR_CHUNK])
-        v = video.rows(cols[start : start + PAIR_CHUNK])
-        t = MatcherText({k: tuple(x.to(device) for x in p) for k, p in t.parts.items()},
-                        {k: m.to(device) for k, m in t.masks.items()})  # fmt: skip
-        v = MatcherVideo(v.keys.to(device), v.change.to(device), v.mask.to(device))
-        out.append(model.matcher.score(t, v, pairs=True).float().cpu())
+        t = text.rows(rows[start : start + PAIR_CHUNK]).to(device)
+        v = video.rows(cols[start : start + PAIR_CHUNK]).to(device)
+        out.append(model.matcher.score(t, v, pairs=True).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def fused_scores(text: Mapping[str, np.ndarray], video: Mapping[str, np.ndarray],
+                 weights: Mapping[str, float]) -> np.ndarray:
+    """The dense fused score ``sum_l w_l <t_l, v_l>`` (captions x clips) of retrieval
+    embeddings (:func:`mcsan.model.scoring.retrieval_embeddings`)."""
+    return sum(weight * (text[level] @ video[level].T) for level, weight in weights.items())
 
 
 def shortlist_orders(fused: np.ndarray, match: Any, top_k: int, weight: float

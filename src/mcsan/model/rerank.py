@@ -52,6 +52,10 @@ class MatcherVideo:
         """The clips at ``index``."""
         return MatcherVideo(self.keys[index], self.change[index], self.mask[index])
 
+    def to(self, device: torch.device | str) -> MatcherVideo:
+        """The clips on ``device``."""
+        return MatcherVideo(self.keys.to(device), self.change.to(device), self.mask.to(device))
+
 
 @dataclass
 class MatcherText:
@@ -68,6 +72,11 @@ class MatcherText:
         """The captions at ``index``."""
         return MatcherText({k: tuple(p[index] for p in v) for k, v in self.parts.items()},
                            {k: m[index] for k, m in self.masks.items()})  # fmt: skip
+
+    def to(self, device: torch.device | str) -> MatcherText:
+        """The captions on ``device``."""
+        return MatcherText({k: tuple(p.to(device) for p in v) for k, v in self.parts.items()},
+                           {k: m.to(device) for k, m in self.masks.items()})  # fmt: skip
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
