@@ -74,6 +74,8 @@ class LossConfig:
     # relation's grounded geometry (BindingMatcher.predicate_contrast). Measured on the demo
     # world (one seed, matcher alone): relation-changed twins 58 -> 85% after 3 epochs.
     match_predicates: bool = True
+    # Weight of the predicate contrast inside the matcher's loss (with match_predicates).
+    lambda_predicates: float = 1.0
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
@@ -112,15 +114,17 @@ class MatchScores:
     """The relation term's predicate contrast (scalar), when switched on."""
 
 
-def match_terms(scores: MatchScores, margin: float) -> dict[str, torch.Tensor]:
+def match_terms(scores: MatchScores, margin: float, predicate_weight: float = 1.0
+                ) -> dict[str, torch.Tensor]:  # fmt: skip
     """The matcher's loss terms: "pairs" (triplet, sum over negative clips and captions),
-    "negatives" (mean hinge ``[m + s(neg, v) - s(cap, v)]+``) and "predicates"."""
+    "negatives" (mean hinge ``[m + s(neg, v) - s(cap, v)]+``) and "predicates" (the
+    predicate contrast times ``predicate_weight``)."""
     terms = {"pairs": triplet_loss(scores.pairs, scores.positive, margin, hardest=False)}
     if scores.negatives is not None and scores.rows is not None and len(scores.rows):
         own = scores.pairs[scores.rows, scores.rows]
         terms["negatives"] = F.relu(margin + scores.negatives - own).mean()
     if scores.predicates is not None:
-        terms["predicates"] = scores.predicates
+        terms["predicates"] = predicate_weight * scores.predicates
     return terms
 
 
@@ -270,7 +274,7 @@ class MCSANLoss(nn.Module):
             "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}, "match": {}
         }  # fmt: skip
         if match is not None:
-            terms["match"] = match_terms(match, cfg.margin)
+            terms["match"] = match_terms(match, cfg.margin, cfg.lambda_predicates)
         if negatives is not None:
             terms["negatives"] = negative_terms(
                 sims, negatives, video_out, matched_video, level_weights, levels, cfg.margin,

@@ -92,6 +92,9 @@ def test_the_match_loss_trains_every_matcher_parameter() -> None:
     scores = MatchScores(pairs, torch.eye(3, dtype=torch.bool), negatives, rows)
     terms = match_terms(scores, 0.2)
     assert set(terms) == {"pairs", "negatives"}
+    with_predicates = MatchScores(pairs.detach(), scores.positive, predicates=torch.tensor(2.0))
+    assert float(match_terms(with_predicates, 0.2)["predicates"]) == 2.0
+    assert float(match_terms(with_predicates, 0.2, predicate_weight=0.25)["predicates"]) == 0.5
     sum(terms.values()).backward()
     for name, param in model.matcher.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
