@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint", help="checkpoint to encode the query (default: the one that built it)"
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument(
+        "--no-rerank", action="store_true",
+        help="rank by the fused score only, even when the checkpoint has a binding matcher",
+    )
     parser.set_defaults(func=run)
 
 
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.search.server import open_searcher
 
     searcher = open_searcher(args.index, args.checkpoint)
-    answer = searcher.answer(args.query, args.k, args.mode)
+    answer = searcher.answer(args.query, args.k, args.mode, rerank=not args.no_rerank)
     model = searcher.model or {}
     if args.json:
         body = answer.to_json()
@@ -60,11 +64,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"unknown to the model: {', '.join(answer.unknown_words)}")
     for warning in answer.warnings:
         print(f"warning: {warning}")
+    reranker = searcher.reranker
+    if answer.reranked and reranker is not None:
+        print(f"re-ranked by the binding matcher: the top {reranker.top_k} candidates by "
+              f"fused score + {reranker.weight:g} x match")
     levels = [lv for lv in searcher.index.levels if answer.mode != "concepts"]
-    header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels)
+    match = ["match"] if answer.reranked else []
+    header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels + match)
     print(header + "  video  [concepts]")
     for hit in answer.hits:
-        parts = "  ".join(f"{hit.level_scores.get(lv, 0.0):>8.4f}" for lv in levels)
+        values = [hit.level_scores.get(lv, 0.0) for lv in levels]
+        parts = "  ".join(f"{v:>8.4f}" for v in values)
+        if match:
+            parts += "  " + (f"{hit.match_score:>8.4f}" if hit.match_score is not None
+                             else f"{'-':>8}")  # fmt: skip
         where = f"{hit.video_id}  {hit.path}" if hit.path else hit.video_id
         concepts = ", ".join(f"{c['concept']} p={c['probability']:.3f}" for c in hit.concepts)
         print(f"{hit.rank:>4}  {hit.score:>7.4f}  {parts}  {where}"

@@ -90,7 +90,7 @@ def build_from_store(
     if retriever is not None:
         with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
             embeddings = encode_store(retriever, store, ids)
-        extra["feature_file"] = str(store_path)
+        extra["feature_file"] = str(Path(store_path).resolve())
         extra["dataset"] = model_info(retriever)["dataset"]
     if checkpoint is not None:
         extra["checkpoint"] = str(Path(checkpoint).resolve())

@@ -124,6 +124,8 @@ class VideoIndex:
         self.concepts = concepts
         self._row_of = {vid: row for row, vid in enumerate(self.ids)}
         self.nprobe = nprobe
+        self.directory: Path | None = None
+        """The folder the index was loaded from (None until saved or loaded)."""
         if approx and nprobe is not None:
             faiss_index.nprobe = nprobe
 
@@ -321,6 +323,7 @@ class VideoIndex:
             if self.concepts is not None:
                 self.concepts.save_into(tmp)
             atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
+        self.directory = target
         return target
 
     @classmethod
@@ -370,11 +373,13 @@ class VideoIndex:
                 f"{root}: index parts disagree ({len(ids)} ids, {vectors} vectors, "
                 f"embedding rows {sizes}); rebuild it with `mcsan index`"
             )
-        return cls(
+        index = cls(
             embeddings, ids, paths, weights, sha, faiss_index,
             media_root=meta.get("media_root"), approx=meta.get("kind") == "ivf_flat",
             nprobe=meta.get("nprobe"), extra=meta.get("extra"), concepts=concepts,
         )
+        index.directory = root
+        return index
 
 
 def _owned(name: str) -> bool:

@@ -2,13 +2,16 @@
 
 - ``concepts``: the query's words are matched to the frame encoder's ImageNet classes
   (:mod:`mcsan.search.concepts`); clips rank by ``sum_c w_c p_clip(c)``. Needs no training.
-- ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.search`).
+- ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.search`);
+  with a binding matcher in the checkpoint (``model.rerank``), its top ``rerank_top_k``
+  clips are re-ordered by ``fused + rerank_weight * match`` (:mod:`mcsan.search.rerank`).
 - ``auto``: both when the index has both. The candidates are the union of each mode's top
   ``max(CANDIDATES, 4k)``; each score is min-max scaled over the candidates and mixed as
   ``a * model + (1 - a) * concepts`` with ``a = known / (known + matched)``: ``known`` the
   query's content words in the model's vocabulary, ``matched`` those matching a concept. A
   query of words the model never saw therefore leans on concepts alone, and one that
   matches no concept on the model alone. With only one part available ``auto`` is that part.
+  With a binding matcher, the model part of every candidate is ``fused + weight * match``.
 
 Every answer says which mode ran, the matched concepts (and, per hit, the ones that
 carried it), the words the model does not know, and a warning when the ranking means little.
@@ -32,6 +35,7 @@ from mcsan.search.honesty import (
 )
 from mcsan.search.index import VideoIndex
 from mcsan.search.query import Hit, validate_k, validate_query
+from mcsan.search.rerank import ShortlistReranker, reorder_shortlist
 
 MODES = ("auto", "concepts", "model")
 CANDIDATES = 100
@@ -53,6 +57,8 @@ class Answer:
     matched_concepts: list[dict[str, Any]] = field(default_factory=list)
     model_weight: float | None = None
     warnings: list[str] = field(default_factory=list)
+    reranked: int = 0
+    """How many of the hits the binding matcher re-scored (0: ranked without it)."""
 
     def to_json(self) -> dict[str, Any]:
         """The answer as a JSON-serialisable dict."""
@@ -86,6 +92,7 @@ class Searcher:
         self.model = model_info(self.retriever) if self.retriever is not None else None
         if self.model is not None and index.extra.get("dataset"):
             self.model["dataset"] = index.extra["dataset"]
+        self.reranker, self.rerank_problem = ShortlistReranker.for_index(index, self.retriever)
 
     @property
     def bank(self) -> ConceptBank:
@@ -103,9 +110,12 @@ class Searcher:
             found.append("model")
         return found
 
-    def answer(self, query: object, k: object = 10, mode: object = "auto") -> Answer:
-        """Rank the index for ``query`` in ``mode`` (see the module docstring)."""
+    def answer(self, query: object, k: object = 10, mode: object = "auto",
+               rerank: bool = True) -> Answer:  # fmt: skip
+        """Rank the index for ``query`` in ``mode`` (see the module docstring); ``rerank``
+        False ranks by the fused score even when the checkpoint has a binding matcher."""
         text, k, mode = validate_query(query), validate_k(k), validate_mode(mode)
+        reranker = self.reranker if rerank else None
         if mode not in self.modes():
             raise SearchError(
                 f"mode {mode!r} is not available for this index (it has: "
@@ -130,18 +140,22 @@ class Searcher:
             warning = model_warning(known, result.unknown_words, dataset)
             if warning:
                 result.warnings.append(warning)
+        if use_model and rerank and self.rerank_problem:
+            result.warnings.append(self.rerank_problem)
         if use_model and use_concepts:
             result.mode = "auto"
-            result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0)
+            result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0,
+                                      reranker)  # fmt: skip
         elif use_model:
             result.mode = "model"
-            result.hits = self._model_hits(text, k)
+            result.hits = self._model_hits(text, k, reranker)
         elif concept_query is not None:
             result.mode = "concepts"
             warning = concept_warning(list(concept_query.words), list(concept_query.unmatched))
             if warning:
                 result.warnings.append(warning)
             result.hits = self._concept_hits(concept_query, k)
+        result.reranked = sum(h.match_score is not None for h in result.hits)
         best = max((h.concept_score for h in result.hits if h.concept_score is not None),
                    default=None)
         if best is not None and best < WEAK_CONCEPT_SCORE:
@@ -173,17 +187,29 @@ class Searcher:
         return use_model, use_concepts
 
     # ----------------------------------------------------------------- ranking
-    def _model_hits(self, text: str, k: int) -> list[Hit]:
+    def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None) -> list[Hit]:
         encoded = self._encode(text)
-        found = self.index.search_vectors(encoded, k)[0]
-        return self._hits(found.rows, found.scores, found.level_scores, None, None)
+        pool = k if reranker is None else max(k, reranker.top_k)
+        found = self.index.search_vectors(encoded, pool)[0]
+        if reranker is None:
+            return self._hits(found.rows, found.scores, found.level_scores, None, None)
+        short = min(reranker.top_k, len(found.rows))
+        match = reranker.match(text, [self.index.ids[row] for row in found.rows[:short]])
+        order, _ = reorder_shortlist(found.rows[:short], found.scores[:short], match,
+                                     reranker.weight)  # fmt: skip
+        order = np.concatenate([order, np.arange(short, len(found.rows))])[:k]
+        matched = np.concatenate([match, np.full(len(found.rows) - short, np.nan)])
+        return self._hits(found.rows[order], found.scores[order],
+                          {lv: s[order] for lv, s in found.level_scores.items()}, None, None,
+                          matched[order])  # fmt: skip
 
     def _concept_hits(self, query: ConceptQuery, k: int) -> list[Hit]:
         assert self.index.concepts is not None
         rows, scores = self.index.concepts.top(query, k)
         return self._hits(rows, scores, {}, scores, query)
 
-    def _fused(self, text: str, query: ConceptQuery, k: int, weight: float) -> list[Hit]:
+    def _fused(self, text: str, query: ConceptQuery, k: int, weight: float,
+               reranker: ShortlistReranker | None) -> list[Hit]:  # fmt: skip
         concepts = self.index.concepts
         assert concepts is not None
         pool = max(CANDIDATES, 4 * k)
@@ -193,12 +219,16 @@ class Searcher:
         rows = np.unique(np.concatenate([model_rows, concept_rows])).astype(np.int64)
         levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
         model = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
+        match = np.full(len(rows), np.nan)
+        if reranker is not None:
+            match = reranker.match(text, [self.index.ids[row] for row in rows.tolist()])
+            model = model + np.float32(reranker.weight) * match
         concept = concepts.scores(query, rows)
         fused = weight * _scaled(model) + (1.0 - weight) * _scaled(concept)
         order = np.lexsort((rows, -fused))[:k]
         return self._hits(
             rows[order], fused[order], {lv: s[order] for lv, s in levels.items()},
-            concept[order], query,
+            concept[order], query, match[order],
         )
 
     def _encode(self, text: str) -> dict[str, np.ndarray]:
@@ -212,6 +242,7 @@ class Searcher:
     def _hits(
         self, rows: np.ndarray, scores: np.ndarray, level_scores: dict[str, np.ndarray],
         concept_scores: np.ndarray | None, query: ConceptQuery | None,
+        match_scores: np.ndarray | None = None,
     ) -> list[Hit]:
         hits = []
         for pos, row in enumerate(rows.tolist()):
@@ -225,6 +256,8 @@ class Searcher:
                 level_scores={lv: float(v[pos]) for lv, v in level_scores.items()},
                 concept_score=None if concept_scores is None else float(concept_scores[pos]),
                 concepts=explain,
+                match_score=(None if match_scores is None or np.isnan(match_scores[pos])
+                             else float(match_scores[pos])),
             ))
         return hits
 

@@ -23,7 +23,8 @@ MAX_K = 1_000
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked video: its fused score and each level's contribution to it."""
+    """One ranked video: its fused score and each level's contribution to it (and, when the
+    binding matcher re-ranked it, the matcher's score)."""
 
     rank: int
     video_id: str
@@ -32,6 +33,7 @@ class Hit:
     level_scores: dict[str, float]
     concept_score: float | None = None
     concepts: list[dict[str, Any]] = field(default_factory=list)
+    match_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-serialisable dict."""

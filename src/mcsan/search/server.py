@@ -31,7 +31,8 @@ from mcsan.search.index import VideoIndex
 from mcsan.search.modes import Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
-SEARCH_PARAMS = frozenset({"q", "k", "mode"})
+SEARCH_PARAMS = frozenset({"q", "k", "mode", "rerank"})
+RERANK_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".m4v"})
 IMAGE_SUFFIXES = frozenset({".gif", ".jpg", ".jpeg", ".png", ".webp"})
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
@@ -104,19 +105,22 @@ def media_fields(path: str | None) -> dict[str, str | None]:
     return {"media_url": f"/media/{quote(path or '')}", "media_kind": kind}
 
 
-def parse_search_params(request: Request) -> tuple[str, str, str]:
-    """The raw ``q``, ``k`` and ``mode`` of a search request; ClientError on unknown or
-    repeated ones."""
+def parse_search_params(request: Request) -> tuple[str, str, str, bool]:
+    """The raw ``q``, ``k`` and ``mode`` of a search request and its ``rerank`` switch
+    (default on); ClientError on unknown, repeated or invalid ones."""
     params = request.query_params
     unknown = sorted(set(params.keys()) - SEARCH_PARAMS)
     if unknown:
-        raise ClientError(400, f"unknown parameter(s) {unknown}; use only q, k and mode")
+        raise ClientError(400, f"unknown parameter(s) {unknown}; use only q, k, mode and rerank")
     for name in SEARCH_PARAMS:
         if len(params.getlist(name)) > 1:
             raise ClientError(400, f"parameter {name!r} given more than once")
     if "q" not in params:
         raise ClientError(400, "missing parameter q; pass the query text as ?q=...")
-    return params["q"], params.get("k", "10"), params.get("mode", "auto")
+    rerank = params.get("rerank", "1").strip().lower()
+    if rerank not in RERANK_VALUES:
+        raise ClientError(400, f"rerank must be 1 or 0 (true / false), got {rerank!r}")
+    return params["q"], params.get("k", "10"), params.get("mode", "auto"), RERANK_VALUES[rerank]
 
 
 def open_searcher(
@@ -142,6 +146,14 @@ def open_searcher(
     return Searcher(index, retriever, bank, where=f"index {index_dir}")
 
 
+def rerank_fields(searcher: Searcher) -> dict[str, Any] | None:
+    """The binding matcher's shortlist size and weight, or None when search cannot re-rank."""
+    reranker = searcher.reranker
+    if reranker is None:
+        return None
+    return {"top_k": reranker.top_k, "weight": reranker.weight}
+
+
 def health_fields(searcher: Searcher) -> dict[str, Any]:
     """What an index can answer: modes, model (checkpoint, dataset, domain), concepts."""
     index = searcher.index
@@ -155,6 +167,7 @@ def health_fields(searcher: Searcher) -> dict[str, Any]:
         "dataset": model.get("dataset"),
         "vocabulary_size": model.get("vocabulary_size"),
         "concepts": index.concepts.info if index.concepts is not None else None,
+        "rerank": rerank_fields(searcher),
         "domain": " ".join(domains),
     }
 
@@ -208,9 +221,9 @@ def create_app(
 
     @app.get("/api/search")
     def api_search(request: Request) -> dict[str, Any]:
-        query, k, mode = parse_search_params(request)
+        query, k, mode, rerank = parse_search_params(request)
         with lock:
-            answer = searcher.answer(query, k, mode)
+            answer = searcher.answer(query, k, mode, rerank)
         body = answer.to_json()
         body["hits"] = [{**hit.to_json(), **media_fields(hit.path)} for hit in answer.hits]
         model = searcher.model or {}
@@ -221,6 +234,7 @@ def create_app(
             "weights": index.weights,
             "dataset": model.get("dataset"),
             "checkpoint": model.get("checkpoint"),
+            "rerank": rerank_fields(searcher),
         }
 
     @app.get("/media/{requested:path}")

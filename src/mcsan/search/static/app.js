@@ -117,6 +117,11 @@ function render(data) {
       el("div", { class: "title" }, [
         el("span", { class: "id", text: hit.video_id, title: hit.path || hit.video_id }),
         el("span", { class: "score", text: hit.score.toFixed(3), title: "fused score" }),
+        ...(hit.match_score === null || hit.match_score === undefined ? [] : [el("span", {
+          class: "match", text: `match ${hit.match_score.toFixed(3)}`,
+          title: "binding matcher score (colours, actions and roles read from the frames); "
+            + "the re-ranked hits are ordered by fused + weight × match",
+        })]),
       ]),
       levelBars(hit, data.levels, scale),
       conceptList(hit),
@@ -143,7 +148,10 @@ async function runSearch(query, k, mode) {
     showMatched(data.matched_concepts);
     const ms = Math.round(performance.now() - started);
     statusLine.dataset.mode = data.mode;
-    setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}) in ${ms} ms`);
+    const reranked = data.reranked && data.rerank
+      ? `, top ${data.rerank.top_k} re-ranked by the binding matcher` : "";
+    setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}${reranked}) `
+      + `in ${ms} ms`);
     history.replaceState(null, "", `?${params}`);
   } catch (err) {
     setStatus(`search failed: ${err}`, true);

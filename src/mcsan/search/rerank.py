@@ -1,0 +1,88 @@
+"""Search with the binding matcher: re-rank a model ranking's shortlist.
+
+A checkpoint trained with ``model.rerank`` carries a binding matcher (:mod:`mcsan.model.rerank`)
+that reads a caption's parse against a clip's frame features: it tells "a red cube left of a
+blue ball" from the clip with the colours or the roles exchanged, which the fused score
+(an inner product, what the index holds) often cannot. Search uses it as evaluation does
+(:mod:`mcsan.rerank_eval`): the query's top ``rerank_top_k`` clips by fused score are
+re-ordered by ``fused + rerank_weight * match``. The matcher needs the clips' features, so
+the index must still find the feature file it was built from (its own extraction cache
+``INDEX/features.h5``, or the dataset's feature set it records).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcsan.errors import FeatureError
+from mcsan.search.build import CACHE_NAME
+from mcsan.search.index import VideoIndex
+
+
+def index_feature_file(index: VideoIndex) -> Path | None:
+    """The feature file the index was encoded from, if it still exists."""
+    candidates = []
+    if index.directory is not None:
+        candidates.append(index.directory / CACHE_NAME)
+    recorded = index.extra.get("feature_file")
+    if recorded:
+        candidates.append(Path(recorded))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+class ShortlistReranker:
+    """Scores a query against candidate clips with the checkpoint's binding matcher."""
+
+    def __init__(self, retriever: Any, feature_file: Path) -> None:
+        """``retriever`` a :class:`mcsan.inference.Retriever` with a matcher."""
+        self.retriever = retriever
+        self.feature_file = feature_file
+        self.top_k = int(retriever.config.model.rerank_top_k)
+        self.weight = float(retriever.rerank_weight)
+
+    @classmethod
+    def for_index(cls, index: VideoIndex, retriever: Any) -> tuple[ShortlistReranker | None,
+                                                                    str | None]:  # fmt: skip
+        """The reranker, or None and why not (None, None: the model has no matcher)."""
+        if retriever is None or not getattr(retriever, "has_matcher", False):
+            return None, None
+        feature_file = index_feature_file(index)
+        if feature_file is None:
+            recorded = index.extra.get("feature_file") or "none recorded"
+            return None, (f"the checkpoint's binding matcher needs the clips' features, but the "
+                          f"index's feature file ({recorded}) is gone; ranked by the fused score "
+                          "alone (rebuild the index to re-rank)")  # fmt: skip
+        from mcsan.data.video.store import FeatureStore
+
+        try:
+            FeatureStore.open(feature_file, mode="r", expect=retriever.feature_spec).close()
+        except FeatureError as exc:
+            return None, (f"the binding matcher cannot read the index's feature file ({exc}); "
+                          "ranked by the fused score alone")  # fmt: skip
+        return cls(retriever, feature_file), None
+
+    def match(self, query: str, video_ids: Sequence[str]) -> np.ndarray:
+        """The matcher's score of ``query`` against each clip: (len(video_ids),) float32."""
+        from mcsan.data.video.store import FeatureStore
+
+        if not video_ids:
+            return np.zeros(0, np.float32)
+        retriever = self.retriever
+        with FeatureStore.open(self.feature_file, mode="r") as store:
+            clips = [store.read(video_id, streams=list(retriever.streams))
+                     for video_id in video_ids]  # fmt: skip
+        rows = np.arange(len(clips))
+        return retriever.match_pairs([query], clips, np.zeros_like(rows), rows)
+
+
+def reorder_shortlist(rows: np.ndarray, fused: np.ndarray, match: np.ndarray, weight: float
+                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The shortlist ``rows`` (fused order) re-ordered by ``fused + weight * match`` (ties:
+    lower row first): (order into the inputs, the new scores)."""
+    scores = np.asarray(fused, np.float64) + weight * np.asarray(match, np.float64)
+    order = np.lexsort((rows, -scores))
+    return order, scores

@@ -1,0 +1,141 @@
+"""Search with a checkpoint that has a binding matcher: the shortlist is re-ranked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from tiny_world import make_tiny_dataset, tiny_config_yaml
+
+from mcsan.cli import main as cli_main
+from mcsan.config import load_config
+from mcsan.inference import Retriever
+from mcsan.search import VideoIndex
+from mcsan.search.build import index_dataset
+from mcsan.search.modes import Searcher
+from mcsan.search.server import create_app
+from mcsan.train import Trainer
+
+TOP_K = 4
+QUERY = "a red ball is jumping"
+
+
+@pytest.fixture(scope="module")
+def matcher_index(tmp_path_factory, caption_parser) -> dict[str, Path]:
+    """A tiny dataset, a 2-epoch run with the matcher (top 4, weight 2), its index."""
+    base = tmp_path_factory.mktemp("rerank_search")
+    root = make_tiny_dataset(base / "data", videos={"train": 24, "val": 8, "test": 12}, seed=5)
+    cfg = load_config(tiny_config_yaml(root, base / "tiny.yaml", epochs=2),
+                      ["model.rerank=true", "model.rerank_dim=8", f"model.rerank_top_k={TOP_K}",
+                       "model.rerank_weight=2.0"])  # fmt: skip
+    Trainer(cfg, base / "run", parser=caption_parser).fit()
+    checkpoint = base / "run" / "best.pt"
+    retriever = Retriever.from_checkpoint(checkpoint)
+    retriever._parser = caption_parser
+    index_dataset(retriever, root, base / "index", checkpoint=checkpoint)
+    return {"root": root, "checkpoint": checkpoint, "index": base / "index",
+            "retriever": retriever}  # fmt: skip
+
+
+def expected_order(retriever: Retriever, index: VideoIndex, root: Path, query: str, k: int):
+    """Reference: fused top ``TOP_K`` re-ordered by fused + 2 * match, then the fused rest."""
+    from mcsan.data.video.store import FeatureStore
+
+    with FeatureStore.open(root / "features" / f"{retriever.feature_set}.h5") as store:
+        clips = [store.read(video_id) for video_id in index.ids]
+    fused = retriever.score(retriever.encode_captions([query]),
+                            retriever.encode_features(clips))["fused"][0]  # fmt: skip
+    by_fused = sorted(range(len(fused)), key=lambda row: (-fused[row], row))
+    short = by_fused[:TOP_K]
+    match = retriever.match_pairs([query], [clips[r] for r in short], np.zeros(TOP_K, int),
+                                  np.arange(TOP_K))  # fmt: skip
+    final = {row: fused[row] + 2.0 * m for row, m in zip(short, match, strict=True)}
+    order = sorted(short, key=lambda row: (-final[row], row)) + by_fused[TOP_K:]
+    return [index.ids[row] for row in order[:k]], dict(zip(short, match, strict=True))
+
+
+def test_model_search_reranks_the_shortlist_with_the_matcher(matcher_index):
+    retriever, root = matcher_index["retriever"], matcher_index["root"]
+    index = VideoIndex.load(matcher_index["index"])
+    searcher = Searcher(index, retriever)
+    assert searcher.reranker is not None and searcher.reranker.top_k == TOP_K
+    answer = searcher.answer(QUERY, k=6, mode="model")
+    ids, match = expected_order(retriever, index, root, QUERY, 6)
+    assert [h.video_id for h in answer.hits] == ids
+    assert answer.reranked == TOP_K and not answer.warnings
+    for hit in answer.hits:
+        row = index.row_of(hit.video_id)
+        if row in match:
+            assert hit.match_score == pytest.approx(float(match[row]), abs=1e-5)
+        else:
+            assert hit.match_score is None
+    plain = searcher.answer(QUERY, k=6, mode="model", rerank=False)
+    assert plain.reranked == 0 and all(h.match_score is None for h in plain.hits)
+    fused = index.search_vectors({lv: v for lv, v in retriever.encode_captions([QUERY]).items()
+                                  if lv in index.levels}, 6)[0]  # fmt: skip
+    assert [h.video_id for h in plain.hits] == [index.ids[r] for r in fused.rows]
+    assert [h.video_id for h in plain.hits] != ids  # the matcher moved something (seeded run)
+
+
+def test_a_missing_feature_file_falls_back_to_fused_with_a_warning(matcher_index, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(matcher_index["index"], index_dir)
+    index = VideoIndex.load(index_dir)
+    index.extra["feature_file"] = str(tmp_path / "gone.h5")
+    searcher = Searcher(index, matcher_index["retriever"])
+    answer = searcher.answer(QUERY, k=3, mode="model")
+    assert answer.reranked == 0 and all(h.match_score is None for h in answer.hits)
+    assert any("gone.h5" in w and "fused score alone" in w for w in answer.warnings)
+
+
+def test_api_and_cli_report_the_reranking(matcher_index, capsys):
+    app = create_app(matcher_index["index"], retriever=matcher_index["retriever"])
+    with TestClient(app) as client:
+        body = client.get("/api/search", params={"q": QUERY, "k": 5, "mode": "model"}).json()
+        assert body["reranked"] == TOP_K and body["rerank"] == {"top_k": TOP_K, "weight": 2.0}
+        assert sum(h["match_score"] is not None for h in body["hits"]) == TOP_K
+        off = client.get("/api/search", params={"q": QUERY, "k": 5, "rerank": "0"}).json()
+        assert off["reranked"] == 0
+        bad = client.get("/api/search", params={"q": QUERY, "rerank": "maybe"})
+        assert bad.status_code == 400 and "rerank must be" in bad.json()["error"]
+        assert client.get("/api/health").json()["rerank"] == {"top_k": TOP_K, "weight": 2.0}
+    code = cli_main(["search", "--index", str(matcher_index["index"]), QUERY, "-k", "5",
+                     "--mode", "model"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and f"the top {TOP_K} candidates by fused score + 2 x match" in out
+    assert "match" in out.splitlines()[2]
+
+
+def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
+    from mcsan.search.concept_index import ConceptScores
+    from mcsan.search.concepts import default_bank, load_classes
+
+    retriever, root = matcher_index["retriever"], matcher_index["root"]
+    index = VideoIndex.load(matcher_index["index"])
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(len(load_classes())), size=len(index)).T.astype(np.float32)
+    index.concepts = ConceptScores(probs)
+    searcher = Searcher(index, retriever, default_bank())
+    answer = searcher.answer(QUERY, k=len(index), mode="auto")
+    assert answer.mode == "auto" and 0 < answer.model_weight < 1
+    assert answer.reranked == len(index)  # every candidate (here: every clip) is re-scored
+    from mcsan.data.video.store import FeatureStore
+
+    with FeatureStore.open(root / "features" / f"{retriever.feature_set}.h5") as store:
+        clips = [store.read(video_id) for video_id in index.ids]
+    rows = np.arange(len(index))
+    fused = retriever.score(retriever.encode_captions([QUERY]),
+                            retriever.encode_features(clips))["fused"][0]  # fmt: skip
+    model = fused + 2.0 * retriever.match_pairs([QUERY], clips, np.zeros_like(rows), rows)
+    concept = index.concepts.scores(searcher.bank.match(QUERY), rows)
+
+    def scaled(values):
+        return (values - values.min()) / (values.max() - values.min())
+
+    mixed = answer.model_weight * scaled(model) + (1 - answer.model_weight) * scaled(concept)
+    for hit in answer.hits:
+        assert hit.score == pytest.approx(mixed[index.row_of(hit.video_id)], abs=1e-4)
+    assert [h.score for h in answer.hits] == sorted((h.score for h in answer.hits), reverse=True)
