@@ -19,7 +19,7 @@ from mcsan.cli import main as cli_main
 from mcsan.config import load_config
 from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
-from mcsan.errors import CheckpointError, TrainingError
+from mcsan.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.inference import Retriever, evaluate_checkpoint
 from mcsan.train import Trainer
 
@@ -210,8 +210,17 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert result.best_epoch >= 1
     losses = trainer.history[-1]["loss"]
     assert {"match", "match/pairs"} <= set(losses) and losses["match"] > 0
-    metrics = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test")["metrics"]
+    report = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test")
+    metrics = report["metrics"]
     assert set(metrics["reranked"]) == set(metrics["fused"])
+    assert report["rerank"] == {"top_k": 3, "weight": 1.0}
+    # weight 0: the shortlist keeps its fused order, so re-ranking changes nothing
+    same = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_top_k=5,
+                               rerank_weight=0.0)  # fmt: skip
+    assert same["rerank"] == {"top_k": 5, "weight": 0.0}
+    assert same["metrics"]["reranked"] == pytest.approx(same["metrics"]["fused"])
+    with pytest.raises(ConfigError, match="rerank_weight"):
+        evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_weight=-1.0)
     retriever = Retriever.from_checkpoint(tmp_path / "run" / "best.pt")
     retriever._parser = caption_parser
     assert retriever.has_matcher

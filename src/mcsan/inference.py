@@ -117,6 +117,15 @@ class Retriever:
         """``reranked = fused + rerank_weight * match``."""
         return float(self.config.model.rerank_weight)
 
+    def set_rerank(self, top_k: int | None = None, weight: float | None = None) -> None:
+        """Re-rank with another shortlist size or weight than the checkpoint's (the weights
+        are unchanged); ConfigError when out of range."""
+        changes = {name: value for name, value in (("rerank_top_k", top_k),
+                                                   ("rerank_weight", weight)) if value is not None}  # fmt: skip
+        if changes:
+            self.config.model = dataclasses.replace(self.config.model, **changes)
+            self.model.cfg = self.config.model
+
     def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
                     caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
         """The binding matcher's score of caption ``caption_rows[p]`` against clip
@@ -181,15 +190,20 @@ def evaluate_checkpoint(
     dataset: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    rerank_top_k: int | None = None,
+    rerank_weight: float | None = None,
 ) -> dict[str, Any]:
-    """Metrics (fused and per level) of a checkpoint on ``split``.
+    """Metrics (fused and per level, and re-ranked with a binding matcher) of a checkpoint
+    on ``split``.
 
     ``dataset`` defaults to the dataset the model was trained on; another native dataset
     must provide the same feature set streams (same per-frame shapes and backbone).
+    ``rerank_top_k`` / ``rerank_weight`` replace the checkpoint's re-ranking settings.
     Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
     "videos", "metrics": {"fused": {...}, level: {...}}}``.
     """
     retriever = Retriever.from_checkpoint(checkpoint, device)
+    retriever.set_rerank(rerank_top_k, rerank_weight)
     data_cfg = dataclasses.replace(retriever.config.data)
     if dataset is not None:
         data_cfg.root = str(Path(dataset).resolve())
@@ -215,6 +229,8 @@ def evaluate_checkpoint(
         "captions": len(captions),
         "videos": len(videos),
         "dropped_captions": data.dropped_captions,
+        "rerank": ({"top_k": retriever.model.cfg.rerank_top_k, "weight": retriever.rerank_weight}
+                   if retriever.has_matcher else None),  # fmt: skip
         "metrics": metrics,
     }
 

@@ -223,14 +223,17 @@ def evaluate_twins(
 
 
 def evaluate_twin_scores(
-    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...]
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...],
+    rerank_weight: float | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """:func:`evaluate_twins` for several ``scores`` (model and features loaded once)."""
+    """:func:`evaluate_twins` for several ``scores`` (model and features loaded once);
+    ``rerank_weight`` replaces the checkpoint's for the ``reranked`` score."""
     from mcsan.data.native import feature_path
     from mcsan.data.video.store import FeatureStore
     from mcsan.inference import Retriever
 
     retriever = Retriever.from_checkpoint(checkpoint)
+    retriever.set_rerank(weight=rerank_weight)
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.validate import device_arg
+from mcsan.validate import RANGES, device_arg, float_in, int_in
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--device", type=device_arg, default="cpu", help="cpu (default), cuda or cuda:N"
     )
+    parser.add_argument(
+        "--rerank-top-k", type=int_in(1, RANGES["model"]["rerank_top_k"].high),
+        help="with a binding matcher: re-rank each query's top K (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--rerank-weight", type=float_in(0.0, low_open=False),
+        help="with a binding matcher: reranked = fused + W x match (default: the checkpoint's)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,12 +42,18 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.inference import evaluate_checkpoint
     from mcsan.io import atomic_write_json
 
-    report = evaluate_checkpoint(args.checkpoint, args.split, args.dataset, device=args.device)
+    report = evaluate_checkpoint(args.checkpoint, args.split, args.dataset, device=args.device,
+                                 rerank_top_k=args.rerank_top_k,
+                                 rerank_weight=args.rerank_weight)  # fmt: skip
     print(
         f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} "
         f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
     )
     print(format_metrics_table(report["metrics"]))
+    if report["rerank"] and "reranked" in report["metrics"]:
+        rerank = report["rerank"]
+        print(f"reranked: each query's top {rerank['top_k']} by fused + {rerank['weight']:g} x "
+              "the binding matcher's score")
     if report["videos"] < SMALL_SAMPLE_VIDEOS:
         print(small_sample_warning(report["videos"]))
     if args.out:
