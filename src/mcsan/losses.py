@@ -76,6 +76,11 @@ class LossConfig:
     match_predicates: bool = True
     # Weight of the predicate contrast inside the matcher's loss (with match_predicates).
     lambda_predicates: float = 1.0
+    # Distillation of the matcher into the fused levels: each caption's entity / action /
+    # relation level similarities over the batch's clips are pulled (KL) towards the
+    # softmax of the matcher's term of the same name (teacher detached); 0 = off.
+    lambda_distill: float = 0.0
+    distill_temperature: float = 0.05
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
@@ -112,6 +117,23 @@ class MatchScores:
     """(N,) that caption's row (its clip is the same row)."""
     predicates: torch.Tensor | None = None
     """The relation term's predicate contrast (scalar), when switched on."""
+    terms: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    """Each term's (caption rows, (R, B) cosines) (:meth:`BindingMatcher.term_scores`)."""
+
+
+def distill_terms(sims: Mapping[str, torch.Tensor], scores: MatchScores, temperature: float
+                  ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """KL(softmax(matcher term / T) || softmax(level similarity / T)) over each caption's
+    row of clips, for the levels named like a matcher term (this rank's batch only)."""
+    out = {}
+    for term, (rows, teacher) in (scores.terms or {}).items():
+        student = sims.get(term)
+        if student is None or student.shape != scores.pairs.shape:
+            continue  # a gathered (DDP) similarity: its rows are not this rank's captions
+        target = F.log_softmax(teacher.detach().float() / temperature, dim=-1)
+        log_q = F.log_softmax(student[rows] / temperature, dim=-1)
+        out[term] = (target.exp() * (target - log_q)).sum(-1).mean()
+    return out
 
 
 def match_terms(scores: MatchScores, margin: float, predicate_weight: float = 1.0
@@ -275,6 +297,8 @@ class MCSANLoss(nn.Module):
         }  # fmt: skip
         if match is not None:
             terms["match"] = match_terms(match, cfg.margin, cfg.lambda_predicates)
+            if cfg.lambda_distill > 0:
+                terms["distill"] = distill_terms(sims, match, cfg.distill_temperature)
         if negatives is not None:
             terms["negatives"] = negative_terms(
                 sims, negatives, video_out, matched_video, level_weights, levels, cfg.margin,
@@ -311,7 +335,8 @@ class MCSANLoss(nn.Module):
 
         weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl,
                    "negatives": cfg.lambda_negatives,
-                   "match": cfg.lambda_match * match_scale}  # fmt: skip
+                   "match": cfg.lambda_match * match_scale,
+                   "distill": cfg.lambda_distill * match_scale}  # fmt: skip
         zero = sims["fused"].new_zeros(())
         sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
         total = sum((weights[kind] * sums[kind] for kind in sums), zero)

@@ -125,7 +125,8 @@ class Trainer:
             self.data.attributes.sizes, word_vectors=vectors,
         ).to(self.device)  # fmt: skip
         self.word_dim = None if vectors is None else int(vectors.shape[1])
-        self.joint: nn.Module = JointForward(self.model, cfg.loss.match_predicates)
+        self.joint: nn.Module = JointForward(self.model, cfg.loss.match_predicates,
+                                               cfg.loss.lambda_distill > 0)
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.joint = nn.parallel.DistributedDataParallel(

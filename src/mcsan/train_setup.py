@@ -63,10 +63,12 @@ def seed_everything(seed: int) -> None:
 class JointForward(nn.Module):
     """What DDP wraps: both encoders and the fused weights, so every parameter is reachable."""
 
-    def __init__(self, model: MCSAN, match_predicates: bool = False) -> None:
+    def __init__(self, model: MCSAN, match_predicates: bool = False,
+                 match_terms: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.model = model
         self.match_predicates = match_predicates
+        self.match_terms = match_terms
 
     def forward(
         self, batch: TrainBatch, negatives: tuple[TextBatch, torch.Tensor] | None = None
@@ -80,9 +82,13 @@ class JointForward(nn.Module):
         if self.model.matcher is not None:
             clips = self.model.match_video(batch.video)
             captions = self.model.match_text(batch.text)
-            scores = self.model.matcher.score(captions, clips)
+            found = self.model.matcher.term_scores(captions, clips)
+            scores = self.model.matcher.combine(found, len(clips.mask), len(clips.mask),
+                                                clips.keys)  # fmt: skip
             keys = batch.video_keys
             match = MatchScores(scores.float(), keys[:, None] == keys[None, :])
+            if self.match_terms:
+                match.terms = found
             if self.match_predicates:
                 match.predicates = self.model.matcher.predicate_contrast(captions, clips,
                                                                          batch.text)  # fmt: skip

@@ -73,6 +73,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "margin": NON_NEGATIVE, "fbce_alpha": Range(0, 1), "fbce_gamma": NON_NEGATIVE,
         "lambda_fbce": NON_NEGATIVE, "lambda_kl": NON_NEGATIVE, "kl_temperature": POSITIVE,
         "lambda_match": NON_NEGATIVE, "lambda_predicates": NON_NEGATIVE,
+        "lambda_distill": NON_NEGATIVE, "distill_temperature": POSITIVE,
     },
     "train": {
         "epochs": Range(1, 1_000_000), "batch_size": Range(2, 1 << 20),

@@ -182,3 +182,28 @@ def test_predicate_contrast_counts_identical_predicates_as_right() -> None:
     assert model.matcher.geometry[0].weight.grad.abs().sum() > 0
     batch.span_masks["relation"][:] = False
     assert model.matcher.predicate_contrast(model.match_text(batch), video, batch) is None
+
+
+def test_distillation_pulls_each_level_towards_its_matcher_term() -> None:
+    from mcsan.losses import distill_terms
+
+    model = make_model(tiny_config(rerank=True, rerank_dim=8))
+    text_batch, video_batch = make_text([4, 5, 6], 12), make_video(3, 4, [4, 3, 4], 13)
+    text, video = model.match_text(text_batch), model.match_video(video_batch)
+    found = model.matcher.term_scores(text, video)
+    dense = model.matcher.score(text, video)
+    assert torch.allclose(model.matcher.combine(found, 3, 3, video.keys), dense)
+    scores = MatchScores(dense, torch.eye(3, dtype=torch.bool), terms=found)
+    # a level whose similarities equal the matcher's term (up to the caption rows) has KL 0
+    same = {term: torch.zeros(3, 3).index_copy(0, rows, values.detach())
+            for term, (rows, values) in found.items()}  # fmt: skip
+    assert all(float(v) == pytest.approx(0.0, abs=1e-5)
+               for v in distill_terms(same, scores, 0.05).values())  # fmt: skip
+    student = {term: torch.randn(3, 3, requires_grad=True) for term in found}
+    kl = distill_terms({**student, "global": torch.randn(3, 3)}, scores, 0.05)
+    assert set(kl) == set(found) and all(float(v.detach()) > 0 for v in kl.values())
+    sum(kl.values()).backward()
+    assert all(s.grad is not None for s in student.values())
+    assert all(p.grad is None for p in model.matcher.parameters())  # the teacher is fixed
+    gathered = {term: torch.randn(6, 6) for term in found}  # DDP: not this rank's rows
+    assert distill_terms(gathered, scores, 0.05) == {}

@@ -243,12 +243,32 @@ class BindingMatcher(nn.Module):
         (P,) for caption row p against clip row p. Each term is a cosine; the score is the
         mean of the terms a caption has (0 for a caption with none); ``terms`` restricts it
         to some of :attr:`terms`."""
+        found = self.term_scores(text, video, pairs, terms)
+        rows_total = len(video.mask) if pairs else len(next(iter(text.masks.values())))
+        return self.combine(found, rows_total, None if pairs else len(video.mask), video.keys)
+
+    @staticmethod
+    def combine(found: Mapping[str, tuple[torch.Tensor, torch.Tensor]], rows_total: int,
+                clips: int | None, like: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The mean of each caption's terms (:meth:`term_scores`): (rows_total,) for pairs
+        (``clips`` None) or (rows_total, clips); on ``like``'s device."""
+        shape = (rows_total,) if clips is None else (rows_total, clips)
+        total = like.new_zeros(shape, dtype=torch.float32)
+        count = total.new_zeros(rows_total)
+        for rows, value in found.values():
+            total = total.index_add(0, rows, value.float())
+            count = count.index_add(0, rows, torch.ones_like(rows, dtype=count.dtype))
+        count = count.clamp_min(1.0)
+        return total / (count if clips is None else count[:, None])
+
+    def term_scores(self, text: MatcherText, video: MatcherVideo, pairs: bool = False,
+                    terms: Sequence[str] | None = None
+                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+        """Each term's cosines for the captions that name something at it: ``{term: (rows
+        (R,), values (R, Nv) or with pairs (R,))}``."""
         frames = video.mask if pairs else video.mask[None]  # (P, T) or (1, Nv, T)
         frames = frames[..., None, :]  # broadcast over a caption's items
-        rows_total = len(video.mask) if pairs else len(next(iter(text.masks.values())))
-        shape = (rows_total,) if pairs else (rows_total, len(video.mask))
-        total = video.keys.new_zeros(shape, dtype=torch.float32)
-        count = total.new_zeros(rows_total)
+        found = {}
         for term in self.terms if terms is None else terms:
             if term not in text.parts:
                 continue
@@ -260,11 +280,8 @@ class BindingMatcher(nn.Module):
             items = text.masks[term][rows]
             clips, seen = (video.rows(rows), frames[rows]) if pairs else (video, frames)
             value = getattr(self, f"_{term}_match")(parts, clips, seen, pairs)
-            value = _masked_mean(value, items if pairs else items[:, None], -1)
-            total = total.index_add(0, rows, value.float())
-            count = count.index_add(0, rows, torch.ones_like(rows, dtype=count.dtype))
-        count = count.clamp_min(1.0)
-        return total / (count if pairs else count[:, None])
+            found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
+        return found
 
     def _entity_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                       frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
