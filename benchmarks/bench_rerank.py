@@ -23,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--top-k", default="5,10,20,50", help="comma list of shortlist sizes")
+    parser.add_argument("--top-k", default="5,10,20,50,100", help="comma list of shortlist sizes")
+    parser.add_argument("--weight", type=float, help="rerank weight (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="write the markdown table here too")
     args = parser.parse_args()
@@ -65,6 +66,7 @@ def main() -> None:
     rows = [f"| fused only | - | {fused_s:.2f} | - | {plain['rsum']:.1f} | "
             f"{plain['t2v_r1']:.1f} | {plain['v2t_r1']:.1f} |"]
     queries = len(captions) + len(videos)
+    weight = model.cfg.rerank_weight if args.weight is None else args.weight
     for k in (int(x) for x in args.top_k.split(",")):
         pairs = [0]
 
@@ -73,14 +75,15 @@ def main() -> None:
             return pair_scores(model, match_text, match_video, r, c)
 
         started = time.perf_counter()
-        metrics = reranked_metrics(fused, caption_video, match, k, model.cfg.rerank_weight)
+        metrics = reranked_metrics(fused, caption_video, match, k, weight)
         seconds = time.perf_counter() - started + encode_s
         rows.append(f"| re-ranked top {k} | {pairs[0]:,} | {fused_s + seconds:.2f} | "
                     f"{1000 * seconds / queries:.2f} | {metrics['rsum']:.1f} | "
                     f"{metrics['t2v_r1']:.1f} | {metrics['v2t_r1']:.1f} |")  # fmt: skip
     lines = [
         f"`benchmarks/bench_rerank.py {args.checkpoint}`, split {args.split} "
-        f"({len(captions)} captions, {len(videos)} clips), {args.threads} thread(s), "
+        f"({len(captions)} captions, {len(videos)} clips), weight {weight:g}, "
+        f"{args.threads} thread(s), "
         f"{platform.processor() or platform.machine()}, {date.today()}",
         "",
         "| ranking | pairs the matcher scored | seconds (embed + rank + re-rank) | "
