@@ -111,6 +111,35 @@ def tiny_search_setup(base: Path) -> dict[str, Path]:
     return paths
 
 
+MATCHER_TOP_K = 4
+
+
+def matcher_search_setup(base: Path, parser: object = None) -> dict[str, Path]:
+    """A tiny dataset, a 2-epoch run with the binding matcher (re-ranks the top 4 with
+    weight 2) and an index of the dataset's features, under ``base`` (built once)."""
+    done = base / "matcher_setup.json"
+    if done.is_file():
+        return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    from tiny_world import make_tiny_dataset, tiny_config_yaml
+
+    from mcsan.config import load_config
+    from mcsan.inference import Retriever
+    from mcsan.search.build import index_dataset
+    from mcsan.train import Trainer
+
+    root = make_tiny_dataset(base / "data", videos={"train": 24, "val": 8, "test": 12}, seed=5)
+    cfg = load_config(tiny_config_yaml(root, base / "tiny.yaml", epochs=2),
+                      ["model.rerank=true", "model.rerank_dim=8",
+                       f"model.rerank_top_k={MATCHER_TOP_K}", "model.rerank_weight=2.0"])  # fmt: skip
+    Trainer(cfg, base / "run", parser=parser).fit()
+    checkpoint = base / "run" / "best.pt"
+    index_dataset(Retriever.from_checkpoint(checkpoint), root, base / "index",
+                  checkpoint=checkpoint)  # fmt: skip
+    paths = {"root": root, "checkpoint": checkpoint, "index": base / "index"}
+    done.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    return paths
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

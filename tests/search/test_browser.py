@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from search_helpers import photo_index_setup, running_server, tiny_search_setup
+from search_helpers import (
+    MATCHER_TOP_K,
+    matcher_search_setup,
+    photo_index_setup,
+    running_server,
+    tiny_search_setup,
+)
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 LAUNCH_ARGS = [
@@ -40,6 +46,13 @@ def base_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def concept_url(tmp_path_factory):
     with serve(tmp_path_factory, "photo_setup", photo_index_setup) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def matcher_url(tmp_path_factory, caption_parser):
+    with serve(tmp_path_factory, "matcher_setup",
+               lambda base: matcher_search_setup(base, caption_parser)) as url:  # fmt: skip
         yield url
 
 
@@ -128,5 +141,26 @@ def test_page_of_a_concept_only_index_shows_the_matched_concepts(concept_url):
             page.wait_for_selector("#warning:not([hidden])", timeout=30_000)
             assert "No concept matches" in page.inner_text("#warning")
             assert page.locator("#results li.hit").count() == 0
+        finally:
+            browser.close()
+
+
+def test_page_of_a_matcher_index_shows_the_reranking(matcher_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(matcher_url + "/?q=a+red+ball+is+jumping&k=6&mode=model",
+                      wait_until="domcontentloaded")  # fmt: skip
+            page.wait_for_selector("#results li.hit", timeout=30_000)
+            cards = page.locator("#results li.hit")
+            assert cards.count() == 6
+            matched = [cards.nth(i).locator(".match").count() for i in range(6)]
+            assert matched == [1] * MATCHER_TOP_K + [0] * (6 - MATCHER_TOP_K)
+            assert cards.nth(0).locator(".match").inner_text().startswith("match ")
+            status = page.inner_text("#status")
+            assert f"top {MATCHER_TOP_K} re-ranked by the binding matcher" in status
         finally:
             browser.close()

@@ -8,36 +8,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tiny_world import make_tiny_dataset, tiny_config_yaml
+from search_helpers import MATCHER_TOP_K as TOP_K
+from search_helpers import matcher_search_setup
 
 from mcsan.cli import main as cli_main
-from mcsan.config import load_config
 from mcsan.inference import Retriever
 from mcsan.search import VideoIndex
-from mcsan.search.build import index_dataset
 from mcsan.search.modes import Searcher
 from mcsan.search.server import create_app
-from mcsan.train import Trainer
 
-TOP_K = 4
 QUERY = "a red ball is jumping"
 
 
 @pytest.fixture(scope="module")
-def matcher_index(tmp_path_factory, caption_parser) -> dict[str, Path]:
-    """A tiny dataset, a 2-epoch run with the matcher (top 4, weight 2), its index."""
-    base = tmp_path_factory.mktemp("rerank_search")
-    root = make_tiny_dataset(base / "data", videos={"train": 24, "val": 8, "test": 12}, seed=5)
-    cfg = load_config(tiny_config_yaml(root, base / "tiny.yaml", epochs=2),
-                      ["model.rerank=true", "model.rerank_dim=8", f"model.rerank_top_k={TOP_K}",
-                       "model.rerank_weight=2.0"])  # fmt: skip
-    Trainer(cfg, base / "run", parser=caption_parser).fit()
-    checkpoint = base / "run" / "best.pt"
-    retriever = Retriever.from_checkpoint(checkpoint)
+def matcher_index(tmp_path_factory, caption_parser) -> dict:
+    """The tiny matcher run (top 4, weight 2) and its index, with a retriever for it."""
+    base = tmp_path_factory.getbasetemp() / "matcher_setup"
+    base.mkdir(exist_ok=True)
+    paths = matcher_search_setup(base, caption_parser)
+    retriever = Retriever.from_checkpoint(paths["checkpoint"])
     retriever._parser = caption_parser
-    index_dataset(retriever, root, base / "index", checkpoint=checkpoint)
-    return {"root": root, "checkpoint": checkpoint, "index": base / "index",
-            "retriever": retriever}  # fmt: skip
+    return {**paths, "retriever": retriever}
 
 
 def expected_order(retriever: Retriever, index: VideoIndex, root: Path, query: str, k: int):
