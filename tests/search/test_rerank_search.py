@@ -96,7 +96,8 @@ def test_api_and_cli_report_the_reranking(matcher_index, capsys):
     code = cli_main(["search", "--index", str(matcher_index["index"]), QUERY, "-k", "5",
                      "--mode", "model"])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0 and f"the top {TOP_K} candidates by fused score + 2 x match" in out
+    assert code == 0 and f"the top {TOP_K} by fused score (the score column) re-ordered by " \
+        "score + 2 x match" in out
     assert "match" in out.splitlines()[2]
 
 

@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     reranker = searcher.reranker
     if answer.reranked and reranker is not None:
-        print(f"re-ranked by the binding matcher: the top {reranker.top_k} candidates by "
-              f"fused score + {reranker.weight:g} x match")
+        shortlist = min(reranker.top_k, len(searcher.index))
+        print(f"re-ranked by the binding matcher: the top {shortlist} by fused score (the score "
+              f"column) re-ordered by score + {reranker.weight:g} x match")
     levels = [lv for lv in searcher.index.levels if answer.mode != "concepts"]
     match = ["match"] if answer.reranked else []
     header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels + match)
