@@ -19,8 +19,9 @@ def _matcher_model(**overrides: object):
     return make_model(tiny_config(rerank=True, rerank_dim=8, **overrides)).eval()
 
 
-def test_dense_scores_equal_the_paired_scores() -> None:
-    model = _matcher_model()
+@pytest.mark.parametrize("presence", [False, True])
+def test_dense_scores_equal_the_paired_scores(presence: bool) -> None:
+    model = _matcher_model(rerank_presence=presence)
     text = model.match_text(make_text([3, 5, 4], 1))
     video = model.match_video(make_video(2, 4, [4, 2], 2))
     with torch.no_grad():
@@ -207,3 +208,26 @@ def test_distillation_pulls_each_level_towards_its_matcher_term() -> None:
     assert all(p.grad is None for p in model.matcher.parameters())  # the teacher is fixed
     gathered = {term: torch.randn(6, 6) for term in found}  # DDP: not this rank's rows
     assert distill_terms(gathered, scores, 0.05) == {}
+
+
+def test_presence_is_half_of_the_relation_term_and_equal_for_a_role_swap() -> None:
+    plain, present = _matcher_model(), _matcher_model(rerank_presence=True)
+    present.load_state_dict(plain.state_dict())
+    batch = make_text([6, 6], 6)
+    batch.spans["relation"][:, 0] = torch.tensor([[0, 2], [2, 4], [4, 6]])
+    batch.span_masks["relation"][:, 0] = True
+    swapped = make_text([6, 6], 6)
+    swapped.spans["relation"] = batch.spans["relation"][:, :, [2, 1, 0]]
+    swapped.span_masks["relation"] = batch.span_masks["relation"]
+    video_batch = make_video(2, 4, [4, 3], 7)
+    with torch.no_grad():
+        def relation(model, text):
+            return model.matcher.score(model.match_text(text), model.match_video(video_batch),
+                                       terms=("relation",))  # fmt: skip
+
+        a, b = relation(plain, batch), relation(present, batch)
+        a_swap, b_swap = relation(plain, swapped), relation(present, swapped)
+    found = 2 * b - a  # presence = 2 x (half predicate + half presence) - predicate part
+    assert torch.allclose(found, 2 * b_swap - a_swap, atol=1e-5)  # same objects, same presence
+    assert torch.allclose(b - b_swap, 0.5 * (a - a_swap), atol=1e-6)  # the roles: half as much
+    assert found[0].abs().max() <= 1.0 + 1e-6

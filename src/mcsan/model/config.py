@@ -98,6 +98,9 @@ class ModelConfig:
     rerank_dim: int = 64
     rerank_top_k: int = 20
     rerank_weight: float = 1.0
+    # The relation term also counts how well subject and object are found (the mean of
+    # their attended cosines) beside the predicate match: half each.
+    rerank_presence: bool = False
 
     def __post_init__(self) -> None:
         self.levels = tuple(self.levels)

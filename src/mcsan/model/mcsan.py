@@ -55,7 +55,7 @@ class MCSAN(nn.Module):
         # a matcher only where it has a term to check (global-only has none)
         self.matcher = (
             BindingMatcher(stream_shapes, self.text_encoder.embedding.embedding_dim,
-                           self.levels, cfg.rerank_dim)
+                           self.levels, cfg.rerank_dim, presence=cfg.rerank_presence)
             if cfg.rerank and set(self.levels) & set(MATCH_TERMS) else None
         )  # fmt: skip
         initial = cfg.initial_level_weights()

@@ -122,8 +122,9 @@ class BindingMatcher(nn.Module):
 
     def __init__(self, stream_shapes: Mapping[str, tuple[int, ...]], word_dim: int,
                  levels: Sequence[str], dim: int = 64, hidden: int = 64,
-                 per_frame: int = 32, motion: int = 16) -> None:  # fmt: skip
+                 per_frame: int = 32, motion: int = 16, presence: bool = False) -> None:  # fmt: skip
         super().__init__()
+        self.presence = presence
         shapes = {name: tuple(shape) for name, shape in stream_shapes.items()}
         grids = sorted((n for n, s in shapes.items() if len(s) == 2), key=lambda n: -shapes[n][0])
         # the finest grid only: with a coarse grid beside it, attention settled on the coarse
@@ -300,13 +301,17 @@ class BindingMatcher(nn.Module):
 
     def _relation_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                         frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
-        geometry = self.relation_geometry(parts, video, frames, pairs)
+        geometry, found = self.relation_geometry(parts, video, frames, pairs, with_presence=True)
         predicates = parts[2]
-        return (geometry * (predicates if pairs else predicates[:, None])).sum(-1)
+        value = (geometry * (predicates if pairs else predicates[:, None])).sum(-1)
+        return 0.5 * (value + found) if self.presence else value
 
     def relation_geometry(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                          frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
-        """Unit vector of what the grounded subject and object do over time: (..., N, d)."""
+                          frames: torch.Tensor, pairs: bool, with_presence: bool = False
+                          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Unit vector of what the grounded subject and object do over time: (..., N, d);
+        ``with_presence``: also how well both are found, the mean of their attended cosines
+        over the clip's frames (..., N)."""
         subjects, objects, _ = parts
         subject_weights, subject_match = self._ground(subjects, video, pairs)
         object_weights, object_match = self._ground(objects, video, pairs)
@@ -329,4 +334,8 @@ class BindingMatcher(nn.Module):
         late = (when[..., :1] >= 0.5) & frames[..., None]
         early = ~late & frames[..., None]
         halves = torch.cat([_masked_mean(per_frame, early, -2), _masked_mean(per_frame, late, -2)], -1)
-        return F.normalize(self.early_late(halves), dim=-1)
+        geometry = F.normalize(self.early_late(halves), dim=-1)
+        if not with_presence:
+            return geometry
+        both = 0.5 * (subject_match + object_match)
+        return geometry, _masked_mean(both, frames.expand_as(both).to(both.dtype), -1)
