@@ -198,7 +198,8 @@ def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caplo
     assert not (tmp_path / "nan" / "best.pt").exists()
 
 
-def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_parser):
+def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_parser,
+                                                              capsys):  # fmt: skip
     root = make_tiny_dataset(tmp_path / "data", seed=4)
     config = tiny_config_yaml(root, tmp_path / "tiny.yaml", epochs=2)
     cfg = load_config(config, ["model.rerank=true", "model.rerank_dim=8",
@@ -221,6 +222,9 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert same["metrics"]["reranked"] == pytest.approx(same["metrics"]["fused"])
     with pytest.raises(ConfigError, match="rerank_weight"):
         evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_weight=-1.0)
+    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                     "--rerank-top-k", "4", "--rerank-weight", "0.5"]) == 0  # fmt: skip
+    assert "reranked: each query's top 4 by fused + 0.5 x" in capsys.readouterr().out
     retriever = Retriever.from_checkpoint(tmp_path / "run" / "best.pt")
     retriever._parser = caption_parser
     assert retriever.has_matcher
