@@ -126,27 +126,36 @@ class Retriever:
             self.config.model = dataclasses.replace(self.config.model, **changes)
             self.model.cfg = self.config.model
 
+    @property
+    def matcher_streams(self) -> tuple[str, ...]:
+        """The streams the binding matcher reads (a clip needs only these for
+        :meth:`match_pairs`); empty without a matcher."""
+        return tuple(self.model.matcher.cell_streams) if self.has_matcher else ()
+
     def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
                     caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
         """The binding matcher's score of caption ``caption_rows[p]`` against clip
-        ``clip_rows[p]`` (rows of ``captions`` and ``features``): (P,) float32."""
+        ``clip_rows[p]`` (rows of ``captions`` and ``features``; a clip needs only
+        :attr:`matcher_streams`): (P,) float32."""
         from mcsan.rerank_eval import encode_match_text, encode_match_video, pair_scores
 
         if not self.has_matcher:
             raise CheckpointError(f"{self.path} has no binding matcher (trained without "
                                   "model.rerank): use its fused score")  # fmt: skip
-        self._check_streams(features)
+        self._check_streams(features, self.matcher_streams)
         max_words = self.config.data.max_words
         encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
         text = encode_match_text(self.model, encoded, device=self.device)
-        video = encode_match_video(self.model, features, self.streams,
+        video = encode_match_video(self.model, features, self.matcher_streams,
                                    self.config.data.max_frames, device=self.device)  # fmt: skip
         return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device)
 
-    def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]]) -> None:
-        """FeatureError unless every clip has the model's streams in their shapes."""
+    def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]],
+                       streams: Sequence[str] | None = None) -> None:  # fmt: skip
+        """FeatureError unless every clip has the model's streams (or ``streams``) in their
+        shapes."""
         for number, item in enumerate(features):
-            for name in self.streams:
+            for name in self.streams if streams is None else streams:
                 expected = self.feature_spec.streams[name]
                 array = item.get(name) if isinstance(item, Mapping) else None
                 if array is None or tuple(np.shape(array)[1:]) != tuple(expected):

@@ -73,7 +73,7 @@ class ShortlistReranker:
             return np.zeros(0, np.float32)
         retriever = self.retriever
         with FeatureStore.open(self.feature_file, mode="r") as store:
-            clips = [store.read(video_id, streams=list(retriever.streams))
+            clips = [store.read(video_id, np.float16, streams=retriever.matcher_streams)
                      for video_id in video_ids]  # fmt: skip
         rows = np.arange(len(clips))
         return retriever.match_pairs([query], clips, np.zeros_like(rows), rows)
