@@ -209,7 +209,8 @@ def evaluate_checkpoint(
     must provide the same feature set streams (same per-frame shapes and backbone).
     ``rerank_top_k`` / ``rerank_weight`` replace the checkpoint's re-ranking settings.
     Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
-    "videos", "metrics": {"fused": {...}, level: {...}}}``.
+    "videos", "dropped_captions", "rerank": {"top_k", "weight"} or None, "metrics":
+    {"fused": {...}, level: {...}, "reranked": {...} with a matcher}}``.
     """
     retriever = Retriever.from_checkpoint(checkpoint, device)
     retriever.set_rerank(rerank_top_k, rerank_weight)

@@ -108,6 +108,11 @@ class Trainer:
                 f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
                 "processes; the global batch is split across them: raise it"
             )
+        if cfg.loss.lambda_distill > 0 and self.ctx.world_size > 1:
+            raise ConfigError(
+                "loss.lambda_distill works on one process only (the matcher's scores are local, "
+                "the level similarities gathered); set it to 0 or train without torchrun"
+            )
         state = self._resume_state() if resume else None
         if not resume and (self.out_dir / "last.pt").exists():
             raise CheckpointError(

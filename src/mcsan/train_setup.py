@@ -83,8 +83,8 @@ class JointForward(nn.Module):
             clips = self.model.match_video(batch.video)
             captions = self.model.match_text(batch.text)
             found = self.model.matcher.term_scores(captions, clips)
-            scores = self.model.matcher.combine(found, len(clips.mask), len(clips.mask),
-                                                clips.keys)  # fmt: skip
+            scores = self.model.matcher.combine(found, len(batch.text.tokens),
+                                                len(clips.mask), clips.keys)  # fmt: skip
             keys = batch.video_keys
             match = MatchScores(scores.float(), keys[:, None] == keys[None, :])
             if self.match_terms:

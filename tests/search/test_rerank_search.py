@@ -82,23 +82,61 @@ def test_a_missing_feature_file_falls_back_to_fused_with_a_warning(matcher_index
     assert any("gone.h5" in w and "fused score alone" in w for w in answer.warnings)
 
 
+def test_the_recorded_feature_file_wins_and_must_hold_every_clip(matcher_index, tmp_path):
+    from mcsan.data.video.store import FeatureStore
+
+    retriever = matcher_index["retriever"]
+    index_dir = tmp_path / "index"
+    shutil.copytree(matcher_index["index"], index_dir)
+    (index_dir / "features.h5").write_bytes(b"a stale cache from an earlier build")
+    assert Searcher(VideoIndex.load(index_dir), retriever).reranker is not None
+    # a recorded store that lacks clips: fused alone, the warning names one
+    partial = tmp_path / "partial.h5"
+    recorded = VideoIndex.load(index_dir).extra["feature_file"]
+    with FeatureStore.open(recorded) as full, FeatureStore.create(partial, full.spec) as store:
+        first = full.ids()[0]
+        store.write(first, full.read(first))
+    index = VideoIndex.load(index_dir)
+    index.extra["feature_file"] = str(partial)
+    searcher = Searcher(index, retriever)
+    answer = searcher.answer(QUERY, k=3, mode="model")
+    assert answer.reranked == 0 and any("lacks" in w and "clips" in w for w in answer.warnings)
+
+
+def test_features_gone_after_startup_fall_back_per_query(matcher_index, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(matcher_index["root"], root)
+    index_dir = tmp_path / "index"
+    shutil.copytree(matcher_index["index"], index_dir)
+    index = VideoIndex.load(index_dir)
+    store = root / "features" / f"{matcher_index['retriever'].feature_set}.h5"
+    index.extra["feature_file"] = str(store)
+    searcher = Searcher(index, matcher_index["retriever"])
+    assert searcher.reranker is not None
+    store.unlink()
+    answer = searcher.answer(QUERY, k=3, mode="model")
+    assert len(answer.hits) == 3 and answer.reranked == 0
+    assert any("could not read" in w for w in answer.warnings)
+
+
 def test_api_and_cli_report_the_reranking(matcher_index, capsys):
     app = create_app(matcher_index["index"], retriever=matcher_index["retriever"])
     with TestClient(app) as client:
         body = client.get("/api/search", params={"q": QUERY, "k": 5, "mode": "model"}).json()
-        assert body["reranked"] == TOP_K and body["rerank"] == {"top_k": TOP_K, "weight": 2.0}
+        settings = {"top_k": TOP_K, "weight": 2.0, "shortlist": TOP_K}
+        assert body["reranked"] == TOP_K and body["rerank"] == settings
         assert sum(h["match_score"] is not None for h in body["hits"]) == TOP_K
         off = client.get("/api/search", params={"q": QUERY, "k": 5, "rerank": "0"}).json()
         assert off["reranked"] == 0
         bad = client.get("/api/search", params={"q": QUERY, "rerank": "maybe"})
         assert bad.status_code == 400 and "rerank must be" in bad.json()["error"]
-        assert client.get("/api/health").json()["rerank"] == {"top_k": TOP_K, "weight": 2.0}
+        assert client.get("/api/health").json()["rerank"] == settings
     code = cli_main(["search", "--index", str(matcher_index["index"]), QUERY, "-k", "5",
                      "--mode", "model"])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0 and f"the top {TOP_K} by fused score (the score column) re-ordered by " \
-        "score + 2 x match" in out
-    assert "match" in out.splitlines()[2]
+    assert code == 0 and f"the top {TOP_K} by fused score re-scored as fused + 2 x match" in out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("rank"))
+    assert header.split()[-2:] == ["video", "[concepts]"] and "match" in header.split()
 
 
 def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
@@ -113,7 +151,7 @@ def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
     searcher = Searcher(index, retriever, default_bank())
     answer = searcher.answer(QUERY, k=len(index), mode="auto")
     assert answer.mode == "auto" and 0 < answer.model_weight < 1
-    assert answer.reranked == len(index)  # every candidate (here: every clip) is re-scored
+    assert answer.reranked == TOP_K  # the fused top 4 of the candidates (here: every clip)
     from mcsan.data.video.store import FeatureStore
 
     with FeatureStore.open(root / "features" / f"{retriever.feature_set}.h5") as store:
@@ -121,7 +159,10 @@ def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
     rows = np.arange(len(index))
     fused = retriever.score(retriever.encode_captions([QUERY]),
                             retriever.encode_features(clips))["fused"][0]  # fmt: skip
-    model = fused + 2.0 * retriever.match_pairs([QUERY], clips, np.zeros_like(rows), rows)
+    match = retriever.match_pairs([QUERY], clips, np.zeros_like(rows), rows)
+    short = sorted(rows, key=lambda row: (-fused[row], row))[:TOP_K]
+    floor = match[short].min()  # the unmeasured clips get the shortlist's lowest match
+    model = fused + 2.0 * np.where(np.isin(rows, short), match, floor)
     concept = index.concepts.scores(searcher.bank.match(QUERY), rows)
 
     def scaled(values):

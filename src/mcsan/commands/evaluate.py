@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
     )
     print(format_metrics_table(report["metrics"]))
+    if report["rerank"] is None and (args.rerank_top_k or args.rerank_weight is not None):
+        print("note: the checkpoint has no binding matcher; --rerank-top-k / --rerank-weight "
+              "change nothing")
     if report["rerank"] and "reranked" in report["metrics"]:
         rerank = report["rerank"]
         print(f"reranked: each query's top {rerank['top_k']} by fused + {rerank['weight']:g} x "

@@ -40,14 +40,15 @@ def run(args: argparse.Namespace) -> int:
     """Print the ranked hits as a table or JSON, with the mode, concepts and warnings."""
     import json
 
-    from mcsan.search.server import open_searcher
+    from mcsan.search.server import open_searcher, rerank_fields
 
     searcher = open_searcher(args.index, args.checkpoint)
     answer = searcher.answer(args.query, args.k, args.mode, rerank=not args.no_rerank)
     model = searcher.model or {}
     if args.json:
         body = answer.to_json()
-        body.update(dataset=model.get("dataset"), checkpoint=model.get("checkpoint"))
+        body.update(dataset=model.get("dataset"), checkpoint=model.get("checkpoint"),
+                    rerank=rerank_fields(searcher))
         print(json.dumps(body, indent=2))
         return 0
     where = f"; checkpoint {model['checkpoint']} (dataset {model['dataset']!r})" if model else ""
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     reranker = searcher.reranker
     if answer.reranked and reranker is not None:
         shortlist = min(reranker.top_k, len(searcher.index))
-        print(f"re-ranked by the binding matcher: the top {shortlist} by fused score (the score "
-              f"column) re-ordered by score + {reranker.weight:g} x match")
+        print(f"re-ranked by the binding matcher: the top {shortlist} by fused score re-scored "
+              f"as fused + {reranker.weight:g} x match (the match column)")
     levels = [lv for lv in searcher.index.levels if answer.mode != "concepts"]
     match = ["match"] if answer.reranked else []
     header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels + match)

@@ -11,7 +11,9 @@
   query's content words in the model's vocabulary, ``matched`` those matching a concept. A
   query of words the model never saw therefore leans on concepts alone, and one that
   matches no concept on the model alone. With only one part available ``auto`` is that part.
-  With a binding matcher, the model part of every candidate is ``fused + weight * match``.
+  With a binding matcher, the model part of the candidates' top ``rerank_top_k`` by fused
+  score is ``fused + weight * match``; the other candidates, not measured, get the lowest
+  match of that shortlist (no unmeasured clip gains on a measured one).
 
 Every answer says which mode ran, the matched concepts (and, per hit, the ones that
 carried it), the words the model does not know, and a warning when the ranking means little.
@@ -145,10 +147,10 @@ class Searcher:
         if use_model and use_concepts:
             result.mode = "auto"
             result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0,
-                                      reranker)  # fmt: skip
+                                      reranker, result.warnings)  # fmt: skip
         elif use_model:
             result.mode = "model"
-            result.hits = self._model_hits(text, k, reranker)
+            result.hits = self._model_hits(text, k, reranker, result.warnings)
         elif concept_query is not None:
             result.mode = "concepts"
             warning = concept_warning(list(concept_query.words), list(concept_query.unmatched))
@@ -187,14 +189,21 @@ class Searcher:
         return use_model, use_concepts
 
     # ----------------------------------------------------------------- ranking
-    def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None) -> list[Hit]:
+    def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
+                    warnings: list[str]) -> list[Hit]:  # fmt: skip
         encoded = self._encode(text)
         pool = k if reranker is None else max(k, reranker.top_k)
         found = self.index.search_vectors(encoded, pool)[0]
-        if reranker is None:
-            return self._hits(found.rows, found.scores, found.level_scores, None, None)
-        short = min(reranker.top_k, len(found.rows))
-        match = reranker.match(text, [self.index.ids[row] for row in found.rows[:short]])
+        short = 0 if reranker is None else min(reranker.top_k, len(found.rows))
+        match = None
+        if reranker is not None:
+            ids = [self.index.ids[row] for row in found.rows[:short]]
+            match, problem = reranker.try_match(text, ids)
+            warnings.extend([problem] if problem else [])
+        if reranker is None or match is None:
+            keep = slice(0, k)
+            return self._hits(found.rows[keep], found.scores[keep],
+                              {lv: s[keep] for lv, s in found.level_scores.items()}, None, None)  # fmt: skip
         order, _ = reorder_shortlist(found.rows[:short], found.scores[:short], match,
                                      reranker.weight)  # fmt: skip
         order = np.concatenate([order, np.arange(short, len(found.rows))])[:k]
@@ -209,7 +218,7 @@ class Searcher:
         return self._hits(rows, scores, {}, scores, query)
 
     def _fused(self, text: str, query: ConceptQuery, k: int, weight: float,
-               reranker: ShortlistReranker | None) -> list[Hit]:  # fmt: skip
+               reranker: ShortlistReranker | None, warnings: list[str]) -> list[Hit]:  # fmt: skip
         concepts = self.index.concepts
         assert concepts is not None
         pool = max(CANDIDATES, 4 * k)
@@ -221,8 +230,14 @@ class Searcher:
         model = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
         match = np.full(len(rows), np.nan)
         if reranker is not None:
-            match = reranker.match(text, [self.index.ids[row] for row in rows.tolist()])
-            model = model + np.float32(reranker.weight) * match
+            short = np.lexsort((rows, -model))[: reranker.top_k]
+            scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
+            warnings.extend([problem] if problem else [])
+            if scored is not None:
+                match[short] = scored
+                floor = float(scored.min()) if len(scored) else 0.0
+                bonus = np.where(np.isnan(match), floor, match)
+                model = model + np.float32(reranker.weight) * bonus.astype(np.float32)
         concept = concepts.scores(query, rows)
         fused = weight * _scaled(model) + (1.0 - weight) * _scaled(concept)
         order = np.lexsort((rows, -fused))[:k]

@@ -24,13 +24,14 @@ from mcsan.search.index import VideoIndex
 
 
 def index_feature_file(index: VideoIndex) -> Path | None:
-    """The feature file the index was encoded from, if it still exists."""
+    """The feature file the index was encoded from (the one it records, else its own
+    extraction cache), if it still exists."""
     candidates = []
-    if index.directory is not None:
-        candidates.append(index.directory / CACHE_NAME)
     recorded = index.extra.get("feature_file")
     if recorded:
         candidates.append(Path(recorded))
+    if index.directory is not None:
+        candidates.append(index.directory / CACHE_NAME)
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -59,14 +60,20 @@ class ShortlistReranker:
         from mcsan.data.video.store import FeatureStore
 
         try:
-            FeatureStore.open(feature_file, mode="r", expect=retriever.feature_spec).close()
-        except FeatureError as exc:
+            with FeatureStore.open(feature_file, mode="r", expect=retriever.feature_spec) as store:
+                missing = [video_id for video_id in index.ids if video_id not in store]
+        except (FeatureError, OSError) as exc:
             return None, (f"the binding matcher cannot read the index's feature file ({exc}); "
                           "ranked by the fused score alone")  # fmt: skip
+        if missing:
+            return None, (f"the index's feature file {feature_file} lacks {len(missing)} of its "
+                          f"clips (e.g. {missing[0]!r}); ranked by the fused score alone "
+                          "(rebuild the index to re-rank)")  # fmt: skip
         return cls(retriever, feature_file), None
 
     def match(self, query: str, video_ids: Sequence[str]) -> np.ndarray:
-        """The matcher's score of ``query`` against each clip: (len(video_ids),) float32."""
+        """The matcher's score of ``query`` against each clip: (len(video_ids),) float32.
+        FeatureError / OSError when the feature file can no longer be read."""
         from mcsan.data.video.store import FeatureStore
 
         if not video_ids:
@@ -77,6 +84,15 @@ class ShortlistReranker:
                      for video_id in video_ids]  # fmt: skip
         rows = np.arange(len(clips))
         return retriever.match_pairs([query], clips, np.zeros_like(rows), rows)
+
+    def try_match(self, query: str, video_ids: Sequence[str]
+                  ) -> tuple[np.ndarray | None, str | None]:  # fmt: skip
+        """:meth:`match`, or None and a warning when the features cannot be read now."""
+        try:
+            return self.match(query, video_ids), None
+        except (FeatureError, OSError) as exc:
+            return None, (f"the binding matcher could not read the clips' features ({exc}); "
+                          "ranked by the fused score alone")  # fmt: skip
 
 
 def reorder_shortlist(rows: np.ndarray, fused: np.ndarray, match: np.ndarray, weight: float

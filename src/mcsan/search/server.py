@@ -151,7 +151,8 @@ def rerank_fields(searcher: Searcher) -> dict[str, Any] | None:
     reranker = searcher.reranker
     if reranker is None:
         return None
-    return {"top_k": reranker.top_k, "weight": reranker.weight}
+    return {"top_k": reranker.top_k, "weight": reranker.weight,
+            "shortlist": min(reranker.top_k, len(searcher.index))}
 
 
 def health_fields(searcher: Searcher) -> dict[str, Any]:

@@ -129,9 +129,12 @@ function render(data) {
   ])));
 }
 
+const RERANK = new URLSearchParams(location.search).get("rerank");  // ?rerank=0: fused only
+
 async function runSearch(query, k, mode) {
   setStatus("searching…");
   const params = new URLSearchParams({ q: query, k: String(k), mode: mode || "auto" });
+  if (RERANK !== null) params.set("rerank", RERANK);
   const started = performance.now();
   try {
     const response = await fetch(`/api/search?${params}`);
@@ -149,7 +152,7 @@ async function runSearch(query, k, mode) {
     const ms = Math.round(performance.now() - started);
     statusLine.dataset.mode = data.mode;
     const reranked = data.reranked && data.rerank
-      ? `, top ${data.rerank.top_k} re-ranked by the binding matcher` : "";
+      ? `, top ${data.rerank.shortlist} re-ranked by the binding matcher` : "";
     setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}${reranked}) `
       + `in ${ms} ms`);
     history.replaceState(null, "", `?${params}`);
