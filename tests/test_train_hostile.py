@@ -37,3 +37,17 @@ def test_resuming_a_finished_run_keeps_its_throughput(config, caption_parser):
     again = train(load_config(path), base / "run", resume=True, parser=caption_parser)
     assert again.epochs == first.epochs
     assert again.pairs_per_second == pytest.approx(first.pairs_per_second)
+
+
+def test_settings_that_cannot_run_on_several_processes_are_refused(tmp_path) -> None:
+    from mcsan.errors import ConfigError
+    from mcsan.train_setup import check_world_size
+
+    root = make_tiny_dataset(tmp_path / "data", seed=1)
+    cfg = load_config(tiny_config_yaml(root, tmp_path / "tiny.yaml"),
+                      ["model.rerank=true", "loss.lambda_distill=1.0"])  # fmt: skip
+    check_world_size(cfg, 1)  # one process: fine
+    with pytest.raises(ConfigError, match="lambda_distill works on one process only"):
+        check_world_size(cfg, 2)
+    with pytest.raises(ConfigError, match="smaller than the 16 processes"):
+        check_world_size(cfg, 16)

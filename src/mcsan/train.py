@@ -43,7 +43,7 @@ from mcsan.config import RunConfig, save_config
 from mcsan.data.captions.negatives import global_rows, negative_maker
 from mcsan.data.collate import TrainBatch
 from mcsan.data.dataset import RetrievalData
-from mcsan.errors import CheckpointError, ConfigError, TrainingError
+from mcsan.errors import CheckpointError, TrainingError
 from mcsan.evaluate import evaluate_split
 from mcsan.io import atomic_write_json
 from mcsan.losses import MCSANLoss
@@ -53,6 +53,7 @@ from mcsan.train_log import RunLog
 from mcsan.train_setup import (
     JointForward,
     amp_dtype,
+    check_world_size,
     float_output,
     make_optimizer,
     resume_differences,
@@ -103,16 +104,7 @@ class Trainer:
         self.amp = amp_dtype(cfg.train.amp, self.device)
         self.threads = loading.training_threads(cfg.train, self.device)
         self.load_settings = loading.loader_settings(cfg.train, self.device)
-        if cfg.train.batch_size < self.ctx.world_size:
-            raise ConfigError(
-                f"train.batch_size={cfg.train.batch_size} is smaller than the {self.ctx.world_size} "
-                "processes; the global batch is split across them: raise it"
-            )
-        if cfg.loss.lambda_distill > 0 and self.ctx.world_size > 1:
-            raise ConfigError(
-                "loss.lambda_distill works on one process only (the matcher's scores are local, "
-                "the level similarities gathered); set it to 0 or train without torchrun"
-            )
+        check_world_size(cfg, self.ctx.world_size)
         state = self._resume_state() if resume else None
         if not resume and (self.out_dir / "last.pt").exists():
             raise CheckpointError(

@@ -14,6 +14,7 @@ from mcsan import distributed as dist_utils
 from mcsan import train_loader as loading
 from mcsan.batch import TextBatch
 from mcsan.data.collate import TrainBatch
+from mcsan.errors import ConfigError
 from mcsan.losses import MatchScores
 from mcsan.model import MCSAN, LevelOutput
 from mcsan.typed_yaml import config_differences
@@ -58,6 +59,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def check_world_size(cfg: RunConfig, world_size: int) -> None:
+    """ConfigError for settings that cannot run on ``world_size`` processes."""
+    if cfg.train.batch_size < world_size:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is smaller than the {world_size} "
+            "processes; the global batch is split across them: raise it"
+        )
+    if cfg.loss.lambda_distill > 0 and world_size > 1:
+        raise ConfigError(
+            "loss.lambda_distill works on one process only (the matcher's scores are local, "
+            "the level similarities gathered); set it to 0 or train without torchrun"
+        )
 
 
 class JointForward(nn.Module):
