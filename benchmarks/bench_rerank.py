@@ -19,6 +19,29 @@ from datetime import date
 import torch
 
 
+def load_split(retriever, split: str, dataset: str | None = None):
+    """The checkpoint's data for ``split`` (or another native ``dataset``'s): (data,
+    captions, caption_video, clips)."""
+    from mcsan.data.dataset import RetrievalData
+
+    cfg = dataclasses.replace(retriever.config.data)
+    if dataset:
+        cfg.root, cfg.parse_cache = dataset, None
+    data = RetrievalData.load(cfg, (split,), vocab=retriever.vocab,
+                              attributes=retriever.attributes, feature_set=retriever.feature_set,
+                              streams=retriever.streams)  # fmt: skip
+    captions, videos, caption_video = data.split_view(split)
+    return data, captions, caption_video, data.video_features(videos)
+
+
+def write_table(text: str, out: str | None) -> None:
+    """Print the markdown and write it to ``out`` too."""
+    print(text)
+    if out:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint")
@@ -30,7 +53,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mcsan.data.dataset import RetrievalData
     from mcsan.embed import embed_captions, embed_videos
     from mcsan.evaluate import evaluate_levels
     from mcsan.inference import Retriever
@@ -46,11 +68,7 @@ def main() -> None:
     model = retriever.model.eval()
     if model.matcher is None:
         raise SystemExit(f"{args.checkpoint}: no binding matcher (trained without model.rerank)")
-    data = RetrievalData.load(dataclasses.replace(retriever.config.data), (args.split,),
-                              vocab=retriever.vocab, attributes=retriever.attributes,
-                              feature_set=retriever.feature_set, streams=retriever.streams)  # fmt: skip
-    captions, videos, caption_video = data.split_view(args.split)
-    clips = data.video_features(videos)
+    data, captions, caption_video, clips = load_split(retriever, args.split)
     started = time.perf_counter()
     text = embed_captions(model, captions, 256, "cpu")
     video = embed_videos(model, clips, data.streams, data.max_frames, 64, "cpu")
@@ -65,7 +83,7 @@ def main() -> None:
     encode_s = time.perf_counter() - started
     rows = [f"| fused only | - | {fused_s:.2f} | - | {plain['rsum']:.1f} | "
             f"{plain['t2v_r1']:.1f} | {plain['v2t_r1']:.1f} |"]
-    queries = len(captions) + len(videos)
+    queries = len(captions) + len(clips)
     weight = model.cfg.rerank_weight if args.weight is None else args.weight
     for k in (int(x) for x in args.top_k.split(",")):
         pairs = [0]
@@ -82,7 +100,7 @@ def main() -> None:
                     f"{metrics['t2v_r1']:.1f} | {metrics['v2t_r1']:.1f} |")  # fmt: skip
     lines = [
         f"`benchmarks/bench_rerank.py {args.checkpoint}`, split {args.split} "
-        f"({len(captions)} captions, {len(videos)} clips), weight {weight:g}, "
+        f"({len(captions)} captions, {len(clips)} clips), weight {weight:g}, "
         f"{args.threads} thread(s), "
         f"{platform.processor() or platform.machine()}, {date.today()}",
         "",
@@ -91,11 +109,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(table + "\n")
+    write_table("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

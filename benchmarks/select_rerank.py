@@ -12,16 +12,15 @@ best mean validation rsum) and, with ``--report test``, the test rsum at every s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from datetime import date
 
 import numpy as np
 import torch
+from bench_rerank import load_split, write_table
 
 
 def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> dict:
     """{(top_k, weight): rsum} of one checkpoint on ``split`` (matcher scored once)."""
-    from mcsan.data.dataset import RetrievalData
     from mcsan.embed import embed_captions, embed_videos
     from mcsan.rerank_eval import (
         encode_match_text,
@@ -32,19 +31,12 @@ def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> d
     )
 
     model = retriever.model.eval()
-    cfg = dataclasses.replace(retriever.config.data)
-    if dataset:
-        cfg.root, cfg.parse_cache = dataset, None
-    data = RetrievalData.load(cfg, (split,), vocab=retriever.vocab,
-                              attributes=retriever.attributes, feature_set=retriever.feature_set,
-                              streams=retriever.streams)  # fmt: skip
-    captions, videos, caption_video = data.split_view(split)
-    clips = data.video_features(videos)
+    data, captions, caption_video, clips = load_split(retriever, split, dataset)
     text = embed_captions(model, captions, 256, "cpu")
     video = embed_videos(model, clips, data.streams, data.max_frames, 64, "cpu")
     weights_l = {level: float(w) for level, w in model.level_weights().items()}
     fused = fused_scores(text, video, weights_l)
-    rows, cols = np.meshgrid(np.arange(len(captions)), np.arange(len(videos)), indexing="ij")
+    rows, cols = np.meshgrid(np.arange(len(captions)), np.arange(len(clips)), indexing="ij")
     full = pair_scores(model, encode_match_text(model, captions),
                        encode_match_video(model, clips, data.streams, data.max_frames),
                        rows.ravel(), cols.ravel()).reshape(rows.shape)  # fmt: skip
@@ -54,7 +46,7 @@ def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> d
 
     grid = {(k, w): reranked_metrics(fused, caption_video, match, k, w)["rsum"]
             for k in top_ks for w in weights}  # fmt: skip
-    return {"grid": grid, "captions": len(captions), "clips": len(videos)}
+    return {"grid": grid, "captions": len(captions), "clips": len(clips)}
 
 
 def table(title: str, grids: list[dict], top_ks, weights) -> list[str]:
@@ -104,11 +96,7 @@ def main() -> None:
     if report:
         lines += [""] + table(f"{args.report} rsum ({report[0]['captions']} captions, "
                               f"{report[0]['clips']} clips):", report, top_ks, weights)  # fmt: skip
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    write_table("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

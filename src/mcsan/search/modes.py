@@ -194,20 +194,18 @@ class Searcher:
         encoded = self._encode(text)
         pool = k if reranker is None else max(k, reranker.top_k)
         found = self.index.search_vectors(encoded, pool)[0]
-        short = 0 if reranker is None else min(reranker.top_k, len(found.rows))
-        match = None
+        order = np.arange(len(found.rows))
+        matched = np.full(len(found.rows), np.nan)
         if reranker is not None:
+            short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
             match, problem = reranker.try_match(text, ids)
             warnings.extend([problem] if problem else [])
-        if reranker is None or match is None:
-            keep = slice(0, k)
-            return self._hits(found.rows[keep], found.scores[keep],
-                              {lv: s[keep] for lv, s in found.level_scores.items()}, None, None)  # fmt: skip
-        order, _ = reorder_shortlist(found.rows[:short], found.scores[:short], match,
-                                     reranker.weight)  # fmt: skip
-        order = np.concatenate([order, np.arange(short, len(found.rows))])[:k]
-        matched = np.concatenate([match, np.full(len(found.rows) - short, np.nan)])
+            if match is not None:
+                order[:short] = reorder_shortlist(found.rows[:short], found.scores[:short],
+                                                  match, reranker.weight)  # fmt: skip
+                matched[:short] = match
+        order = order[:k]
         return self._hits(found.rows[order], found.scores[order],
                           {lv: s[order] for lv, s in found.level_scores.items()}, None, None,
                           matched[order])  # fmt: skip

@@ -96,9 +96,8 @@ class ShortlistReranker:
 
 
 def reorder_shortlist(rows: np.ndarray, fused: np.ndarray, match: np.ndarray, weight: float
-                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The shortlist ``rows`` (fused order) re-ordered by ``fused + weight * match`` (ties:
-    lower row first): (order into the inputs, the new scores)."""
+                      ) -> np.ndarray:  # fmt: skip
+    """The order (into the inputs) of the shortlist ``rows`` by ``fused + weight * match``,
+    ties: lower row first."""
     scores = np.asarray(fused, np.float64) + weight * np.asarray(match, np.float64)
-    order = np.lexsort((rows, -scores))
-    return order, scores
+    return np.lexsort((rows, -scores))
