@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
+from mcsan.data.convert.convert import ConvertOptions, convert_dataset
 from mcsan.data.native import feature_path
 
 

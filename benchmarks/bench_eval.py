@@ -27,7 +27,7 @@ import time
 import torch
 
 from mcsan import LEVELS
-from mcsan.evaluate import default_chunk_size, retrieval_metrics_from_embeddings
+from mcsan.evaluate.split import default_chunk_size, retrieval_metrics_from_embeddings
 
 FULL = {"videos": 2990, "captions_per_video": 20, "width": 1024}
 SMALL = {"videos": 299, "captions_per_video": 20, "width": 256}

@@ -24,7 +24,7 @@ import numpy as np
 
 def make_clips(folder: Path, count: int, seconds: float, width: int, height: int) -> None:
     """Write ``count`` clips of moving textured content (25 fps, H.264)."""
-    from mcsan.data.video.writer import write_video
+    from mcsan.data.video.clip_writer import write_video
 
     rng = np.random.default_rng(0)
     frames_per_clip = int(seconds * 25)

@@ -1,7 +1,7 @@
 """Batch building vs the MCSAN training step, torch threads, and memory with a grid stream.
 
 Everything goes through the real code: a native dataset is written at each shape (template
-captions, random float16 features), a :class:`mcsan.train.Trainer` loads it, and one run
+captions, random float16 features), a :class:`mcsan.train.trainer.Trainer` loads it, and one run
 times (a) building its epoch's batches alone (``Trainer._epoch_loader``: collation,
 targets, spans) and (b) ``Trainer.train_step`` on those batches, so both numbers come from
 the same process at the same shapes. Each measurement is a fresh process, idle and beside
@@ -86,7 +86,7 @@ def write_dataset(root: Path, shape: dict, videos: int, seed: int = 0) -> Path:
 
 
 def run_config(shape: str, root: Path, cache: Path, overrides: list[str]):
-    from mcsan.config import load_config
+    from mcsan.config.run import load_config
 
     sets = [f"data.root={root}", "data.word_vectors=none", f"data.parse_cache={cache}",
             f"train.batch_size={SHAPES[shape]['batch']}", "train.epochs=1",
@@ -99,8 +99,8 @@ def child_speed(shape: str, root: Path, cache: Path, overrides: list[str], steps
     some of them; wall and process-CPU pairs/s of both, one JSON dict."""
     import torch
 
-    from mcsan import train_loader as loading
-    from mcsan.train import Trainer
+    from mcsan.train import loader as loading
+    from mcsan.train.trainer import Trainer
 
     cfg = run_config(shape, root, cache, overrides)
     with tempfile.TemporaryDirectory() as out:
@@ -143,7 +143,7 @@ def _children_cpu() -> float:
 def child_epoch_rss(root: Path, cache: Path, steps: int) -> dict:
     """One epoch on the big store: every batch built, ``steps`` of them trained, then the
     validation pass; the process's peak RSS (features at ``auto``: read on demand)."""
-    from mcsan.train import Trainer
+    from mcsan.train.trainer import Trainer
 
     cfg = run_config("grid", root, cache, [])
     start = time.perf_counter()

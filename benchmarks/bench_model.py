@@ -33,7 +33,7 @@ at these shapes (no grid stream) the frame token is the one cell."""
 
 def build(config: str, hidden: int, dim: int):
     """The model of ``config`` ("full", "cells", "cells_rerank" or "global_only") at
-    benchmark sizes ("cells_rerank": cells plus the binding matcher, mcsan.model.rerank)."""
+    benchmark sizes ("cells_rerank": cells plus the binding matcher, mcsan.model.matcher)."""
     import numpy as np
 
     from mcsan.model import MCSAN, ModelConfig
@@ -52,7 +52,7 @@ def make_batch(batch: int, frames: int, dim: int, seed: int):
     """Random features, captions of 12-20 words with 1-4 entities, 1-3 actions, 0-3 triplets."""
     import torch
 
-    from mcsan.batch import TextBatch, VideoBatch
+    from mcsan.core.batch import TextBatch, VideoBatch
 
     gen = torch.Generator().manual_seed(seed)
     video = VideoBatch(
@@ -101,7 +101,7 @@ def child(
 
     import torch
 
-    from mcsan.losses import LossConfig, MatchScores, MCSANLoss
+    from mcsan.model.losses import LossConfig, MatchScores, MCSANLoss
 
     if device == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))

@@ -22,7 +22,7 @@ import torch
 def load_split(retriever, split: str, dataset: str | None = None):
     """The checkpoint's data for ``split`` (or another native ``dataset``'s): (data,
     captions, caption_video, clips)."""
-    from mcsan.data.dataset import RetrievalData
+    from mcsan.data.loading.dataset import RetrievalData
 
     cfg = dataclasses.replace(retriever.config.data)
     if dataset:
@@ -53,16 +53,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mcsan.embed import embed_captions, embed_videos
-    from mcsan.evaluate import evaluate_levels
-    from mcsan.inference import Retriever
-    from mcsan.rerank_eval import (
+    from mcsan.evaluate.embed import embed_captions, embed_videos
+    from mcsan.evaluate.reranked import (
         encode_match_text,
         encode_match_video,
         fused_scores,
         pair_scores,
         reranked_metrics,
     )
+    from mcsan.evaluate.split import evaluate_levels
+    from mcsan.inference.retriever import Retriever
 
     retriever = Retriever.from_checkpoint(args.checkpoint)
     model = retriever.model.eval()

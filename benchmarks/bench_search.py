@@ -231,7 +231,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        from mcsan.io import atomic_write_text
+        from mcsan.core.io import atomic_write_text
 
         atomic_write_text(args.out, text)
     return 0

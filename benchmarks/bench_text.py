@@ -107,8 +107,8 @@ def generate(n: int, seed: int = 0) -> list[str]:
 
 def world_agreement(caption_parser, scenes: int = 400) -> tuple[int, dict[str, float]]:
     """Share of the synthetic world's captions whose parsed levels equal its ground truth."""
-    from mcsan.data.world.captions import write_captions
-    from mcsan.data.world.splits import assign_splits, make_holdout, sample_scene
+    from mcsan.world.describe import write_captions
+    from mcsan.world.splits import assign_splits, make_holdout, sample_scene
 
     holdout, splits = make_holdout(0), assign_splits(scenes, 0)
     truths = [
@@ -315,7 +315,7 @@ def main() -> None:
         f">= 1 action {with_action:.1%}, >= 1 relation {with_relation:.1%} (every one's content "
         "is pinned by the tests).",
         "",
-        f"Synthetic world (mcsan.data.world, 400 scenes, {world_n} captions with ground truth): "
+        f"Synthetic world (mcsan.world, 400 scenes, {world_n} captions with ground truth): "
         f"parsed levels equal the truth for entity {world['entity']:.1%}, action "
         f"{world['action']:.1%}, relation {world['relation']:.1%} of captions.",
         "",

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mcsan.data.world import generate_world
+from mcsan.world import generate_world
 
 
 def main() -> None:

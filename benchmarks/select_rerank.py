@@ -21,8 +21,8 @@ from bench_rerank import load_split, write_table
 
 def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> dict:
     """{(top_k, weight): rsum} of one checkpoint on ``split`` (matcher scored once)."""
-    from mcsan.embed import embed_captions, embed_videos
-    from mcsan.rerank_eval import (
+    from mcsan.evaluate.embed import embed_captions, embed_videos
+    from mcsan.evaluate.reranked import (
         encode_match_text,
         encode_match_video,
         fused_scores,
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--out", help="write the markdown here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from mcsan.inference import Retriever
+    from mcsan.inference.retriever import Retriever
 
     top_ks = [int(x) for x in args.top_k.split(",")]
     weights = [float(x) for x in args.weights.split(",")]

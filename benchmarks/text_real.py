@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from mcsan.core.io import read_jsonl
 from mcsan.data.captions.attributes import RELATION_FORMS, AttributeVocabs, label_statistics
 from mcsan.data.captions.parse import ParsedCaption
 from mcsan.data.captions.repairs_real import ing_base
-from mcsan.io import read_jsonl
 
 CONTRACTION_ACTIONS = frozenset({"s", "re", "t", "m"})
 DETERMINERS = frozenset(

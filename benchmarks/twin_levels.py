@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mcsan.checkpoint import load_checkpoint
-from mcsan.twins import MATCHER_SCORES, evaluate_twin_scores
+from mcsan.inference.checkpoint import load_checkpoint
+from mcsan.inference.twins import MATCHER_SCORES, evaluate_twin_scores
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ FRAMES = 4
 
 def write_clip(path: Path, colour: tuple[int, int, int], moves_right: bool) -> None:
     """A tiny real H.264 mp4: a coloured square sliding across a dark background."""
-    from mcsan.data.video.writer import write_video
+    from mcsan.data.video.clip_writer import write_video
 
     frames = np.full((8, SIZE, SIZE, 3), 20, np.uint8)
     for step, frame in enumerate(frames):
@@ -76,8 +76,8 @@ def make_dataset(root: Path, clips: Path, captions: dict[str, str]) -> None:
 
 def train_tiny(root: Path, run: Path) -> Path:
     """Train one epoch of a very small model on ``root``; return best.pt."""
-    from mcsan.config import config_from_dict
-    from mcsan.train import train
+    from mcsan.config.run import config_from_dict
+    from mcsan.train.trainer import train
 
     cfg = config_from_dict({
         "data": {"root": str(root), "feature_set": "tiny", "word_vectors": "none",
@@ -96,7 +96,7 @@ def tiny_search_setup(base: Path) -> dict[str, Path]:
     done = base / "search_setup.json"
     if done.is_file():
         return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
-    from mcsan.inference import Retriever
+    from mcsan.inference.retriever import Retriever
     from mcsan.search.build import index_videos
 
     clips, dataset = base / "clips", base / "dataset"
@@ -122,10 +122,10 @@ def matcher_search_setup(base: Path, parser: object = None) -> dict[str, Path]:
         return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
     from tiny_world import make_tiny_dataset, tiny_config_yaml
 
-    from mcsan.config import load_config
-    from mcsan.inference import Retriever
+    from mcsan.config.run import load_config
+    from mcsan.inference.retriever import Retriever
     from mcsan.search.build import index_dataset
-    from mcsan.train import Trainer
+    from mcsan.train.trainer import Trainer
 
     root = make_tiny_dataset(base / "data", videos={"train": 24, "val": 8, "test": 12}, seed=5)
     cfg = load_config(tiny_config_yaml(root, base / "tiny.yaml", epochs=2),
@@ -208,7 +208,7 @@ def make_photo_clips(folder: Path) -> dict[str, str]:
     """One H.264 clip per scikit-image photograph in PHOTOS; return {video_id: description}."""
     import skimage.data
 
-    from mcsan.data.video.writer import write_video
+    from mcsan.data.video.clip_writer import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in PHOTOS:

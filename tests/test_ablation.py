@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny_world import make_tiny_dataset, tiny_config_yaml
 
-from mcsan.ablation import VariantResult, format_summary, run_ablation, summarize, table_keys
+from mcsan.apps.ablation import VariantResult, format_summary, run_ablation, summarize, table_keys
 from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
 
@@ -46,8 +46,8 @@ def test_two_seeds_train_in_their_own_folders_with_negatives(tmp_path, caption_p
 
 
 def test_a_run_with_another_config_is_refused_or_trained_anew(tmp_path, caption_parser) -> None:
-    from mcsan.ablation import train_variant
-    from mcsan.errors import CheckpointError
+    from mcsan.apps.ablation import train_variant
+    from mcsan.core.errors import CheckpointError
 
     root = make_tiny_dataset(tmp_path / "data", seed=5, captions_per_video=2)
     captions = [r.caption for r in read_captions(root)]
@@ -59,7 +59,7 @@ def test_a_run_with_another_config_is_refused_or_trained_anew(tmp_path, caption_
         train_variant("global-only", config, tmp_path / "out", changed)
     again = train_variant("global-only", config, tmp_path / "out", changed, restart_changed=True)
     assert again.best_epoch == 1
-    from mcsan.checkpoint import load_checkpoint
+    from mcsan.inference.checkpoint import load_checkpoint
 
     saved = load_checkpoint(tmp_path / "out" / "global-only" / "last.pt")["config"]
     assert saved["model"]["dropout"] == 0.3

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mcsan.cli import main
+from mcsan.core.extras import MissingExtraError, missing_extra_message, require
 from mcsan.data.native import read_captions, write_captions
-from mcsan.evaluate import small_sample_warning
-from mcsan.extras import MissingExtraError, missing_extra_message, require
+from mcsan.evaluate.split import small_sample_warning
 from tests.tiny_world import make_tiny_dataset
 
 

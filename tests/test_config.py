@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcsan.config import RunConfig, config_from_dict, load_config, save_config
-from mcsan.errors import ConfigError
-from mcsan.typed_yaml import parse_override
+from mcsan.config.run import RunConfig, config_from_dict, load_config, save_config
+from mcsan.core.errors import ConfigError
+from mcsan.core.typed_yaml import parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_an_existing_file_wins_over_a_builtin_name(tmp_path, monkeypatch):
 def test_defaults_are_written_once_and_point_nowhere_special():
     from mcsan import ATTRIBUTE_LEVELS
     from mcsan.data.captions.attributes import DEFAULT_SIZES
-    from mcsan.data.config import DataConfig
+    from mcsan.data.data_config import DataConfig
 
     data = DataConfig()
     assert data.attribute_sizes == DEFAULT_SIZES and set(DEFAULT_SIZES) == set(ATTRIBUTE_LEVELS)

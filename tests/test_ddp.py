@@ -11,10 +11,10 @@ import sys
 import pytest
 from tiny_world import make_tiny_dataset, tiny_config_yaml
 
-from mcsan.config import load_config
+from mcsan.config.run import load_config
 from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
-from mcsan.train import train
+from mcsan.train.trainer import train
 
 REL_TOL = 1e-4
 """Per-epoch losses and validation metrics must agree to this relative tolerance."""

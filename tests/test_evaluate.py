@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcsan.errors import EvaluationError
-from mcsan.evaluate import (
+from mcsan.core.errors import EvaluationError
+from mcsan.evaluate.split import (
     METRIC_KEYS,
     evaluate_levels,
     format_metrics_table,

@@ -1,4 +1,4 @@
-"""mcsan.io under hostile input: outputs that cannot be written, bytes that are not text,
+"""mcsan.core.io under hostile input: outputs that cannot be written, bytes that are not text,
 data files that carry pickles. Every failure is a named MCSANError; nothing is unpickled."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from mcsan.errors import CheckpointError, DataError, OutputError
-from mcsan.io import (
+from mcsan.core.errors import CheckpointError, DataError, OutputError
+from mcsan.core.io import (
     atomic_directory,
     atomic_path,
     atomic_write_text,
@@ -23,7 +23,7 @@ from mcsan.io import (
     read_jsonl,
     read_text_lines,
 )
-from mcsan.safe_load import load_npy, load_torch
+from mcsan.core.safe_load import load_npy, load_torch
 
 
 class _Planted:
@@ -73,7 +73,7 @@ def test_outputs_get_the_users_umask_not_0600(tmp_path: Path) -> None:
             (folder / "meta.json").write_text("{}")
     finally:
         os.umask(old)
-    # mcsan.io reads the umask once, at import; this test runs under the usual 022
+    # mcsan.core.io reads the umask once, at import; this test runs under the usual 022
     for path, mode in (
         (tmp_path / "metrics.json", 0o644),
         (tmp_path / "last.pt", 0o644),
@@ -148,10 +148,10 @@ FULL_DISK_WRITERS = """
 import sys
 import numpy as np
 import torch
-from mcsan.checkpoint import save_checkpoint
+from mcsan.inference.checkpoint import save_checkpoint
 from mcsan.data.video.store import FeatureSpec, FeatureStore
-from mcsan.errors import OutputError
-from mcsan.io import atomic_path
+from mcsan.core.errors import OutputError
+from mcsan.core.io import atomic_path
 from mcsan.search import VideoIndex
 
 def store(path):
@@ -209,7 +209,7 @@ def test_torch_hdf5_and_faiss_writes_on_a_full_disk_are_named(tmp_path: Path) ->
 
 
 def test_no_source_file_unpickles() -> None:
-    """np.load refuses pickles unless told otherwise; torch.load only in mcsan.safe_load."""
+    """np.load refuses pickles unless told otherwise; torch.load only in mcsan.core.safe_load."""
     src = Path(__file__).resolve().parents[1] / "src" / "mcsan"
     for path in src.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -220,7 +220,7 @@ def test_no_source_file_unpickles() -> None:
 
 
 def test_an_altered_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
-    from mcsan.checkpoint import FORMAT, REQUIRED_KEYS, load_checkpoint
+    from mcsan.inference.checkpoint import FORMAT, REQUIRED_KEYS, load_checkpoint
 
     path = tmp_path / "best.pt"
     torch.save({"format": FORMAT, **{key: 3 for key in REQUIRED_KEYS}}, path)

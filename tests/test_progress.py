@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from mcsan import progress
-from mcsan.progress import duration, progress_line, track
+from mcsan.core import progress
+from mcsan.core.progress import duration, progress_line, track
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mcsan.demo.plots import loss_terms, plot_training, plot_twins, twin_kinds, wilson_interval
+from mcsan.apps.demo.plots import loss_terms, plot_training, plot_twins, twin_kinds, wilson_interval
 
 
 def test_wilson_interval_brackets_the_rate_and_narrows_with_n() -> None:

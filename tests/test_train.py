@@ -16,12 +16,12 @@ import torch
 from tiny_world import make_tiny_dataset, tiny_config_yaml
 
 from mcsan.cli import main as cli_main
-from mcsan.config import load_config
+from mcsan.config.run import load_config
+from mcsan.core.errors import CheckpointError, ConfigError, TrainingError
 from mcsan.data.captions.parse import parse_with_cache
 from mcsan.data.native import read_captions
-from mcsan.errors import CheckpointError, ConfigError, TrainingError
-from mcsan.inference import Retriever, evaluate_checkpoint
-from mcsan.train import Trainer
+from mcsan.inference.retriever import Retriever, evaluate_checkpoint
+from mcsan.train.trainer import Trainer
 
 EPOCHS = 4
 TIMING_KEYS = ("pairs_per_second",)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_world import make_tiny_dataset, tiny_config_yaml
 
-from mcsan.config import load_config
-from mcsan.errors import TrainingError
-from mcsan.train import Trainer, train
+from mcsan.config.run import load_config
+from mcsan.core.errors import TrainingError
+from mcsan.train.trainer import Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def test_resuming_a_finished_run_keeps_its_throughput(config, caption_parser):
 
 
 def test_settings_that_cannot_run_on_several_processes_are_refused(tmp_path) -> None:
-    from mcsan.errors import ConfigError
-    from mcsan.train_setup import check_world_size
+    from mcsan.core.errors import ConfigError
+    from mcsan.train.setup import check_world_size
 
     root = make_tiny_dataset(tmp_path / "data", seed=1)
     cfg = load_config(tiny_config_yaml(root, tmp_path / "tiny.yaml"),

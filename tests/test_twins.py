@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcsan.core.errors import DataError
 from mcsan.data.native import CaptionRecord, write_captions
-from mcsan.errors import DataError
-from mcsan.twins import TwinPair, mentions_change, read_twins, twin_accuracy, twin_kind
+from mcsan.inference.twins import TwinPair, mentions_change, read_twins, twin_accuracy, twin_kind
 
 
 class TableScorer:

@@ -7,9 +7,9 @@ import argparse
 import pytest
 import torch
 
-from mcsan.config import config_from_dict
-from mcsan.errors import ConfigError
-from mcsan.validate import RANGES, Range, check_device, device_arg, float_in, int_in
+from mcsan.config.run import config_from_dict
+from mcsan.core.errors import ConfigError
+from mcsan.core.validate import RANGES, Range, check_device, device_arg, float_in, int_in
 
 
 @pytest.mark.parametrize(

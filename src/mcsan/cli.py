@@ -14,9 +14,10 @@ import pkgutil
 import sys
 import threading
 
-from mcsan import __version__, progress
-from mcsan.errors import MCSANError
-from mcsan.extras import missing_extra_message
+from mcsan import __version__
+from mcsan.core import progress
+from mcsan.core.errors import MCSANError
+from mcsan.core.extras import missing_extra_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     except (OSError, UnicodeDecodeError, MemoryError) as exc:
-        # The last line: readers and writers name their file themselves (mcsan.io); what
+        # The last line: readers and writers name their file themselves (mcsan.core.io); what
         # slips past them still gets a named error, never a traceback.
         print(f"error: {describe_unexpected(exc)}", file=sys.stderr)
         return 2
@@ -86,7 +87,7 @@ def _thread_error(hook: threading.ExceptHookArgs) -> None:
 
 def describe_unexpected(exc: BaseException) -> str:
     """One line naming what failed for an OSError, UnicodeDecodeError or MemoryError."""
-    from mcsan.io import describe_os_error
+    from mcsan.core.io import describe_os_error
 
     if isinstance(exc, OSError):
         return describe_os_error(exc, action="access")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mcsan.data.world.binding import make_binding_twins
-from mcsan.data.world.scene import relation_holds, scene_valid
-from mcsan.data.world.splits import make_holdout, make_twins, sample_scene
-from mcsan.data.world.vocab import DYNAMIC_RELATIONS
+from mcsan.world.binding import make_binding_twins
+from mcsan.world.lexicon import DYNAMIC_RELATIONS
+from mcsan.world.scene import relation_holds, scene_valid
+from mcsan.world.splits import make_holdout, make_twins, sample_scene
 
 FRAMES = 8
 

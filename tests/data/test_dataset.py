@@ -11,12 +11,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tiny_world import make_tiny_dataset
 
-from mcsan.data.collate import collate_video, encode_caption
-from mcsan.data.config import DataConfig
-from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
+from mcsan.core.errors import DataError
+from mcsan.data.data_config import DataConfig
+from mcsan.data.loading.collate import collate_video, encode_caption
+from mcsan.data.loading.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.data.native import captions_path
-from mcsan.distributed import DistContext, shard_bounds
-from mcsan.errors import DataError
+from mcsan.train.distributed import DistContext, shard_bounds
 
 
 def add_captions(root, *records):

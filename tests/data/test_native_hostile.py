@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mcsan.core.errors import DataError
 from mcsan.data.native import captions_path, read_captions
-from mcsan.errors import DataError
 
 
 def write(root: Path, *records: object) -> Path:

@@ -7,13 +7,13 @@ import pytest
 import torch
 from tiny_world import make_tiny_dataset
 
-from mcsan.config import DataConfig, TrainConfig
-from mcsan.data.collate import collate_text, collate_video
-from mcsan.data.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
+from mcsan.config.run import DataConfig, TrainConfig
+from mcsan.data.loading.collate import collate_text, collate_video
+from mcsan.data.loading.dataset import CaptionDataset, Collator, RetrievalData, epoch_batches
 from mcsan.data.native import feature_path
 from mcsan.data.video.store import FeatureStore
-from mcsan.distributed import DistContext
-from mcsan.train_loader import epoch_loader, loader_settings, training_threads
+from mcsan.train.distributed import DistContext
+from mcsan.train.loader import epoch_loader, loader_settings, training_threads
 
 
 @pytest.fixture(scope="module")

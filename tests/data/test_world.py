@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcsan.cli import main
+from mcsan.core.errors import ConfigError
+from mcsan.core.io import read_jsonl
 from mcsan.data.native import read_captions, read_card, split_counts
-from mcsan.data.world import generate_world, structure_levels
-from mcsan.data.world.captions import MAX_CAPTIONS, MIN_CAPTIONS, write_captions
-from mcsan.data.world.scene import relation_holds, scene_valid
-from mcsan.data.world.splits import assign_splits, make_holdout, make_twins, sample_scene
-from mcsan.data.world.vocab import SHAPE_NOUNS, SIZE_WORDS, SIZES
-from mcsan.errors import ConfigError
-from mcsan.io import read_jsonl
+from mcsan.world import generate_world, structure_levels
+from mcsan.world.describe import MAX_CAPTIONS, MIN_CAPTIONS, write_captions
+from mcsan.world.lexicon import SHAPE_NOUNS, SIZE_WORDS, SIZES
+from mcsan.world.scene import relation_holds, scene_valid
+from mcsan.world.splits import assign_splits, make_holdout, make_twins, sample_scene
 
 N, SEED, FRAMES, SIZE = 30, 7, 8, 64
 OUTPUT_FILES = ("captions.jsonl", "captions_truth.jsonl", "structure.jsonl", "twins.jsonl")

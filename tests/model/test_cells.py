@@ -67,8 +67,8 @@ def test_a_model_with_both_cell_branches_encodes_and_takes_gradients() -> None:
 
 
 def test_each_action_takes_the_nearest_entity_before_it_as_agent() -> None:
-    from mcsan.batch import TextBatch
-    from mcsan.model.text import action_agents
+    from mcsan.core.batch import TextBatch
+    from mcsan.model.text_encoder import action_agents
 
     # "a pink diamond is hopping while a blue diamond is spinning" / "spinning" (no entity)
     tokens = torch.ones(2, 11, dtype=torch.long)

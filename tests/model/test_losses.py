@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mcsan.errors import ConfigError
-from mcsan.losses import (
+from mcsan.core.errors import ConfigError
+from mcsan.model import LevelOutput
+from mcsan.model.losses import (
     LossConfig,
     MCSANLoss,
     attribute_kl,
     focal_bce_with_logits,
     triplet_loss,
 )
-from mcsan.model import LevelOutput
 
 finite = st.floats(-30, 30, allow_nan=False, width=32)
 
@@ -269,7 +269,7 @@ def test_triplet_rows_restrict_anchors_and_caption_negatives(keys, seed, hardest
 
 
 def test_binding_negatives_hinge_against_their_caption_on_its_video() -> None:
-    from mcsan.losses import negative_terms
+    from mcsan.model.losses import negative_terms
     from mcsan.model.scoring import LevelOutput, level_similarities
 
     e = torch.eye(3)

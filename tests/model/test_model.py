@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mcsan import LEVELS
-from mcsan.batch import TextBatch, VideoBatch
-from mcsan.errors import ConfigError, FeatureError
-from mcsan.losses import LossConfig, MCSANLoss
+from mcsan.core.batch import TextBatch, VideoBatch
+from mcsan.core.errors import ConfigError, FeatureError
 from mcsan.model import MCSAN, ModelConfig
+from mcsan.model.losses import LossConfig, MCSANLoss
 
 VOCAB = 40
 STREAMS = {"frame": (24,), "grid": (4, 12)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mcsan.batch import TextBatch
+from mcsan.core.batch import TextBatch
 from mcsan.model.cells import CellPairTensor, TripletTensor, cell_coordinates
 from mcsan.model.relation import GeometricRelations, grid_coordinates, slot_trajectories
 from tests.model.test_model import make_model, tiny_config

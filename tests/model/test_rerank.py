@@ -9,9 +9,9 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mcsan.losses import LossConfig, MatchScores, MCSANLoss, match_terms
-from mcsan.ranking import retrieval_metrics
-from mcsan.rerank_eval import reranked_metrics, shortlist_orders
+from mcsan.evaluate.protocol import retrieval_metrics
+from mcsan.evaluate.reranked import reranked_metrics, shortlist_orders
+from mcsan.model.losses import LossConfig, MatchScores, MCSANLoss, match_terms
 from tests.model.test_model import make_model, make_text, make_video, tiny_config
 
 
@@ -186,7 +186,7 @@ def test_predicate_contrast_counts_identical_predicates_as_right() -> None:
 
 
 def test_distillation_pulls_each_level_towards_its_matcher_term() -> None:
-    from mcsan.losses import distill_terms
+    from mcsan.model.losses import distill_terms
 
     model = make_model(tiny_config(rerank=True, rerank_dim=8))
     text_batch, video_batch = make_text([4, 5, 6], 12), make_video(3, 4, [4, 3, 4], 13)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from search_helpers import PHOTOS, photo_index_setup
 
-from mcsan.errors import CheckpointError, SearchError
+from mcsan.core.errors import CheckpointError, SearchError
 from mcsan.search import VideoIndex
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores, pool_probabilities
 from mcsan.search.concepts import ConceptBank, content_words, default_bank, load_classes

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from search_helpers import photo_index_setup
 
-from mcsan.inference import Retriever
+from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.build import index_videos
 from mcsan.search.concepts import default_bank

@@ -12,7 +12,7 @@ from search_helpers import MATCHER_TOP_K as TOP_K
 from search_helpers import matcher_search_setup
 
 from mcsan.cli import main as cli_main
-from mcsan.inference import Retriever
+from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.modes import Searcher
 from mcsan.search.server import create_app

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcsan import LEVELS
-from mcsan.errors import CheckpointError, OutputError, SearchError
+from mcsan.core.errors import CheckpointError, OutputError, SearchError
 from mcsan.search import VideoIndex
 from mcsan.search.index import default_nlist, default_nprobe
 from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, validate_k, validate_query
@@ -151,7 +151,7 @@ def test_save_replaces_atomically_and_keeps_foreign_files(tmp_path, monkeypatch)
 
     monkeypatch.setattr(faiss, "write_index", broken_write)
     with pytest.raises(OutputError, match=rf"{target}: cannot write \(disk full\)"):
-        small_index(tmp_path).save(target)  # named by mcsan.io, not a bare OSError
+        small_index(tmp_path).save(target)  # named by mcsan.core.io, not a bare OSError
     assert VideoIndex.load(target).approx  # the old index is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
 

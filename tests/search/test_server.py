@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from search_helpers import running_server
 
 from mcsan.cli import main as cli_main
-from mcsan.errors import SearchError
+from mcsan.core.errors import SearchError
 from mcsan.search import VideoIndex, search
 from mcsan.search.server import create_app
 
@@ -138,7 +138,7 @@ def escaping_media(setup, tmp_path_factory):
     secret = outside / "secret.mp4"
     shutil.copy(setup["clips"] / "blue_right.mp4", secret)
     (media / "escape.mp4").symlink_to(secret)
-    from mcsan.inference import Retriever
+    from mcsan.inference.retriever import Retriever
     from mcsan.search.build import index_videos
 
     index_videos(Retriever.from_checkpoint(setup["checkpoint"]), media, base / "index",
@@ -193,7 +193,7 @@ def test_burst_of_concurrent_requests_all_succeed(server):
 def test_an_index_refuses_another_checkpoint(setup, tmp_path):
     import torch
 
-    from mcsan.checkpoint import load_checkpoint, save_checkpoint
+    from mcsan.inference.checkpoint import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(setup["checkpoint"])
     state["epoch"] = int(state.get("epoch", 0)) + 1  # same weights, different file
@@ -202,7 +202,7 @@ def test_an_index_refuses_another_checkpoint(setup, tmp_path):
     del torch
     with pytest.raises(SearchError, match="sha256") as info:
         create_app(setup["index"], checkpoint=other)
-    from mcsan.io import file_sha256
+    from mcsan.core.io import file_sha256
 
     assert file_sha256(other)[:16] in str(info.value)
     assert cli_main(["search", "--index", str(setup["index"]), "--checkpoint", str(other),

@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ablate`` subcommand."""
-    from mcsan.ablation import VARIANTS
+    from mcsan.apps.ablation import VARIANTS
 
     parser = subparsers.add_parser(
         "ablate",
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     (fused metrics and focused twin accuracy per level and kind), write JSON."""
     from pathlib import Path
 
-    from mcsan.ablation import format_summary, run_ablation, run_numbers, summarize, table_keys
-    from mcsan.io import atomic_write_json
+    from mcsan.apps.ablation import format_summary, run_ablation, run_numbers, summarize, table_keys
+    from mcsan.core.io import atomic_write_json
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
 

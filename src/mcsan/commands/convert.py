@@ -6,14 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from mcsan.validate import non_negative_int, positive_int
+from mcsan.core.validate import non_negative_int, positive_int
 
 FEATURE_FORMAT_CHOICES = ("auto", "npy-dir", "hdf5", "bigfile", "npy-mean")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``convert`` subcommand."""
-    from mcsan.data.convert.pipeline import available_formats, get_format
+    from mcsan.data.convert.convert import available_formats, get_format
 
     formats = available_formats()
     listing = "\n".join(
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print the summary."""
-    from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
+    from mcsan.data.convert.convert import ConvertOptions, convert_dataset
 
     options = ConvertOptions(
         out=args.out,

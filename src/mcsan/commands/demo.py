@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int, positive_int
+from mcsan.core.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo, print each stage's summary and the main table."""
-    from mcsan.demo import DemoSettings, run_demo
-    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
+    from mcsan.apps.demo import DemoSettings, run_demo
+    from mcsan.evaluate.split import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
 
     given = {
         key: getattr(args, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.validate import RANGES, device_arg, float_in, int_in
+from mcsan.core.validate import RANGES, device_arg, float_in, int_in
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; write JSON when asked."""
-    from mcsan.evaluate import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
-    from mcsan.inference import evaluate_checkpoint
-    from mcsan.io import atomic_write_json
+    from mcsan.core.io import atomic_write_json
+    from mcsan.evaluate.split import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
+    from mcsan.inference.retriever import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.split, args.dataset, device=args.device,
                                  rerank_top_k=args.rerank_top_k,

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcsan.validate import MAX_FRAMES, MAX_SIZE, device_arg, float_in, int_in, positive_int
+from mcsan.core.validate import MAX_FRAMES, MAX_SIZE, device_arg, float_in, int_in, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Extract (or merge) and print a one-line summary; non-zero exit if anything failed."""
+    from mcsan.core.errors import ConfigError, DataError
     from mcsan.data.video.decode import VIDEO_EXTENSIONS, list_videos
     from mcsan.data.video.extract import (
         extract_features,
@@ -78,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         record_feature_set,
         shard_from_env,
     )
-    from mcsan.errors import ConfigError, DataError
 
     if args.merge is not None:
         shards = list(args.merge) or find_shards(args.out)

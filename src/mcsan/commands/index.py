@@ -34,12 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the index and print a summary."""
-    from mcsan.errors import SearchError
+    from mcsan.core.errors import SearchError
     from mcsan.search.build import index_dataset, index_videos
 
     retriever = None
     if args.checkpoint:
-        from mcsan.inference import Retriever
+        from mcsan.inference.retriever import Retriever
 
         retriever = Retriever.from_checkpoint(args.checkpoint)
     if args.dataset:

@@ -32,7 +32,7 @@ def _ids_line(ids: list[str], every: bool) -> str:
 
 def _separate_twins(feature_sets: dict[str, dict[str, Any]], root: Path) -> None:
     """Move twin clips (listed in ``twins.jsonl``) out of "features without captions"."""
-    from mcsan.twins import TWINS_FILE, read_twins
+    from mcsan.inference.twins import TWINS_FILE, read_twins
 
     twin_ids = ({pair.twin_id for pair in read_twins(root)} if (root / TWINS_FILE).is_file()
                 else set())  # fmt: skip
@@ -44,7 +44,7 @@ def _separate_twins(feature_sets: dict[str, dict[str, Any]], root: Path) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Print the description of ``args.root``."""
-    from mcsan.data.convert.pipeline import describe_dataset
+    from mcsan.data.convert.convert import describe_dataset
 
     info = describe_dataset(args.root)
     _separate_twins(info.feature_sets, args.root)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcsan.errors import DataError, ParseError
-from mcsan.validate import int_in
+from mcsan.core.errors import DataError, ParseError
+from mcsan.core.validate import int_in
 
 
 @dataclass
@@ -143,9 +143,9 @@ def _parse_sizes(text: str) -> dict[str, int]:
 def _print_stats(out: Path, sizes: dict[str, int] | None) -> None:
     """Label coverage and imbalance per level, read back from the written records (streamed:
     one pass builds the vocabularies, a second labels the captions)."""
+    from mcsan.core.io import read_jsonl
     from mcsan.data.captions.attributes import AttributeVocabs, label_statistics
     from mcsan.data.captions.parse import ParsedCaption
-    from mcsan.io import read_jsonl
 
     def records(split: str | None) -> Iterator[ParsedCaption]:
         for record in read_jsonl(out):
@@ -173,8 +173,8 @@ def _print_stats(out: Path, sizes: dict[str, int] | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse the captions file and stream the records to PARSED.jsonl; print a summary."""
+    from mcsan.core.io import atomic_path
     from mcsan.data.captions.parse import CaptionParser, iter_parse_with_cache
-    from mcsan.io import atomic_path
 
     sizes = _parse_sizes(args.sizes) if args.sizes else None
     read = read_caption_file(args.captions, args.skip_bad)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.validate import int_in
+from mcsan.core.validate import int_in
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int
+from mcsan.core.validate import MAX_FRAMES, MAX_SIZE, int_in, non_negative_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the world and print a one-line summary."""
-    from mcsan.data.world import generate_world
+    from mcsan.world import generate_world
 
     summary = generate_world(args.out, args.videos, args.seed, frames=args.frames,
                              size=args.size, workers=args.workers,

@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from mcsan.config import load_config
-    from mcsan.distributed import launched_by_torchrun
-    from mcsan.evaluate import format_metrics_table
-    from mcsan.train import train
-    from mcsan.validate import check_device
+    from mcsan.config.run import load_config
+    from mcsan.core.validate import check_device
+    from mcsan.evaluate.split import format_metrics_table
+    from mcsan.train.distributed import launched_by_torchrun
+    from mcsan.train.trainer import train
 
     cfg = load_config(args.config, args.overrides)
     check_device(cfg.train.device, "train.device")  # present in this build, before any work

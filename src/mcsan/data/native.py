@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from mcsan.errors import DataError
-from mcsan.io import atomic_write_text, numbered_jsonl, read_text_lines, write_jsonl
+from mcsan.core.errors import DataError
+from mcsan.core.io import atomic_write_text, numbered_jsonl, read_text_lines, write_jsonl
 
 CARD_NAME = "dataset.yaml"
 CAPTIONS_NAME = "captions.jsonl"

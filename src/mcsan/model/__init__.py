@@ -7,14 +7,18 @@ Ablation switches (all ``ModelConfig`` / ``LossConfig`` fields):
 - KL off: ``LossConfig.use_kl=False``; plain BCE: ``LossConfig.use_focal=False``;
 - fused-only triplet: ``LossConfig.per_level_triplet=False``; per-level only:
   ``LossConfig.fused_triplet=False``; relation by ``relation_mode="relation_network"``.
+
+May import: core only (never the data side). The first stage is the four levels and
+their fused score (``scoring``); the second stage is the binding matcher (``matcher``);
+``losses`` holds both stages' training terms.
 """
 
-from mcsan.model.attributes import AttributeHeads
-from mcsan.model.config import ModelConfig
-from mcsan.model.mcsan import MCSAN
+from mcsan.model.attribute_heads import AttributeHeads
+from mcsan.model.model_config import ModelConfig
+from mcsan.model.network import MCSAN
 from mcsan.model.scoring import LevelOutput, level_similarities
-from mcsan.model.text import TextEncoder
-from mcsan.model.video import VideoEncoder
+from mcsan.model.text_encoder import TextEncoder
+from mcsan.model.video_encoder import VideoEncoder
 
 __all__ = [
     "MCSAN",

@@ -10,7 +10,7 @@ with ``w_l`` the model's level weights (:meth:`mcsan.model.MCSAN.level_weights`)
 counts as present when the model's ``absent_levels`` is ``empty``).
 :func:`retrieval_embeddings` folds ``m_l / sum_l w_l m_l`` into the caption embeddings, so
 ``s`` is a plain weighted inner product ``sum_l w_l <t_l, v_l>``: that is what the chunked
-evaluator (:mod:`mcsan.rank_engine`), the Retriever (:mod:`mcsan.inference`) and the search
+evaluator (:mod:`mcsan.evaluate.engine`), the Retriever (:mod:`mcsan.inference.retriever`) and the search
 index (:mod:`mcsan.search.index`) compute, and :func:`level_similarities` gives the same
 numbers densely for training and tests.
 """

@@ -3,9 +3,11 @@
 ``VideoIndex`` holds a collection's per-level embeddings and a FAISS index over their
 fused form, and/or per-clip concept scores (the frame encoder's ImageNet classes);
 :func:`search` ranks it for a text query with any encoder that follows
-:class:`mcsan.encoder.Encoder` (``mcsan.inference.Retriever``); :class:`Searcher` answers
+:class:`mcsan.inference.encoder.Encoder` (``mcsan.inference.retriever.Retriever``); :class:`Searcher` answers
 in the ``concepts`` (no training), ``model`` or ``auto`` mode with the matched concepts,
 unknown words and warnings; ``mcsan.search.server.create_app`` serves it over HTTP.
+
+May import: core, data, model, config, evaluate, inference (never train, apps or the CLI).
 """
 
 from mcsan.search.index import SearchResult, VideoIndex

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import FeatureError, SearchError
+from mcsan.core.progress import track
 from mcsan.data.video.backbone import DEFAULT_BACKBONE as DEFAULT_CONCEPT_BACKBONE
 from mcsan.data.video.backbone import LOGITS_STREAM
-from mcsan.encoder import Encoder
-from mcsan.errors import FeatureError, SearchError
-from mcsan.progress import track
+from mcsan.inference.encoder import Encoder
 from mcsan.search.concept_index import CONCEPT_FRAMES, CONCEPT_SIZE, ConceptScores
 from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex

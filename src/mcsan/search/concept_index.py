@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.errors import CheckpointError, SearchError
+from mcsan.core.errors import CheckpointError, SearchError
 from mcsan.search.concepts import ENCODER_NAME, ConceptQuery, load_classes
 
 CONCEPTS_NAME = "concepts.npy"

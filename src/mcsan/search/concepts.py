@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import DataError
 from mcsan.data.captions.vocab import open_glove_package
-from mcsan.errors import DataError
 
 CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 HYPERNYMS_FILE = Path(__file__).with_name("imagenet_hypernyms.txt")

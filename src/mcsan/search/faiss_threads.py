@@ -1,4 +1,4 @@
-"""FAISS search on the right number of threads (the directory swap lives in ``mcsan.io``)."""
+"""FAISS search on the right number of threads (the directory swap lives in ``mcsan.core.io``)."""
 
 from __future__ import annotations
 

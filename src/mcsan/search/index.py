@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.errors import CheckpointError, SearchError
-from mcsan.io import atomic_directory, atomic_write_json
+from mcsan.core.errors import CheckpointError, SearchError
+from mcsan.core.io import atomic_directory, atomic_write_json
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
 from mcsan.search.faiss_threads import faiss_search
 

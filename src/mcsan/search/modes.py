@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.encoder import Encoder
-from mcsan.errors import SearchError
+from mcsan.core.errors import SearchError
+from mcsan.inference.encoder import Encoder
 from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
 from mcsan.search.honesty import (
     concept_warning,

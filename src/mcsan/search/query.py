@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.encoder import Encoder
-from mcsan.errors import SearchError
+from mcsan.core.errors import SearchError
+from mcsan.inference.encoder import Encoder
 from mcsan.search.index import VideoIndex
 
 MAX_QUERY_CHARS = 1_000

@@ -1,10 +1,10 @@
 """Search with the binding matcher: re-rank a model ranking's shortlist.
 
-A checkpoint trained with ``model.rerank`` carries a binding matcher (:mod:`mcsan.model.rerank`)
+A checkpoint trained with ``model.rerank`` carries a binding matcher (:mod:`mcsan.model.matcher`)
 that reads a caption's parse against a clip's frame features: it tells "a red cube left of a
 blue ball" from the clip with the colours or the roles exchanged, which the fused score
 (an inner product, what the index holds) often cannot. Search uses it as evaluation does
-(:mod:`mcsan.rerank_eval`): the query's top ``rerank_top_k`` clips by fused score are
+(:mod:`mcsan.evaluate.reranked`): the query's top ``rerank_top_k`` clips by fused score are
 re-ordered by ``fused + rerank_weight * match``. The matcher needs the clips' features, so
 the index must still find the feature file it was built from (its own extraction cache
 ``INDEX/features.h5``, or the dataset's feature set it records).
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.errors import FeatureError
+from mcsan.core.errors import FeatureError
 from mcsan.search.build import CACHE_NAME
 from mcsan.search.index import VideoIndex
 
@@ -39,7 +39,7 @@ class ShortlistReranker:
     """Scores a query against candidate clips with the checkpoint's binding matcher."""
 
     def __init__(self, retriever: Any, feature_file: Path) -> None:
-        """``retriever`` a :class:`mcsan.inference.Retriever` with a matcher."""
+        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher."""
         self.retriever = retriever
         self.feature_file = feature_file
         self.top_k = int(retriever.config.model.rerank_top_k)

@@ -23,8 +23,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mcsan.encoder import Encoder
-from mcsan.errors import MCSANError, SearchError
+from mcsan.core.errors import MCSANError, SearchError
+from mcsan.inference.encoder import Encoder
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
@@ -48,8 +48,8 @@ class ClientError(Exception):
 
 
 def load_retriever(checkpoint: str | os.PathLike[str]) -> Encoder:
-    """The trained encoder of ``checkpoint`` (``mcsan.inference.Retriever``)."""
-    from mcsan.inference import Retriever
+    """The trained encoder of ``checkpoint`` (``mcsan.inference.retriever.Retriever``)."""
+    from mcsan.inference.retriever import Retriever
 
     return Retriever.from_checkpoint(checkpoint)
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from mcsan.core.errors import DataError
 from mcsan.data.captions.attributes import AttributeVocabs, caption_items, label_statistics
 from mcsan.data.captions.parse import ParsedCaption, Relation, Span
-from mcsan.errors import DataError
 
 
 def caption(entities, actions=(), relations=()):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mcsan.core.errors import DataError
 from mcsan.data.captions.gold import GoldCaption, read_gold, score
 from mcsan.data.captions.parse import ParsedCaption, Relation, Span
-from mcsan.errors import DataError
 
 
 def record(relations, entities=(), actions=()):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from mcsan.data.captions.negatives import NegativeMaker, SpanCaption, encoded_rows
 from mcsan.data.captions.vocab import Vocabulary
-from mcsan.data.collate import collate_text
+from mcsan.data.loading.collate import collate_text
+from mcsan.train.negatives import NegativeMaker, SpanCaption, encoded_rows
 
 WORDS = "a red ball is left of blue cube spinning while blinking and above".split()
 VOCAB = Vocabulary.build([WORDS])

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mcsan.core.errors import ParseError
 from mcsan.data.captions.parse import (
     ParsedCaption,
     Relation,
@@ -16,7 +17,6 @@ from mcsan.data.captions.parse import (
     empty_level_counts,
     parse_with_cache,
 )
-from mcsan.errors import ParseError
 
 # (caption, entities, actions, relation keys, kind). Entities/actions in caption order;
 # relation keys as a set. kind: "synthetic" (shape world) or "real" (MSR-VTT style).
@@ -386,8 +386,8 @@ def test_every_caption_yields_a_valid_record(caption_parser, words, tail):
 
 def test_world_captions_parse_to_their_ground_truth(caption_parser):
     """The synthetic world states, for every caption, what a parser should recover."""
-    world = pytest.importorskip("mcsan.data.world.captions")
-    from mcsan.data.world.splits import assign_splits, make_holdout, sample_scene
+    world = pytest.importorskip("mcsan.world.describe")
+    from mcsan.world.splits import assign_splits, make_holdout, sample_scene
 
     holdout, splits = make_holdout(0), assign_splits(40, 0)
     truths = [

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mcsan.core.errors import DataError
 from mcsan.data.captions.parse import Vocabulary, load_word_vectors
-from mcsan.errors import DataError
 
 
 def test_build_orders_by_count_then_alphabet_and_respects_min_count():

@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
+from mcsan.core.errors import DataError
+from mcsan.data.convert.convert import ConvertOptions, convert_dataset
 from mcsan.data.convert.msrvtt import FULL_SPLIT_SIZES
-from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
 from mcsan.data.native import feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureStore
-from mcsan.errors import DataError
 
 RNG = np.random.default_rng(1)
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from test_convert_formats import by_video, msrvtt_info, write_1k_a
 
-from mcsan.data.convert.pipeline import ConvertOptions, convert_dataset
+from mcsan.core.errors import DataError
+from mcsan.data.convert.convert import ConvertOptions, convert_dataset
 from mcsan.data.native import read_captions
-from mcsan.errors import DataError
 
 
 class _Planted:

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcsan.cli import main
-from mcsan.data.convert.pipeline import (
+from mcsan.core.errors import DataError, FeatureError
+from mcsan.data.convert.convert import (
     REPORT_NAME,
     ConvertOptions,
     available_formats,
@@ -30,7 +31,6 @@ from mcsan.data.convert.sources import (
 )
 from mcsan.data.native import CaptionRecord, feature_path, read_captions, read_card
 from mcsan.data.video.store import FeatureStore
-from mcsan.errors import DataError, FeatureError
 
 RNG = np.random.default_rng(0)
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mcsan.core.errors import ConfigError
 from mcsan.data.video.backbone import (
     WORLD_STREAMS,
     available_backbones,
@@ -18,7 +19,6 @@ from mcsan.data.video.backbone import (
     rgb_histogram,
 )
 from mcsan.data.video.decode import fit_square
-from mcsan.errors import ConfigError
 
 ALL_STREAMS = "head,head_grid1,head_grid2,block10,block10_grid2,rgbhist"
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mcsan.data.video.decode as video
+from mcsan.core.errors import DataError, VideoError
+from mcsan.data.video.clip_writer import write_video
 from mcsan.data.video.decode import list_videos, read_frames, sample_indices
-from mcsan.data.video.writer import write_video
-from mcsan.errors import DataError, VideoError
 
 
 def ramp(count: int, height: int = 48, width: int = 64) -> np.ndarray:

@@ -17,7 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcsan.cli import main
+from mcsan.core.errors import ConfigError, FeatureError
 from mcsan.data.video.backbone import get_backbone
+from mcsan.data.video.clip_writer import write_video
 from mcsan.data.video.decode import list_videos
 from mcsan.data.video.extract import (
     extract_features,
@@ -30,8 +32,6 @@ from mcsan.data.video.extract import (
     shard_path,
 )
 from mcsan.data.video.store import FeatureStore
-from mcsan.data.video.writer import write_video
-from mcsan.errors import ConfigError, FeatureError
 
 STREAMS = "head_grid2,block10,rgbhist"
 OPTIONS = {"frames": 4, "size": 64, "streams": STREAMS, "batch_frames": 8}

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcsan.core.errors import ConfigError, VideoError
 from mcsan.data.video.decode import list_videos, read_frames
 from mcsan.data.video.extract import merge_shards, missing_shards, shard_path
 from mcsan.data.video.store import FeatureSpec, FeatureStore
-from mcsan.errors import ConfigError, VideoError
 
 SPEC = FeatureSpec("tiny", 32, 2, {"frame": (3,)})
 

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from mcsan import ATTRIBUTE_LEVELS
+from mcsan.core.errors import DataError
+from mcsan.core.io import atomic_write_json, read_json
 from mcsan.data.captions.parse import ParsedCaption
-from mcsan.errors import DataError
-from mcsan.io import atomic_write_json, read_json
 
 DEFAULT_SIZES: dict[str, int] = {"entity": 512, "action": 256, "relation": 512}
 """Default vocabulary size per level, written only here (``DataConfig`` copies it)."""

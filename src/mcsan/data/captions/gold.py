@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcsan.core.errors import DataError
 from mcsan.data.captions.parse import ParsedCaption
-from mcsan.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ from io import TextIOWrapper
 from pathlib import Path
 from typing import Any
 
+from mcsan.core.errors import DataError, ParseError
+from mcsan.core.io import atomic_path
+from mcsan.core.progress import track
 from mcsan.data.captions.fast_attributes import fast_ruler
 from mcsan.data.captions.records import (
     LEVEL_FIELDS,
@@ -51,9 +54,6 @@ from mcsan.data.captions.vocab import (
     Vocabulary,
     load_word_vectors,
 )
-from mcsan.errors import DataError, ParseError
-from mcsan.io import atomic_path
-from mcsan.progress import track
 
 __all__ = [
     "PAD_ID",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcsan.errors import ParseError
+from mcsan.core.errors import ParseError
 
 LEVEL_FIELDS: dict[str, str] = {"entity": "entities", "action": "actions", "relation": "relations"}
 """Level -> the ParsedCaption field holding its items."""

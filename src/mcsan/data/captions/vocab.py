@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.errors import DataError
-from mcsan.io import atomic_write_json, read_json
+from mcsan.core.errors import DataError
+from mcsan.core.io import atomic_write_json, read_json
 
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcsan.core.errors import DataError
+from mcsan.core.io import read_text_lines
 from mcsan.data.convert.common import (
     assign_splits,
     parse_split_files,
@@ -20,8 +22,6 @@ from mcsan.data.convert.common import (
     split_from_filename,
 )
 from mcsan.data.convert.registry import Annotations, ConvertOptions, DatasetFormat, register_format
-from mcsan.errors import DataError
-from mcsan.io import read_text_lines
 
 
 def read_caption_lines(path: Path) -> tuple[dict[str, list[str]], list[str]]:

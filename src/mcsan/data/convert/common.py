@@ -7,11 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mcsan.core.errors import DataError
+from mcsan.core.io import read_json
 from mcsan.data.convert.registry import Annotations, normalise_split
 from mcsan.data.convert.sources import read_id_list
 from mcsan.data.native import CaptionRecord
-from mcsan.errors import DataError
-from mcsan.io import read_json
 
 _SPLIT_WORD = re.compile(r"(train|trn|validation|validate|val|test|tst)", re.IGNORECASE)
 

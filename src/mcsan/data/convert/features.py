@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import FeatureError
+from mcsan.core.progress import track
 from mcsan.data.convert.sources import FeatureSource
-from mcsan.errors import FeatureError
-from mcsan.progress import track
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcsan.core.errors import DataError
 from mcsan.data.convert.common import (
     assign_splits,
     load_json,
@@ -22,7 +23,6 @@ from mcsan.data.convert.common import (
     split_from_filename,
 )
 from mcsan.data.convert.registry import Annotations, ConvertOptions, DatasetFormat, register_format
-from mcsan.errors import DataError
 
 
 @register_format

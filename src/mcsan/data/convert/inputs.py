@@ -18,8 +18,8 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from mcsan.errors import DataError, OutputError
-from mcsan.io import describe_os_error, file_sha256
+from mcsan.core.errors import DataError, OutputError
+from mcsan.core.io import describe_os_error, file_sha256
 
 ANNOTATION_SUFFIXES = (".json", ".csv", ".txt")
 MAX_MEMBER_BYTES = 4 << 30

@@ -25,6 +25,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcsan.core.errors import DataError
+from mcsan.core.io import read_text_lines
 from mcsan.data.convert.common import load_json
 from mcsan.data.convert.registry import (
     Annotations,
@@ -34,8 +36,6 @@ from mcsan.data.convert.registry import (
     register_format,
 )
 from mcsan.data.native import CaptionRecord
-from mcsan.errors import DataError
-from mcsan.io import read_text_lines
 
 FULL_SPLIT_SIZES = {"train": 6513, "val": 497, "test": 2990}
 ONE_K_A_TEST_SIZE = 1000

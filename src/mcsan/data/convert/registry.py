@@ -2,7 +2,7 @@
 
 A format (one small class per module in :mod:`mcsan.data.convert`) only knows how to read
 its own annotation files into ``(video_id, caption, split)`` records
-(:meth:`DatasetFormat.load_annotations`); :mod:`mcsan.data.convert.pipeline` does the rest.
+(:meth:`DatasetFormat.load_annotations`); :mod:`mcsan.data.convert.convert` does the rest.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mcsan.core.errors import DataError
 from mcsan.data.native import CaptionRecord
-from mcsan.errors import DataError
 
 SPLIT_ALIASES = {
     "train": "train", "trn": "train", "training": "train",

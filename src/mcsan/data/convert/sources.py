@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mcsan.errors import DataError
-from mcsan.io import read_json, read_text_lines
-from mcsan.safe_load import load_npy
+from mcsan.core.errors import DataError
+from mcsan.core.io import read_json, read_text_lines
+from mcsan.core.safe_load import load_npy
 
 FEATURE_FORMATS: tuple[str, ...] = ("npy-dir", "hdf5", "bigfile", "npy-mean")
 _BIGFILE_PARTS = ("feature.bin", "shape.txt", "id.txt")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcsan.core.errors import DataError
 from mcsan.data.convert.common import (
     assign_splits,
     load_json,
@@ -23,7 +24,6 @@ from mcsan.data.convert.common import (
     split_from_filename,
 )
 from mcsan.data.convert.registry import Annotations, ConvertOptions, DatasetFormat, register_format
-from mcsan.errors import DataError
 
 HGR_SPLIT_SIZES = {"train": 25991, "val": 1500, "test": 1500}
 

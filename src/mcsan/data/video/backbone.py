@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mcsan.errors import ConfigError
+from mcsan.core.errors import ConfigError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 WORLD_STREAMS: tuple[str, ...] = ("head_grid2", "block10", "rgbhist", "block10_grid4")

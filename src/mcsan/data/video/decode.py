@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mcsan.errors import DataError, VideoError
+from mcsan.core.errors import DataError, VideoError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})

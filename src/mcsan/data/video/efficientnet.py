@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcsan.safe_load import load_torch
+from mcsan.core.safe_load import load_torch
 
 BN_EPS = 1e-3
 STEM_CHANNELS = 32

@@ -1,7 +1,7 @@
 """The extraction driver: clips -> frames -> backbone -> FeatureStore; resumable and sharded.
 
 Crash safety: finished videos are written in small part stores under ``<out>.parts/``,
-each created under a temporary name and renamed into place (``mcsan.io.atomic_path``),
+each created under a temporary name and renamed into place (``mcsan.core.io.atomic_path``),
 so a part is complete or absent. At the end the parts (and an existing ``<out>``) are
 merged into ``<out>``, again atomically, and the parts are removed. A run killed at any
 moment (kill -9 included) leaves only complete files; the same command started again
@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import ConfigError, FeatureError, MCSANError
+from mcsan.core.io import append_jsonl, atomic_path, make_dir
+from mcsan.core.progress import track
 from mcsan.data.video.backbone import DEFAULT_BACKBONE, WORLD_STREAMS, FrameEncoder, get_backbone
 from mcsan.data.video.decode import read_frames
 from mcsan.data.video.shards import (  # noqa: F401  (re-exported: the extract API)
@@ -38,9 +41,6 @@ from mcsan.data.video.shards import (  # noqa: F401  (re-exported: the extract A
     shard_path,
 )
 from mcsan.data.video.store import FeatureSpec, FeatureStore, merge_stores
-from mcsan.errors import ConfigError, FeatureError, MCSANError
-from mcsan.io import append_jsonl, atomic_path, make_dir
-from mcsan.progress import track
 
 PART_PREFIX = "part-"
 

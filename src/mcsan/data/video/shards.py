@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mcsan.core.errors import ConfigError
 from mcsan.data.video.store import merge_stores
-from mcsan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

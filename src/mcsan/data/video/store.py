@@ -12,7 +12,7 @@ attribute is written and the file flushed; a group left behind by a crash is inv
 readers and replaced by the next write of that id.
 
 A store made by :meth:`FeatureStore.create` is built in memory and written to its path
-when closed (callers create it under a temporary name, ``mcsan.io.atomic_path``): a disk
+when closed (callers create it under a temporary name, ``mcsan.core.io.atomic_path``): a disk
 that fills up then raises an error instead of crashing HDF5, and the earlier file stays.
 """
 
@@ -28,8 +28,8 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-from mcsan.errors import FeatureError
-from mcsan.io import make_dir, output_errors
+from mcsan.core.errors import FeatureError
+from mcsan.core.io import make_dir, output_errors
 
 SPEC_ATTR = "mcsan_feature_spec"
 FORMAT_ATTR = "mcsan_format"
@@ -355,7 +355,7 @@ def merge_stores(
     An id present in several sources is taken from the first. ``out_path`` may be one of the
     sources (it is then rewritten with the others added).
     """
-    from mcsan.io import atomic_path
+    from mcsan.core.io import atomic_path
 
     paths = [Path(p) for p in sources]
     if not paths:

@@ -1,0 +1,153 @@
+"""REPORT.md of a demo run: metric tables, twin accuracy, plots, examples, timings."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+from mcsan.apps.demo.plots import (
+    plot_levels,
+    plot_recalls,
+    plot_training,
+    plot_twins,
+    twin_kinds,
+    wilson_interval,
+)
+from mcsan.apps.demo.settings import DemoResult
+from mcsan.core.io import atomic_write_text
+
+METRIC_COLUMNS = (
+    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
+    "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_mnr", "rsum",
+)  # fmt: skip
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def metrics_markdown(table: dict[str, dict[str, float]]) -> str:
+    """Rows = models (or levels), columns = the protocol's metrics."""
+    rows = [[name] + [f"{m[c]:.1f}" for c in METRIC_COLUMNS] for name, m in table.items()]
+    return markdown_table(["model", *METRIC_COLUMNS], rows)
+
+
+def machine_line() -> str:
+    """Where the numbers were measured."""
+    import os
+
+    import torch
+
+    return (f"{platform.platform()}, {os.cpu_count()} CPU cores, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")  # fmt: skip
+
+
+def _twin_cell_ci(entry: dict[str, Any] | None, key: str, n_key: str) -> str:
+    if entry is None or key not in entry:
+        return "–"
+    low, high = wilson_interval(entry[key] * entry[n_key] / 100, entry[n_key])
+    return f"{entry[key]:.1f} [{low:.0f}–{high:.0f}]"
+
+
+def _twin_markdown(result: DemoResult) -> str:
+    """Rows = twin kinds, columns = per model: focused accuracy and all-caption accuracy."""
+    kinds = twin_kinds(result.twins)
+    header = ["twin kind"]
+    for name in result.twins:
+        header += [f"{name}: mention the change", f"{name}: all captions"]
+    header += ["twins", "pairs (mention / all)"]
+    counts = next(iter(result.twins.values()), {})
+    rows = []
+    for kind in kinds:
+        row = [kind]
+        for acc in result.twins.values():
+            row += [_twin_cell_ci(acc.get(kind), "focused_accuracy", "focused_pairs"),
+                    _twin_cell_ci(acc.get(kind), "accuracy", "pairs")]  # fmt: skip
+        entry = counts.get(kind, {})
+        row += [str(entry.get("twins", "–")),
+                f"{entry.get('focused_pairs', '–')} / {entry.get('pairs', '–')}"]  # fmt: skip
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def _examples_markdown(examples: list[dict[str, Any]]) -> str:
+    parts = []
+    for example in examples:
+        found = [i + 1 for i, (_, _, ok) in enumerate(example["top"]) if ok]
+        where = f"rank {found[0]}" if found else "not in the top 5"
+        parts.append(f"**“{example['query']}”** (its clip `{example['truth']}`: {where})\n\n"
+                     f"![top 5 with frames]({example['image']})\n")  # fmt: skip
+    return "\n".join(parts)
+
+
+def _small_sample_note(videos: int) -> str:
+    from mcsan.evaluate.split import SMALL_SAMPLE_VIDEOS, small_sample_warning
+
+    return f"\n\n*{small_sample_warning(videos)}*" if videos < SMALL_SAMPLE_VIDEOS else ""
+
+
+def write_report(result: DemoResult) -> Path:
+    """Write plots and ``REPORT.md`` into the demo folder; return the report's path."""
+    plots = result.out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    plot_recalls(result.metric_tables("test"), plots / "recall_at_k.png")
+    plot_training({n: v.history for n, v in result.variants.items()}, plots / "training.png")
+    plot_twins(result.twins, plots / "twins.png")
+    if "mcsan" in result.variants:
+        plot_levels(result.variants["mcsan"].metrics["test"]["metrics"],
+                    plots / "recall_per_level.png", "mcsan")  # fmt: skip
+
+    s = result.settings
+    sections = [
+        "# mcsan demo report",
+        f"The embedded default world: {s.videos} clips x {s.frames} frames at {s.size} px, "
+        f"seed {s.seed}; twins for {s.twins} test clips. Config `{s.config}` "
+        f"(overrides: {', '.join(s.overrides(result.out_dir / 'world'))}). Features: "
+        "EfficientNet-Lite0 (ImageNet) head on a 2x2 grid + block-10 + 2x2 RGB histogram.",
+        "Protocol: t2v ranks each caption's clip among all clips; v2t ranks a clip's best "
+        "caption among all captions; ties count against the model; best epoch chosen on "
+        "validation rsum only (fused score). Rows marked *re-ranked*: the binding matcher "
+        "(a text-conditioned second stage, `model.rerank`) re-orders each query's top "
+        "`model.rerank_top_k` by fused + `rerank_weight` x match; twins count both clips as "
+        "one shortlist.",
+    ]
+    for split, title in (("test", "Test split"), ("comp", "Compositional split (unseen combinations)")):
+        table = result.metric_tables(split)
+        if table:
+            counts = next(iter(result.variants.values())).metrics[split]
+            sections.append(f"## {title}: {counts['videos']} clips, {counts['captions']} captions\n\n"
+                            + metrics_markdown(table) + _small_sample_note(counts["videos"]))  # fmt: skip
+    sections.append("![recall at K](plots/recall_at_k.png)\n\nOne training seed per model: "
+                    "the tables carry no seed-to-seed spread.")  # fmt: skip
+    if "mcsan" in result.variants:
+        per_level = result.variants["mcsan"].metrics["test"]["metrics"]
+        sections.append("## MCSAN per level (test)\n\nEach level's similarity alone, and fused.\n\n"
+                        + metrics_markdown(per_level)
+                        + "\n\n![recall per level](plots/recall_per_level.png)")  # fmt: skip
+    sections += [
+        "## Twin accuracy (%)\n\nShare of (caption of a clip, its twin) pairs where the model "
+        "scores the clip above a twin that differs in one respect only (the twin kind); 50 is "
+        "chance. *Mention the change*: only the captions that mention what the twin changed "
+        "(the other captions are equally true of both clips, so no model can tell the two "
+        "apart on them); *all captions*: every caption of the clip. In brackets: 95% Wilson "
+        "interval over caption–twin pairs (pairs of one clip are not independent, so the "
+        "true spread is wider).\n\n" + _twin_markdown(result)
+        + "\n\n![twin accuracy](plots/twins.png)",
+        "## Training\n\nMean loss per batch of each loss term (own axes) and validation rsum "
+        "per epoch.\n\n![training](plots/training.png)",
+        "## Example queries (MCSAN, test clips)\n\nThe five best-scoring test clips per query, "
+        "each shown by frames from start to end; ✓ marks the query's own clip.\n\n"
+        + _examples_markdown(result.examples),
+        "## Timings\n\n" + markdown_table(
+            ["stage", "seconds", "summary"],
+            [[t.name, f"{t.seconds:.1f}", t.summary] for t in result.stages],
+        ) + f"\n\nMachine: {machine_line()}.",
+    ]
+    path = result.out_dir / "REPORT.md"
+    atomic_write_text(path, "\n\n".join(sections) + "\n")
+    return path

@@ -1,0 +1,141 @@
+"""The run configuration: the dataclasses of a training run, read from YAML and saved beside it.
+
+A :class:`RunConfig` composes the data's :class:`~mcsan.data.data_config.DataConfig`, the model's
+``ModelConfig``, the losses' ``LossConfig`` and :class:`TrainConfig`. ``load_config(path,
+overrides)`` reads a YAML file, applies ``--set key.path=value`` overrides and checks every
+key and type with the generic machinery of :mod:`mcsan.core.typed_yaml`: an unknown key is a
+:class:`~mcsan.core.errors.ConfigError` naming its full path and the file.
+
+``path`` is a YAML file or the name of a config shipped in :mod:`mcsan.config.presets`
+(``world``, ``msrvtt``, ``vatex``). Relative paths (``data.root``, ``data.parse_cache``, a
+word-vector file) are resolved against the current working directory when the config is
+loaded. The config saved beside a run (``config.yaml``) holds the resolved absolute paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mcsan.core.errors import ConfigError
+from mcsan.core.io import atomic_write_text
+from mcsan.core.typed_yaml import apply_overrides, from_dict, read_yaml_mapping, to_dict
+from mcsan.core.validate import check_device, check_ranges
+from mcsan.data.data_config import DataConfig
+from mcsan.model import ModelConfig
+from mcsan.model.losses import LossConfig
+
+__all__ = [
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "load_config",
+    "save_config",
+    "validate",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, logging and hardware settings."""
+
+    epochs: int = 50
+    batch_size: int = 128
+    """Global batch size (split across ranks under DDP)."""
+    eval_batch_size: int = 256
+    lr: float = 1e-4
+    rerank_lr: float | None = None
+    """Learning rate of the binding matcher (model.rerank); None = ``lr``."""
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0
+    scheduler: Literal["none", "step", "cosine"] = "none"
+    step_size: int = 10
+    """Epochs between lr decays for the ``step`` scheduler."""
+    gamma: float = 0.5
+    """Decay factor of the ``step`` scheduler."""
+    grad_clip: float | None = 2.0
+    """Max global gradient norm; None = no clipping."""
+    num_workers: int | None = None
+    """DataLoader worker processes (0 = build batches in the training process); None =
+    auto: 0 on CPU (batch building costs ~1% of a step there), 4 on CUDA."""
+    pin_memory: bool | None = None
+    """Page-locked batches for asynchronous host-to-GPU copies; None = on with CUDA."""
+    prefetch_factor: int = 2
+    """Batches each worker prepares ahead (with num_workers > 0)."""
+    threads: int = 0
+    """Torch intra-op threads for training; 0 = auto (1 on CPU: measured faster on a busy
+    2-core machine and equal when idle, see benchmarks/bench_loader.py; torch's default
+    on CUDA)."""
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    """Mixed precision on CUDA only: auto = bf16 where supported, else fp16."""
+    eval_every: int = 1
+    """Validate every this many epochs (and always after the last one)."""
+    log_every: int = 50
+    """Steps between TensorBoard loss points."""
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-ready)."""
+        return to_dict(self)
+
+
+def config_from_dict(
+    data: dict[str, Any],
+    overrides: list[str] | None = None,
+    source: str = "<config>",
+    base: str | os.PathLike[str] | None = None,
+) -> RunConfig:
+    """A checked RunConfig from a nested dict plus overrides; paths resolved from ``base``."""
+    merged = apply_overrides(data, list(overrides or []))
+    cfg = from_dict(RunConfig, merged, source)
+    validate(cfg, source)
+    cfg.data.resolve_paths(Path(base) if base is not None else Path.cwd())
+    return cfg
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: list[str] | None = None
+) -> RunConfig:
+    """Read a run config (a YAML path, a built-in name, or None = all defaults), apply
+    overrides, check and resolve it."""
+    if path is None:
+        return config_from_dict({}, overrides, source="<defaults>")
+    from mcsan.config.presets import config_file
+
+    with config_file(path) as source:
+        data = read_yaml_mapping(source)
+        return config_from_dict(data, overrides, source=str(source))
+
+
+def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML, atomically."""
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def validate(cfg: RunConfig, source: str = "<config>") -> None:
+    """Value checks that types alone cannot express."""
+    check_ranges("train", cfg.train, source)
+    cfg.data.validate(source)
+    try:
+        check_device(cfg.train.device, "key 'train.device'", present=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc

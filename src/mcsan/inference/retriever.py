@@ -1,0 +1,263 @@
+"""A trained model from its checkpoint: the :class:`~mcsan.inference.encoder.Encoder` that twin
+accuracy, search and the demo use, and :func:`evaluate_checkpoint`.
+
+:class:`Retriever` wraps a self-contained checkpoint (see :mod:`mcsan.inference.checkpoint`)::
+
+    retriever = Retriever.from_checkpoint("runs/x/best.pt")
+    text = retriever.encode_captions(["a red ball moves left"])      # level -> (N, d)
+    video = retriever.encode_features([store.read(video_id)])        # level -> (M, d)
+    scores = retriever.score(text, video)                            # level | "fused" -> (N, M)
+
+The batched encoders behind it are :mod:`mcsan.evaluate.embed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcsan.core.errors import CheckpointError, FeatureError
+from mcsan.core.io import file_sha256
+from mcsan.data.loading.collate import encode_caption
+from mcsan.data.loading.dataset import RetrievalData
+from mcsan.data.video.store import FeatureSpec
+from mcsan.evaluate.embed import embed_captions, embed_videos
+from mcsan.evaluate.split import evaluate_split
+from mcsan.inference.checkpoint import (
+    attributes_from_state,
+    config_from_state,
+    load_checkpoint,
+    model_from_state,
+    vocab_from_state,
+)
+
+
+class Retriever:
+    """A trained MCSAN model with its vocabulary, ready to embed text and clips.
+
+    It implements :class:`mcsan.inference.encoder.Encoder`.
+    """
+
+    def __init__(self, state: dict[str, Any], source: str | os.PathLike[str], device: str = "cpu"):
+        """Use :meth:`from_checkpoint`; ``state`` is a loaded checkpoint dict."""
+        self.path = Path(source)
+        self.device = torch.device(device)
+        self.config = config_from_state(state, source)
+        self.model = model_from_state(state, source).to(self.device)
+        self.vocab = vocab_from_state(state["vocab"])
+        self.attributes = attributes_from_state(state["attributes"])
+        self.feature_set: str = str(state["feature_set"])
+        self.feature_spec = FeatureSpec.from_json(state["feature_spec"])
+        self.streams: tuple[str, ...] = tuple(state["streams"])
+        self.epoch = int(state.get("epoch", 0))
+        self._sha256: str | None = None
+        self._parser: Any = None
+        self._last_parse: tuple[tuple[str, ...], list[Any]] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> Retriever:
+        """Load ``path`` (best.pt / last.pt); CheckpointError if missing or corrupt."""
+        return cls(load_checkpoint(path), path, device)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The model's enabled levels, canonical order."""
+        return tuple(self.model.levels)
+
+    @property
+    def level_weights(self) -> dict[str, float]:
+        """Fused-score weight of each level."""
+        return {level: float(w.detach()) for level, w in self.model.level_weights().items()}
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """SHA-256 of the checkpoint file (indexes record it to detect a model change)."""
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
+    def encode_parsed(self, parsed: Sequence[Any], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Embeddings of already parsed captions (``ParsedCaption`` records)."""
+        max_words = self.config.data.max_words
+        encoded = [encode_caption(p, self.vocab, max_words) for p in parsed]
+        return embed_captions(self.model, encoded, batch_size, self.device)
+
+    def encode_captions(
+        self, captions: Sequence[str], batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
+        """Parse and embed captions: level -> (N, d) float32, L2-normalised rows."""
+        return self.encode_parsed(self._parse(captions), batch_size)
+
+    def _parse(self, captions: Sequence[str]) -> list[Any]:
+        """Parsed captions (the last list is kept: twins parse it for both stages)."""
+        key = tuple(captions)
+        if self._last_parse is not None and self._last_parse[0] == key:
+            return self._last_parse[1]
+        if self._parser is None:
+            from mcsan.data.captions.parse import CaptionParser
+
+            self._parser = CaptionParser()
+        parsed = list(self._parser.parse(list(captions)))
+        self._last_parse = (key, parsed)
+        return parsed
+
+    @property
+    def has_matcher(self) -> bool:
+        """Whether the model has a binding matcher (``model.rerank``) to re-rank with."""
+        return self.model.matcher is not None
+
+    @property
+    def rerank_weight(self) -> float:
+        """``reranked = fused + rerank_weight * match``."""
+        return float(self.config.model.rerank_weight)
+
+    def set_rerank(self, top_k: int | None = None, weight: float | None = None) -> None:
+        """Re-rank with another shortlist size or weight than the checkpoint's (the weights
+        are unchanged); ConfigError when out of range."""
+        changes = {name: value for name, value in (("rerank_top_k", top_k),
+                                                   ("rerank_weight", weight)) if value is not None}  # fmt: skip
+        if changes:
+            self.config.model = dataclasses.replace(self.config.model, **changes)
+            self.model.cfg = self.config.model
+
+    @property
+    def matcher_streams(self) -> tuple[str, ...]:
+        """The streams the binding matcher reads (a clip needs only these for
+        :meth:`match_pairs`); empty without a matcher."""
+        return tuple(self.model.matcher.cell_streams) if self.has_matcher else ()
+
+    def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
+                    caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The binding matcher's score of caption ``caption_rows[p]`` against clip
+        ``clip_rows[p]`` (rows of ``captions`` and ``features``; a clip needs only
+        :attr:`matcher_streams`): (P,) float32."""
+        from mcsan.evaluate.reranked import encode_match_text, encode_match_video, pair_scores
+
+        if not self.has_matcher:
+            raise CheckpointError(f"{self.path} has no binding matcher (trained without "
+                                  "model.rerank): use its fused score")  # fmt: skip
+        self._check_streams(features, self.matcher_streams)
+        max_words = self.config.data.max_words
+        encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
+        text = encode_match_text(self.model, encoded, device=self.device)
+        video = encode_match_video(self.model, features, self.matcher_streams,
+                                   self.config.data.max_frames, device=self.device)  # fmt: skip
+        return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device)
+
+    def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]],
+                       streams: Sequence[str] | None = None) -> None:  # fmt: skip
+        """FeatureError unless every clip has the model's streams (or ``streams``) in their
+        shapes."""
+        for number, item in enumerate(features):
+            for name in self.streams if streams is None else streams:
+                expected = self.feature_spec.streams[name]
+                array = item.get(name) if isinstance(item, Mapping) else None
+                if array is None or tuple(np.shape(array)[1:]) != tuple(expected):
+                    got = None if array is None else tuple(np.shape(array))
+                    raise FeatureError(
+                        f"clip {number}: stream {name!r} is {got}, the model "
+                        f"({self.path}) needs (T, {', '.join(map(str, expected))}) from feature "
+                        f"set {self.feature_set!r}; extract features with the same spec"
+                    )
+
+    def encode_features(
+        self, features: Sequence[Mapping[str, np.ndarray]], batch_size: int = 64
+    ) -> dict[str, np.ndarray]:
+        """Embed clips given as ``{stream: (T, *shape)}`` dicts (extra streams ignored)."""
+        self._check_streams(features)
+        return embed_videos(
+            self.model, features, self.streams, self.config.data.max_frames, batch_size, self.device
+        )
+
+    def score(
+        self, text_emb: Mapping[str, np.ndarray], video_emb: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """level | "fused" -> (N_text, N_video) similarity.
+
+        ``fused`` is the fused score of :mod:`mcsan.model.scoring`: the caption embeddings of
+        :meth:`encode_captions` carry each caption's renormalisation, so it is
+        ``sum_l w_l <t_l, v_l>`` here.
+        """
+        weights = self.level_weights
+        scores = {
+            level: np.asarray(text_emb[level]) @ np.asarray(video_emb[level]).T
+            for level in self.levels
+        }
+        scores["fused"] = sum(weights[level] * scores[level] for level in self.levels)
+        return scores
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    split: str = "test",
+    dataset: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    rerank_top_k: int | None = None,
+    rerank_weight: float | None = None,
+) -> dict[str, Any]:
+    """Metrics (fused and per level, and re-ranked with a binding matcher) of a checkpoint
+    on ``split``.
+
+    ``dataset`` defaults to the dataset the model was trained on; another native dataset
+    must provide the same feature set streams (same per-frame shapes and backbone).
+    ``rerank_top_k`` / ``rerank_weight`` replace the checkpoint's re-ranking settings.
+    Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
+    "videos", "dropped_captions", "rerank": {"top_k", "weight"} or None, "metrics":
+    {"fused": {...}, level: {...}, "reranked": {...} with a matcher}}``.
+    """
+    retriever = Retriever.from_checkpoint(checkpoint, device)
+    retriever.set_rerank(rerank_top_k, rerank_weight)
+    data_cfg = dataclasses.replace(retriever.config.data)
+    if dataset is not None:
+        data_cfg.root = str(Path(dataset).resolve())
+        data_cfg.parse_cache = None
+    data = RetrievalData.load(
+        data_cfg,
+        (split,),
+        vocab=retriever.vocab,
+        attributes=retriever.attributes,
+        feature_set=retriever.feature_set,
+        streams=retriever.streams,
+    )
+    _check_compatible(retriever, data.feature_spec, data.root)
+    captions, videos, _ = data.split_view(split)
+    size = batch_size or retriever.config.train.eval_batch_size
+    metrics = evaluate_split(retriever.model, data, split, size, retriever.device)
+    return {
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": retriever.checkpoint_sha256,
+        "epoch": retriever.epoch,
+        "dataset": str(data.root),
+        "split": split,
+        "captions": len(captions),
+        "videos": len(videos),
+        "dropped_captions": data.dropped_captions,
+        "rerank": ({"top_k": retriever.model.cfg.rerank_top_k, "weight": retriever.rerank_weight}
+                   if retriever.has_matcher else None),  # fmt: skip
+        "metrics": metrics,
+    }
+
+
+def _check_compatible(retriever: Retriever, spec: FeatureSpec, root: Path) -> None:
+    """FeatureError when ``spec`` cannot feed the model (backbone or stream shape differs)."""
+    trained = retriever.feature_spec
+    problems = []
+    if spec.backbone != trained.backbone:
+        problems.append(f"backbone {spec.backbone!r} (trained on {trained.backbone!r})")
+    for name in retriever.streams:
+        if spec.streams.get(name) != trained.streams[name]:
+            problems.append(
+                f"stream {name!r} {spec.streams.get(name)} (trained on {trained.streams[name]})"
+            )
+    if problems:
+        raise FeatureError(
+            f"{root}: feature set {retriever.feature_set!r} does not match the model "
+            f"{retriever.path}: {'; '.join(problems)}; extract features with the training spec"
+        )

@@ -1,0 +1,240 @@
+"""Twin accuracy: does a model tell a clip from its one-level twin?
+
+A twin set (``twins.jsonl`` of the embedded default) pairs a test clip with clips rendered
+with everything equal except one level: an entity (an object's colour or shape), an action,
+or a relation (changed or its roles swapped). For each (original, twin) pair and each
+caption of the original, the model is right when it scores the original strictly above the
+twin (a tie counts as wrong). Twin accuracy of a level is the share of right decisions over
+all such (caption, twin) pairs of that level: 50% is chance, 100% means the model always
+sees the difference at that level.
+
+Many captions of a clip do not mention what its twin changed ("a pink star" when the twin
+changed the other object's action): for them both clips are equally right, which pulls the
+accuracy towards 50%. When the dataset has ``captions_truth.jsonl`` (the embedded default
+does), a second number, ``focused_accuracy``, counts only the captions that mention the
+changed object, action or relation.
+
+Each twin also has a kind (:func:`twin_kind`): "changed" (one fact differs), "swapped"
+(subject and object of a relation exchanged, static or dynamic) or "binding" (two objects
+exchange their colours or their actions, so the same words are true of both clips, bound
+differently). Results are given per level, per ``level/kind`` and over all twins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcsan.core.errors import DataError
+from mcsan.core.io import read_jsonl
+from mcsan.data.native import read_captions
+from mcsan.inference.encoder import Encoder
+
+TWINS_FILE = "twins.jsonl"
+TRUTH_FILE = "captions_truth.jsonl"
+TWIN_KINDS = ("changed", "swapped", "binding")
+MATCHER_SCORES = ("reranked", "match")
+"""Scores from the binding matcher (``model.rerank``): ``fused + rerank_weight * match``
+(both clips of a twin pair as one shortlist), or the match score alone."""
+
+
+@dataclass(frozen=True)
+class TwinPair:
+    """One original clip and one twin that differs from it at ``level``."""
+
+    original_id: str
+    twin_id: str
+    level: str
+    change: dict[str, Any]
+    """What differs, as the generator wrote it (object index, from, to)."""
+
+
+def read_twins(root: str | os.PathLike[str]) -> list[TwinPair]:
+    """The twin pairs of a dataset (``<root>/twins.jsonl``); DataError if absent or malformed."""
+    path = Path(root) / TWINS_FILE
+    pairs = []
+    for number, record in enumerate(read_jsonl(path), start=1):
+        try:
+            pairs.append(
+                TwinPair(
+                    record["original_id"], record["twin_id"], record["level"],
+                    dict(record.get("change") or {}),
+                )
+            )  # fmt: skip
+        except KeyError as exc:
+            raise DataError(
+                f"{path}: record {number} lacks {exc.args[0]!r}; regenerate with `mcsan synth`"
+            ) from exc
+    return pairs
+
+
+def twin_kind(pair: TwinPair) -> str:
+    """"changed" (one fact differs), "swapped" (a relation's subject and object exchanged)
+    or "binding" (two objects exchange a colour or an action)."""
+    kind = str(pair.change.get("kind") or "changed")
+    return kind if kind in TWIN_KINDS else "changed"
+
+
+def mentions_change(truth: dict[str, Any], pair: TwinPair) -> bool:
+    """Whether a caption's ground truth mentions what ``pair``'s twin changed.
+
+    A binding twin keeps every word-level fact, so a caption tells the clips apart only
+    when it ties one of the exchanged objects to its colour (entity) or action (action)."""
+    change = pair.change
+    if twin_kind(pair) == "binding":
+        swapped = set(change.get("objects", []))
+        if pair.level == "entity":
+            return any(ref.get("object") in swapped and ref.get("colour")
+                       for ref in truth.get("refs", []))
+        return any(obj in swapped for obj, _ in truth.get("object_actions", []))
+    if pair.level == "entity":
+        return any(ref.get("object") == change.get("object") for ref in truth.get("refs", []))
+    if pair.level == "action":
+        return any(obj == change.get("object") for obj, _ in truth.get("object_actions", []))
+    return list(change.get("from", [])) in [list(r) for r in truth.get("relation_ids", [])]
+
+
+def _read_truth(root: Path) -> dict[str, list[dict[str, Any]]] | None:
+    """Per-video caption ground truth in captions.jsonl order, or None when absent."""
+    path = root / TRUTH_FILE
+    if not path.is_file():
+        return None
+    truth: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in read_jsonl(path):
+        truth[record["video_id"]].append(record)
+    return truth
+
+
+def twin_accuracy(
+    encoder: Encoder,
+    root: str | os.PathLike[str],
+    features: Mapping[str, Mapping[str, np.ndarray]],
+    score: str = "fused",
+) -> dict[str, dict[str, Any]]:
+    """Twin accuracy per twin level, per ``level/kind`` (kinds: :data:`TWIN_KINDS`) and
+    over ``"all"``, from the fused score of ``encoder`` (or from one level's score alone,
+    ``score="relation"`` etc.: which level tells the twins apart; or one of
+    :data:`MATCHER_SCORES`).
+
+    ``features`` maps every original and twin id to its ``{stream: (T, ...)}`` arrays.
+    Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
+    ``focused_accuracy`` and ``focused_pairs`` when the caption ground truth is available.
+    """
+    pairs = read_twins(root)
+    captions: dict[str, list[str]] = defaultdict(list)
+    for record in read_captions(root):
+        captions[record.video_id].append(record.caption)
+    missing = sorted(
+        {vid for p in pairs for vid in (p.original_id, p.twin_id) if vid not in features}
+    )
+    if missing:
+        raise DataError(
+            f"{root}: no features for {len(missing)} twin-set clips (first: {missing[0]}); "
+            "extract features of every clip in videos/"
+        )
+    originals = sorted({p.original_id for p in pairs if captions.get(p.original_id)})
+    if not originals:
+        raise DataError(f"{root}: no twin original has captions; the twin set is unusable")
+    clip_ids = sorted({*originals, *(p.twin_id for p in pairs if p.original_id in originals)})
+    column = {vid: j for j, vid in enumerate(clip_ids)}
+    video_emb = encoder.encode_features([features[vid] for vid in clip_ids])
+    texts = [c for vid in originals for c in captions[vid]]
+    rows: dict[str, list[int]] = {}
+    start = 0
+    for vid in originals:
+        rows[vid] = list(range(start, start + len(captions[vid])))
+        start += len(captions[vid])
+    scores = encoder.score(encoder.encode_captions(texts), video_emb)
+    if score in MATCHER_SCORES:
+        fused = _with_matcher(encoder, score, scores["fused"], texts,
+                              [features[vid] for vid in clip_ids],
+                              [(r, column[vid]) for pair in pairs if pair.original_id in rows
+                               for r in rows[pair.original_id]
+                               for vid in (pair.original_id, pair.twin_id)])  # fmt: skip
+    elif score not in scores:
+        raise DataError(f"no {score!r} score; the model scores {sorted(scores)}")
+    else:
+        fused = scores[score]
+    truth = _read_truth(Path(root))
+
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for pair in pairs:
+        if pair.original_id not in rows:
+            continue
+        r = rows[pair.original_id]
+        wins = fused[r, column[pair.original_id]] > fused[r, column[pair.twin_id]]
+        focus = None
+        known = truth[pair.original_id] if truth is not None else []
+        if [t.get("caption") for t in known] == captions[pair.original_id]:
+            focus = np.array([mentions_change(t, pair) for t in known], bool)
+        for level in (pair.level, f"{pair.level}/{twin_kind(pair)}", "all"):
+            tally = counts[level]
+            tally["right"] += int(wins.sum())
+            tally["pairs"] += len(r)
+            tally["twins"] += 1
+            if focus is not None:
+                tally["focused_right"] += int(wins[focus].sum())
+                tally["focused_pairs"] += int(focus.sum())
+    results: dict[str, dict[str, Any]] = {}
+    for level in sorted(counts, key=lambda name: (name == "all", name.split("/")[0], name)):
+        tally = counts[level]
+        results[level] = {
+            "accuracy": 100.0 * tally["right"] / tally["pairs"],
+            "pairs": tally["pairs"],
+            "twins": tally["twins"],
+        }
+        if tally["focused_pairs"]:
+            results[level]["focused_accuracy"] = (
+                100.0 * tally["focused_right"] / tally["focused_pairs"]
+            )
+            results[level]["focused_pairs"] = tally["focused_pairs"]
+    return results
+
+
+def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[str],
+                  clips: list[Mapping[str, np.ndarray]],
+                  needed: list[tuple[int, int]]) -> np.ndarray:  # fmt: skip
+    """``fused`` with the (caption, clip) entries the twin decisions read replaced by the
+    re-ranked (or match) score."""
+    match_pairs = getattr(encoder, "match_pairs", None)
+    if match_pairs is None or not getattr(encoder, "has_matcher", False):
+        raise DataError(f"score {score!r} needs a model with a binding matcher "
+                        "(train with --set model.rerank=true)")  # fmt: skip
+    rows, cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
+    match = match_pairs(texts, clips, rows, cols)
+    out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
+    weight = 1.0 if score == "match" else encoder.rerank_weight
+    out[rows, cols] += weight * match
+    return out
+
+
+def evaluate_twins(
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], score: str = "fused"
+) -> dict[str, dict[str, Any]]:
+    """Twin accuracy of a trained checkpoint on the twin set of dataset ``root``, read from
+    the feature set the checkpoint was trained with (``score``: see :func:`twin_accuracy`)."""
+    return evaluate_twin_scores(checkpoint, root, (score,))[score]
+
+
+def evaluate_twin_scores(
+    checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...],
+    rerank_weight: float | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`evaluate_twins` for several ``scores`` (model and features loaded once);
+    ``rerank_weight`` replaces the checkpoint's for the ``reranked`` score."""
+    from mcsan.data.native import feature_path
+    from mcsan.data.video.store import FeatureStore
+    from mcsan.inference.retriever import Retriever
+
+    retriever = Retriever.from_checkpoint(checkpoint)
+    retriever.set_rerank(weight=rerank_weight)
+    ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
+    with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
+        features = store.read_all(ids)
+    return {score: twin_accuracy(retriever, root, features, score) for score in scores}

@@ -1,0 +1,140 @@
+"""Writing a world: clips rendered in a process pool, captions, structure, twins, card."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from mcsan.core.errors import ConfigError
+from mcsan.core.io import make_dir, write_jsonl
+from mcsan.core.progress import track
+from mcsan.data.native import CaptionRecord, read_card, update_card, videos_dir
+from mcsan.data.native import write_captions as write_caption_records
+from mcsan.world.binding import make_binding_twins
+from mcsan.world.card import write_dataset_card
+from mcsan.world.describe import write_captions
+from mcsan.world.scene import Scene
+from mcsan.world.splits import assign_splits, make_holdout, make_twins, sample_scene
+from mcsan.world.summary import WorldSummary, summarise_world
+
+WORLD_NAME = "mcsan-world"
+WORLD_VERSION = 1
+FPS = 8
+STRUCTURE_NAME = "structure.jsonl"
+TRUTH_NAME = "captions_truth.jsonl"
+TWINS_NAME = "twins.jsonl"
+_CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation)(_(binding|swap))?)?")
+
+
+def _validate(n_videos: int, frames: int, size: int, workers: int) -> None:
+    if n_videos < 1:
+        raise ConfigError(f"--videos {n_videos}: need at least 1 clip")
+    if frames < 2:
+        raise ConfigError(f"--frames {frames}: need at least 2 frames per clip")
+    if size < 32 or size % 2:
+        raise ConfigError(f"--size {size}: use an even frame size of at least 32 (H.264 4:2:0)")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: need at least 1 worker")
+
+
+def _render_job(job: tuple[Scene, int, int, str]) -> str:
+    from mcsan.data.video.clip_writer import write_video
+    from mcsan.world.render import render_clip
+
+    scene, frames, size, path = job
+    write_video(path, render_clip(scene, frames, size), fps=FPS)
+    return scene.video_id
+
+
+def _render_all(jobs: list[tuple[Scene, int, int, str]], workers: int) -> None:
+    if not jobs:
+        return
+    if workers == 1:
+        for job in track(jobs, total=len(jobs), desc="rendering", unit="clip"):
+            _render_job(job)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
+        done = pool.imap_unordered(_render_job, jobs, chunksize=4)
+        for _ in track(done, total=len(jobs), desc="rendering", unit="clip"):
+            pass
+
+
+def _remove_stale_clips(video_root: Path, keep: set[str]) -> None:
+    """Delete clips an earlier world run wrote here that this world does not have."""
+    for path in video_root.glob("clip*.mp4"):
+        if _CLIP_NAME.fullmatch(path.stem) and path.stem not in keep:
+            path.unlink()
+
+
+def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dict[str, Any]:
+    return {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
+            "size": size, "twin_originals": twins, "fps": FPS}
+
+
+def generate_world(
+    out_dir: str | os.PathLike[str], n_videos: int, seed: int, frames: int = 16,
+    size: int = 128, workers: int = 1, n_twin_originals: int | None = None,
+) -> WorldSummary:
+    """Generate the synthetic world into ``out_dir`` in the native format.
+
+    Writes videos/<id>.mp4 (H.264), captions.jsonl (train/val/test/comp),
+    captions_truth.jsonl, structure.jsonl (clips and twins), twins.jsonl, dataset.yaml,
+    DATASET.md and contact_sheet.png. The same arguments give the same files whatever
+    ``workers`` is. Clips already written by a run with the same arguments are kept.
+    """
+    _validate(n_videos, frames, size, workers)
+    if n_twin_originals is not None and n_twin_originals < 0:
+        raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
+    start = time.perf_counter()
+    root = Path(out_dir)
+    holdout = make_holdout(seed)
+    splits = assign_splits(n_videos, seed)
+    scenes = [sample_scene(seed, i, splits[i], holdout, frames)
+              for i in track(range(n_videos), total=n_videos, desc="sampling", unit="clip")]
+    captions = {s.video_id: write_captions(s, seed) for s in scenes}
+    test = [s for s in scenes if s.split == "test"]
+    k = min(len(test), max(1, round(0.2 * n_videos)) if n_twin_originals is None
+            else n_twin_originals)
+    twins = [t for s in track(test[:k], total=k, desc="twins", unit="clip")
+             for t in make_twins(seed, s, holdout, frames) + make_binding_twins(
+                 seed, s, holdout, frames)]
+
+    params = _params(n_videos, seed, frames, size, k)
+    previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
+    video_root = videos_dir(root)
+    make_dir(video_root)
+    jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]
+    if previous == params:
+        jobs = [job for job in jobs if not Path(job[3]).is_file()]
+    if previous is not None:  # an earlier world lives here: drop its clips we do not make
+        _remove_stale_clips(video_root, {s.video_id for s in scenes + twins})
+    _render_all(jobs, workers)
+
+    records = [CaptionRecord(s.video_id, c.caption, s.split)
+               for s in scenes for c in captions[s.video_id]]
+    write_caption_records(root, records)
+    write_jsonl(root / TRUTH_NAME, ({"video_id": s.video_id, "split": s.split, **c.to_json()}
+                                    for s in scenes for c in captions[s.video_id]))
+    write_jsonl(root / STRUCTURE_NAME, (s.to_json(frames) for s in scenes + twins))
+    write_jsonl(root / TWINS_NAME, ({"twin_id": t.video_id, "original_id": t.meta["twin_of"],
+                                     "level": t.meta["twin_level"], "change": t.meta["change"]}
+                                    for t in twins))
+    summary = summarise_world(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
+    summary.holdout = holdout.to_json()
+    update_card(root, name=WORLD_NAME, generator=params, seed=seed, frames=frames, size=size,
+                fps=FPS, splits=list(summary.splits), counts={
+                    "videos": summary.videos, "captions": summary.captions,
+                    "videos_per_split": summary.splits,
+                    "captions_per_split": summary.captions_per_split,
+                    "twins": summary.twins, "twins_per_level": summary.twins_per_level},
+                holdout=summary.holdout, files={
+                    "structure": STRUCTURE_NAME, "captions_truth": TRUTH_NAME,
+                    "twins": TWINS_NAME, "card": "DATASET.md"})
+    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size)
+    summary.seconds = round(time.perf_counter() - start, 2)
+    return summary
