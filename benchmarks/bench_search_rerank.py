@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from mcsan.data.native import read_captions
-    from mcsan.search.server import open_searcher
+    from mcsan.search.library import open_searcher
 
     searcher = open_searcher(args.index)
     if searcher.reranker is None:

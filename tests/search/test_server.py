@@ -16,7 +16,7 @@ from search_helpers import running_server
 
 from mcsan.cli import main as cli_main
 from mcsan.core.errors import SearchError
-from mcsan.search import VideoIndex, search
+from mcsan.search import VideoIndex, fused_search
 from mcsan.search.server import create_app
 
 QUERY = "a red square moves left"
@@ -53,7 +53,7 @@ def fused_reference(retriever, index_dir: Path, query: str) -> dict[str, float]:
 def test_search_ranks_by_the_models_fused_score(app, setup):
     retriever = app.state.retriever
     index = app.state.index
-    hits = search(index, retriever, QUERY, k=16)
+    hits = fused_search(index, retriever, QUERY, k=16)
     assert [h.rank for h in hits] == list(range(1, 17))
     assert {h.video_id for h in hits} == set(index.ids)
     reference = fused_reference(retriever, setup["index"], QUERY)
@@ -72,7 +72,7 @@ def test_api_search_and_health(client, app):
     response = client.get("/api/search", params={"q": QUERY, "k": 5})
     assert response.status_code == 200
     body = response.json()
-    expected = search(app.state.index, app.state.retriever, QUERY, 5)
+    expected = fused_search(app.state.index, app.state.retriever, QUERY, 5)
     assert [h["video_id"] for h in body["hits"]] == [h.video_id for h in expected]
     assert body["hits"][0]["media_url"] == f"/media/{expected[0].video_id}.mp4"
     assert body["hits"][0]["media_kind"] == "video"
@@ -212,7 +212,7 @@ def test_an_index_refuses_another_checkpoint(setup, tmp_path):
 def test_cli_search_json_matches_the_api(setup, app, capsys):
     assert cli_main(["search", "--index", str(setup["index"]), QUERY, "-k", "4", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    expected = search(app.state.index, app.state.retriever, QUERY, 4)
+    expected = fused_search(app.state.index, app.state.retriever, QUERY, 4)
     assert [h["video_id"] for h in printed["hits"]] == [h.video_id for h in expected]
     assert cli_main(["search", "--index", str(setup["index"]), QUERY, "-k", "3"]) == 0
     table = capsys.readouterr().out.splitlines()

@@ -34,29 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the index and print a summary."""
-    from mcsan.core.errors import SearchError
-    from mcsan.search.build import index_dataset, index_videos
+    from mcsan.search.build import build_index
 
-    retriever = None
-    if args.checkpoint:
-        from mcsan.inference.retriever import Retriever
-
-        retriever = Retriever.from_checkpoint(args.checkpoint)
-    if args.dataset:
-        if retriever is None:
-            raise SearchError(
-                f"{args.dataset}: indexing a dataset's features needs --checkpoint; for concept "
-                "search without a model index its clips with --videos DIR"
-            )
-        summary = index_dataset(retriever, args.dataset, args.out, approx=args.approx,
-                                checkpoint=args.checkpoint)
-    else:
-        if retriever is None and args.no_concepts:
-            raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
-        summary = index_videos(retriever, args.videos, args.out, approx=args.approx,
-                               checkpoint=args.checkpoint, concepts=not args.no_concepts)
+    summary = build_index(args.out, checkpoint=args.checkpoint, dataset=args.dataset,
+                          videos=args.videos, approx=args.approx,
+                          concepts=not args.no_concepts)
     parts = []
-    if retriever is not None:
+    if args.checkpoint:
         parts.append(f"model embeddings ({summary.kind})")
     if args.videos and not args.no_concepts:
         parts.append("concept scores")

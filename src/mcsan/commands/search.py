@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the ranked hits as a table or JSON, with the mode, concepts and warnings."""
     import json
 
-    from mcsan.search.server import open_searcher, rerank_fields
+    from mcsan.search.library import open_searcher, rerank_fields
 
     searcher = open_searcher(args.index, args.checkpoint)
     answer = searcher.answer(args.query, args.k, args.mode, rerank=not args.no_rerank)

@@ -24,7 +24,7 @@ import yaml
 from mcsan.core.errors import ConfigError
 from mcsan.core.io import atomic_write_text
 from mcsan.core.typed_yaml import apply_overrides, from_dict, read_yaml_mapping, to_dict
-from mcsan.core.validate import check_device, check_ranges
+from mcsan.core.validate import check_device, check_section
 from mcsan.data.data_config import DataConfig
 from mcsan.model import ModelConfig
 from mcsan.model.losses import LossConfig
@@ -47,15 +47,21 @@ class TrainConfig:
     """Optimisation, logging and hardware settings."""
 
     epochs: int = 50
+    """Training epochs; the best epoch on validation is kept."""
     batch_size: int = 128
     """Global batch size (split across ranks under DDP)."""
     eval_batch_size: int = 256
+    """Captions or clips per batch when encoding for validation and evaluation."""
     lr: float = 1e-4
+    """Learning rate of the model (the matcher's: rerank_lr)."""
     rerank_lr: float | None = None
     """Learning rate of the binding matcher (model.rerank); None = ``lr``."""
     optimizer: Literal["adam", "adamw"] = "adam"
+    """Adam, or AdamW with decoupled weight decay."""
     weight_decay: float = 0.0
+    """L2 penalty (Adam) or decoupled weight decay (AdamW)."""
     scheduler: Literal["none", "step", "cosine"] = "none"
+    """Learning-rate schedule: constant, step decay (step_size, gamma) or cosine to 0 over the epochs."""
     step_size: int = 10
     """Epochs between lr decays for the ``step`` scheduler."""
     gamma: float = 0.5
@@ -92,6 +98,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    """Seed of weights, data order and sampling (the same seed gives the same weights)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready)."""
@@ -133,7 +140,7 @@ def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
 
 def validate(cfg: RunConfig, source: str = "<config>") -> None:
     """Value checks that types alone cannot express."""
-    check_ranges("train", cfg.train, source)
+    check_section("train", cfg.train, source)
     cfg.data.validate(source)
     try:
         check_device(cfg.train.device, "key 'train.device'", present=False)

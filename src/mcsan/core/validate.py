@@ -1,7 +1,8 @@
-"""Option ranges, checked at the edge: config load and argument parsing.
+"""Option ranges and choices, checked at the edge: config load and argument parsing.
 
-One table (:data:`RANGES`) gives the valid range of every numeric config field; the typed
-config sections call :func:`check_ranges` when they are built, so a bad value is refused
+One table (:data:`RANGES`) gives the valid range of every numeric config field, and each
+choice field is typed ``Literal[...]`` in its dataclass; the typed config sections call
+:func:`check_section` (ranges, then choices) when they are built, so a bad value is refused
 with its key and range before anything runs (attention heads 0, negative sizes, dropout
 outside [0, 1), negative weight decay, NaN). The argparse types below do the same for
 command-line options, so ``argparse`` reports them (exit 2, no traceback). Devices are
@@ -13,9 +14,10 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 from mcsan.core.errors import ConfigError
 
@@ -107,6 +109,31 @@ def check_ranges(section: str, obj: Any, source: str = "") -> None:
             where = f"{source}: " if source else ""
             raise ConfigError(
                 f"{where}key '{section}.{name}' must be {valid}, got {value!r}; fix the value"
+            )
+
+
+def choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """The ``Literal`` choice fields of a config dataclass: {field: allowed values}."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: typing.get_args(hints[f.name])
+        for f in fields(cls)
+        if typing.get_origin(hints[f.name]) is Literal
+    }
+
+
+def check_section(section: str, obj: Any, source: str = "") -> None:
+    """Ranges (:func:`check_ranges`) and ``Literal`` choices of one config section: raise
+    ConfigError naming the first bad key, its valid values and the file."""
+    check_ranges(section, obj, source)
+    for name, allowed in choices(type(obj)).items():
+        value = getattr(obj, name)
+        if value not in allowed:
+            where = f"{source}: " if source else ""
+            shown = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(
+                f"{where}key '{section}.{name}' must be one of {shown}, got {value!r}; "
+                "fix the value"
             )
 
 

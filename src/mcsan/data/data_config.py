@@ -13,7 +13,7 @@ from typing import Literal
 
 from mcsan import ATTRIBUTE_LEVELS
 from mcsan.core.errors import ConfigError
-from mcsan.core.validate import check_ranges
+from mcsan.core.validate import check_section
 from mcsan.data.captions.attributes import DEFAULT_SIZES
 
 WORD_VECTOR_SOURCES: tuple[str, ...] = ("glove-6b-50d", "none")
@@ -56,7 +56,7 @@ class DataConfig:
 
     def validate(self, source: str = "<config>") -> None:
         """Value checks that types alone cannot express; ConfigError naming the key."""
-        check_ranges("data", self, source)
+        check_section("data", self, source)
         for level, size in self.attribute_sizes.items():
             if level not in ATTRIBUTE_LEVELS:
                 raise ConfigError(

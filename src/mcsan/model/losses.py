@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mcsan.core.errors import ConfigError
-from mcsan.core.validate import check_ranges
+from mcsan.core.validate import check_section
 from mcsan.model.scoring import LevelOutput, level_similarities
 
-KL_DIRECTIONS = ("video_to_text", "text_to_video", "symmetric")
+KLDirection = Literal["video_to_text", "text_to_video", "symmetric"]
+KL_DIRECTIONS: tuple[str, ...] = get_args(KLDirection)
 
 
 @dataclass
@@ -33,17 +35,21 @@ class LossConfig:
     # Triplet margin and hardest-negative mining (VSE++), as in HGR.
     margin: float = 0.2
     hardest_negative: bool = True
+    """Hinge on the hardest negative of the batch (VSE++) instead of the sum over negatives."""
     # One triplet term per enabled level, and one on the fused similarity. With a single
     # level both would be the same term, so the fused one is then skipped.
     per_level_triplet: bool = True
     fused_triplet: bool = True
+    """A triplet term on the fused similarity (see per_level_triplet)."""
     # "mean" over positive pairs (batch-size independent) or "sum" (VSE++'s own reduction).
-    triplet_reduction: str = "mean"
+    triplet_reduction: Literal["mean", "sum"] = "mean"
     # Focal BCE on attribute logits (False = plain BCE ablation). alpha weighs positives,
     # gamma down-weighs easy examples; 0.25 / 2.0 are RetinaNet's defaults.
     use_focal: bool = True
     fbce_alpha: float = 0.25
+    """Focal BCE weight of positive labels (RetinaNet: 0.25)."""
     fbce_gamma: float = 2.0
+    """Focal BCE focusing exponent: easy examples down-weighted (RetinaNet: 2)."""
     # Weight of the attribute loss (summed over levels and both modalities; each term is the
     # per-sample sum over the level's classes, averaged over samples).
     lambda_fbce: float = 0.02
@@ -53,8 +59,11 @@ class LossConfig:
     # "symmetric" the mean of both. Gradients reach both modalities (no stop-gradient).
     use_kl: bool = True
     lambda_kl: float = 0.1
-    kl_direction: str = "video_to_text"
+    """Weight of the KL term between the two modalities' attribute distributions."""
+    kl_direction: KLDirection = "video_to_text"
+    """video_to_text = KL(p_text || p_video) (video pulled to text), text_to_video the reverse, symmetric the mean."""
     kl_temperature: float = 1.0
+    """Temperature of the softmax over attribute logits inside the KL term."""
     # Binding negatives made from each caption's parse (mcsan.train.negatives):
     # subject and object swapped ("roles"), modifiers exchanged between two nouns
     # ("attributes"), two actions exchanged ("actions"), the predicate replaced by another
@@ -63,9 +72,13 @@ class LossConfig:
     # fused score and on every level both name; mean over negatives, times lambda_negatives.
     negative_roles: bool = False
     negative_attributes: bool = False
+    """Binding negatives with modifiers exchanged between two nouns (see negative_roles)."""
     negative_actions: bool = False
+    """Binding negatives with two actions exchanged (see negative_roles)."""
     negative_predicates: bool = False
+    """Binding negatives with the predicate replaced by another caption's (see negative_roles)."""
     lambda_negatives: float = 1.0
+    """Weight of the binding negatives' hinge (see negative_roles)."""
     # Weight of the binding matcher's own ranking loss (model.rerank; mcsan.model.matcher):
     # the triplet sum over the batch's clips on its scores, plus each binding negative's
     # hinge against its caption on the caption's clip.
@@ -81,6 +94,7 @@ class LossConfig:
     # softmax of the matcher's term of the same name (teacher detached); 0 = off.
     lambda_distill: float = 0.0
     distill_temperature: float = 0.05
+    """Temperature of the matcher's softmax in the distillation term (lambda_distill)."""
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
@@ -90,17 +104,9 @@ class LossConfig:
         return tuple(k for k, flag in zip(kinds, on, strict=True) if flag)
 
     def __post_init__(self) -> None:
-        check_ranges("loss", self)
-        if self.kl_direction not in KL_DIRECTIONS:
-            raise ConfigError(
-                f"loss.kl_direction={self.kl_direction!r}; use one of {KL_DIRECTIONS}"
-            )
-        if self.triplet_reduction not in ("mean", "sum"):
-            raise ConfigError(f"loss.triplet_reduction={self.triplet_reduction!r}; use mean or sum")
+        check_section("loss", self)
         if not (self.per_level_triplet or self.fused_triplet):
             raise ConfigError("loss: enable per_level_triplet or fused_triplet (both are off)")
-        if self.kl_temperature <= 0 or self.margin < 0 or not 0 <= self.fbce_alpha <= 1:
-            raise ConfigError("loss: need kl_temperature > 0, margin >= 0, 0 <= fbce_alpha <= 1")
 
 
 @dataclass

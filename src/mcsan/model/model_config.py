@@ -8,14 +8,11 @@ the HGR -> HANet lineage the paper builds on; each is a field so that it can be 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mcsan import ATTRIBUTE_LEVELS, LEVELS
 from mcsan.core.errors import ConfigError
-from mcsan.core.validate import check_ranges
-
-RELATION_MODES = ("geometric", "cell_tensor", "self_attention", "relation_network")
-ENTITY_MODES = ("slots", "cell_tensor")
-ACTION_MODES = ("frames", "cell_tensor")
+from mcsan.core.validate import check_section
 
 
 @dataclass
@@ -50,7 +47,7 @@ class ModelConfig:
     # "frames": the action level is the temporal convolutions over frame tokens; "cell_tensor":
     # besides them, each grid cell's appearance (x) its motion over three frames, and on the
     # text side the agent's noun phrase (x) the verb: who does what (mcsan.model.cells).
-    action_mode: str = "frames"
+    action_mode: Literal["frames", "cell_tensor"] = "frames"
     # How entity slots interact for the relation level: "geometric" (every ordered slot pair
     # through separate subject / object projections plus the pair's geometry over time, read
     # from where each slot attends on the grid: mcsan.model.relation), "self_attention" over
@@ -58,11 +55,13 @@ class ModelConfig:
     # of slot contents, no geometry) or "cell_tensor" (no slots: every ordered pair of grid
     # cells as subject (x) object (x) geometry-in-time, text triplets as subject (x) object
     # (x) predicate: mcsan.model.cells).
-    relation_mode: str = "geometric"
+    relation_mode: Literal["geometric", "cell_tensor", "self_attention", "relation_network"] = (
+        "geometric"
+    )
     # How the entity level reads the clip: "slots" (K learned queries cross-attending over
     # frame and grid tokens) or "cell_tensor" (each grid cell as a(x) (x) b(x), each noun
     # phrase as p (x) q: both halves of a phrase must match the same cell; mcsan.model.cells).
-    entity_mode: str = "slots"
+    entity_mode: Literal["slots", "cell_tensor"] = "slots"
     # Facts about one object enter the relation level too, as triplets over the same object:
     # (entity, "is", entity) and (agent, action, agent); with the cell-pair modes they meet
     # the video's same-cell pairs, so colour-with-shape and who-does-what are bound there.
@@ -86,7 +85,7 @@ class ModelConfig:
     # fused score (weights renormalised over the levels it has) and out of that level's
     # triplet and KL terms; "empty" scores a learned "empty" embedding like any other (every
     # caption then gets a similarity at every level, including noise from absent levels).
-    absent_levels: str = "skip"
+    absent_levels: Literal["skip", "empty"] = "skip"
     # Dropout on frame tokens, word embeddings and pooled level features.
     dropout: float = 0.2
     # The binding matcher (mcsan.model.matcher): a second, text-conditioned stage that grounds
@@ -96,8 +95,11 @@ class ModelConfig:
     # chunked evaluator and the search index are unchanged; both numbers are reported.
     rerank: bool = False
     rerank_dim: int = 64
+    """Width of the matcher's projected cells and phrases."""
     rerank_top_k: int = 20
+    """Shortlist: each query's top this many clips by fused score are re-ranked."""
     rerank_weight: float = 1.0
+    """reranked = fused + rerank_weight x match inside the shortlist."""
     # The relation term also counts how well subject and object are found (the mean of
     # their attended cosines) beside the predicate match: half each.
     rerank_presence: bool = False
@@ -111,7 +113,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the bad field and the fix."""
-        check_ranges("model", self)  # first: the checks below divide by these
+        check_section("model", self)  # first: the checks below divide by these
         if not self.levels:
             raise ConfigError("model.levels is empty: enable at least one of " + ", ".join(LEVELS))
         unknown = [lvl for lvl in (*self.levels, *self.attribute_levels) if lvl not in LEVELS]
@@ -120,18 +122,6 @@ class ModelConfig:
             raise ConfigError(f"model config names unknown level(s) {unknown}; use {LEVELS}")
         if len(set(self.levels)) != len(self.levels):
             raise ConfigError(f"model.levels repeats a level: {self.levels}")
-        if self.absent_levels not in ("skip", "empty"):
-            raise ConfigError(
-                f"model.absent_levels={self.absent_levels!r}; use 'skip' or 'empty'"
-            )
-        if self.action_mode not in ACTION_MODES:
-            raise ConfigError(f"model.action_mode={self.action_mode!r}; use one of {ACTION_MODES}")
-        if self.entity_mode not in ENTITY_MODES:
-            raise ConfigError(f"model.entity_mode={self.entity_mode!r}; use one of {ENTITY_MODES}")
-        if self.relation_mode not in RELATION_MODES:
-            raise ConfigError(
-                f"model.relation_mode={self.relation_mode!r}; use one of {RELATION_MODES}"
-            )
         if (
             any(k < 1 or k % 2 == 0 for k in self.action_kernel_sizes)
             or not self.action_kernel_sizes
@@ -148,8 +138,6 @@ class ModelConfig:
             raise ConfigError(f"model.level_weights must be >= 0: {self.level_weights}")
         if sum(self.level_weights.get(lvl, 1.0) for lvl in self.levels) <= 0:
             raise ConfigError("model.level_weights give every enabled level weight 0")
-        if self.entity_slots < 1:
-            raise ConfigError("model.entity_slots must be >= 1")
 
     def initial_level_weights(self) -> dict[str, float]:
         """The fused weights of the enabled levels, normalised to sum to 1."""

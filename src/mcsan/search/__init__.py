@@ -2,17 +2,20 @@
 
 ``VideoIndex`` holds a collection's per-level embeddings and a FAISS index over their
 fused form, and/or per-clip concept scores (the frame encoder's ImageNet classes);
-:func:`search` ranks it for a text query with any encoder that follows
-:class:`mcsan.inference.encoder.Encoder` (``mcsan.inference.retriever.Retriever``); :class:`Searcher` answers
-in the ``concepts`` (no training), ``model`` or ``auto`` mode with the matched concepts,
-unknown words and warnings; ``mcsan.search.server.create_app`` serves it over HTTP.
+:func:`search` (``search(index_dir, query, k)``) gives ``mcsan search``'s answer: a
+:class:`Searcher` (``open_searcher(index_dir)``) answers in the ``concepts`` (no training),
+``model`` or ``auto`` mode, re-ranked by the checkpoint's binding matcher, with the matched
+concepts, unknown words and warnings; :func:`fused_search` is the first stage alone (the
+fused score with any :class:`mcsan.inference.encoder.Encoder`);
+``mcsan.search.server.create_app`` serves it over HTTP.
 
 May import: core, data, model, config, evaluate, inference (never train, apps or the CLI).
 """
 
 from mcsan.search.index import SearchResult, VideoIndex
+from mcsan.search.library import open_searcher, search
 from mcsan.search.modes import MODES, Answer, Searcher
-from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, Hit, search, search_many
+from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, Hit, fused_search, search_many
 
 __all__ = [
     "MAX_K",
@@ -23,6 +26,8 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "VideoIndex",
+    "fused_search",
+    "open_searcher",
     "search",
     "search_many",
 ]

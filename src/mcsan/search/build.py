@@ -258,3 +258,35 @@ def _clips_by_id(folder: Path) -> dict[str, str]:
         for video_id, path in list_videos(folder).items()
         if path.is_file()
     }
+
+
+def build_index(
+    out: str | os.PathLike[str],
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    dataset: str | os.PathLike[str] | None = None,
+    videos: str | os.PathLike[str] | None = None,
+    approx: bool = False,
+    concepts: bool = True,
+) -> IndexSummary:
+    """``mcsan index``: index a native ``dataset``'s features (needs ``checkpoint``) or a
+    folder of ``videos`` (model embeddings with ``checkpoint``, concept scores unless
+    ``concepts`` is False) into ``out``."""
+    retriever = None
+    if checkpoint is not None:
+        from mcsan.inference.retriever import Retriever
+
+        retriever = Retriever.from_checkpoint(checkpoint)
+    if (dataset is None) == (videos is None):
+        raise SearchError("index either a dataset (--dataset) or a folder of clips (--videos)")
+    if dataset is not None:
+        if retriever is None:
+            raise SearchError(
+                f"{dataset}: indexing a dataset's features needs --checkpoint; for concept "
+                "search without a model index its clips with --videos DIR"
+            )
+        return index_dataset(retriever, dataset, out, approx=approx, checkpoint=checkpoint)
+    if retriever is None and not concepts:
+        raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
+    return index_videos(retriever, videos, out, approx=approx, checkpoint=checkpoint,
+                        concepts=concepts)  # type: ignore[arg-type]

@@ -72,8 +72,9 @@ def validate_k(k: object) -> int:
     return int(k)
 
 
-def search(index: VideoIndex, retriever: Encoder, query: str, k: int = 10) -> list[Hit]:
-    """The top-``k`` videos of ``index`` for the text ``query``, best first."""
+def fused_search(index: VideoIndex, retriever: Encoder, query: str, k: int = 10) -> list[Hit]:
+    """The top-``k`` videos of ``index`` by the fused score alone (the first stage, no
+    re-ranking, no concepts), best first; :func:`mcsan.search.search` gives the full answer."""
     return search_many(index, retriever, [query], k)[0]
 
 

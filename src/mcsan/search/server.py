@@ -23,11 +23,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mcsan.core.errors import MCSANError, SearchError
+from mcsan.core.errors import MCSANError
 from mcsan.inference.encoder import Encoder
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
+from mcsan.search.library import open_searcher, rerank_fields
 from mcsan.search.modes import Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,13 +46,6 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def load_retriever(checkpoint: str | os.PathLike[str]) -> Encoder:
-    """The trained encoder of ``checkpoint`` (``mcsan.inference.retriever.Retriever``)."""
-    from mcsan.inference.retriever import Retriever
-
-    return Retriever.from_checkpoint(checkpoint)
 
 
 def resolve_media(index: VideoIndex, requested: str) -> Path:
@@ -121,38 +115,6 @@ def parse_search_params(request: Request) -> tuple[str, str, str, bool]:
     if rerank not in RERANK_VALUES:
         raise ClientError(400, f"rerank must be 1 or 0 (true / false), got {rerank!r}")
     return params["q"], params.get("k", "10"), params.get("mode", "auto"), RERANK_VALUES[rerank]
-
-
-def open_searcher(
-    index_dir: str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str] | None = None,
-    retriever: Encoder | None = None,
-    bank: ConceptBank | None = None,
-) -> Searcher:
-    """The index in ``index_dir`` with its query encoder.
-
-    An index with model embeddings needs its checkpoint: ``retriever`` if given, else loaded
-    from ``checkpoint``, else from the path recorded in the index (another one is refused).
-    A concept-only index needs none.
-    """
-    index = VideoIndex.load(index_dir)
-    if index.has_model and retriever is None:
-        source = checkpoint or index.extra.get("checkpoint")
-        if not source:
-            raise SearchError(
-                f"{index_dir}: the index records no checkpoint path; pass --checkpoint"
-            )
-        retriever = load_retriever(source)
-    return Searcher(index, retriever, bank, where=f"index {index_dir}")
-
-
-def rerank_fields(searcher: Searcher) -> dict[str, Any] | None:
-    """The binding matcher's shortlist size and weight, or None when search cannot re-rank."""
-    reranker = searcher.reranker
-    if reranker is None:
-        return None
-    return {"top_k": reranker.top_k, "weight": reranker.weight,
-            "shortlist": min(reranker.top_k, len(searcher.index))}
 
 
 def health_fields(searcher: Searcher) -> dict[str, Any]:

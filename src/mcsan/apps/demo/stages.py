@@ -93,23 +93,12 @@ def _drop_stale_features(out: Path, settings: DemoSettings) -> None:
 
 
 def _feature_stage(settings: DemoSettings, root: Path) -> str:
-    from mcsan.core.errors import FeatureError
-    from mcsan.data.native import feature_path, videos_dir
-    from mcsan.data.video.decode import list_videos
-    from mcsan.data.video.extract import extract_features, record_feature_set
+    from mcsan.data.native import feature_path
+    from mcsan.data.video.extract import extract_dataset
 
-    out = feature_path(root, FEATURE_SET)
-    _drop_stale_features(out, settings)
-    summary = extract_features(
-        list_videos(videos_dir(root)), out, frames=settings.frames, size=settings.size,
-        workers=settings.workers,
-    )  # fmt: skip
-    if summary.failed:
-        raise FeatureError(
-            f"{out}: {summary.failed} clips failed to extract (see the failures file); "
-            "delete the world folder and run the demo again"
-        )
-    record_feature_set(root, out)
+    _drop_stale_features(feature_path(root, FEATURE_SET), settings)
+    summary = extract_dataset(root, FEATURE_SET, frames=settings.frames, size=settings.size,
+                              workers=settings.workers)
     return summary.line()
 
 

@@ -329,3 +329,24 @@ def record_feature_set(root: str | os.PathLike[str], out_path: str | os.PathLike
         spec = store.spec.to_json()
     update_card(base, feature_sets={out.stem: {"path": str(out.relative_to(base)), **spec}})
     return True
+
+
+def extract_dataset(
+    root: str | os.PathLike[str], feature_set: str = "world", **options: Any
+) -> ExtractionSummary:
+    """Extract the clips of native dataset ``root`` (``<root>/videos/``) into its feature
+    set ``feature_set`` (``<root>/features/<set>.h5``) and list it in the dataset card;
+    ``options`` are :func:`extract_features`'s (frames, size, streams, workers, ...).
+    FeatureError when a clip failed (the finished ones are kept: run it again)."""
+    from mcsan.data.native import feature_path, videos_dir
+    from mcsan.data.video.decode import list_videos
+
+    out = feature_path(root, feature_set)
+    summary = extract_features(list_videos(videos_dir(root)), out, **options)
+    if summary.failed:
+        raise FeatureError(
+            f"{out}: {summary.failed} clips failed to extract (listed in "
+            f"{failures_path(out)}); fix or remove those clips and run again"
+        )
+    record_feature_set(root, out)
+    return summary
