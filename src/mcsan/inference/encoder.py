@@ -1,5 +1,9 @@
 """The Encoder protocol: what twin accuracy, search and the demo need of a trained model.
 
+Two stages: the first (levels and their fused score: ``encode_captions``,
+``encode_features``, ``score``) and the second (the binding matcher: ``has_matcher``,
+``matcher_streams``, ``match_pairs``), which a model without a matcher reports as absent.
+
 :class:`mcsan.inference.retriever.Retriever` (a checkpoint) implements it. Embeddings are per level,
 ``{level: (N, d) float32}``; caption embeddings are retrieval embeddings, so the fused score
 of :mod:`mcsan.model.scoring` is ``sum_l level_weights[l] * <t_l, v_l>`` (what :meth:`score`
@@ -59,4 +63,20 @@ class Encoder(Protocol):
         self, text_emb: Mapping[str, np.ndarray], video_emb: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """level | ``"fused"`` -> (N, M) scores of captions against clips."""
+        ...
+
+    @property
+    def has_matcher(self) -> bool:
+        """Whether the model has a binding matcher (the second stage) to re-rank with."""
+        ...
+
+    @property
+    def matcher_streams(self) -> tuple[str, ...]:
+        """The feature streams the matcher reads (empty without a matcher)."""
+        ...
+
+    def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
+                    caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The matcher's score of caption ``caption_rows[p]`` against clip ``clip_rows[p]``:
+        (P,) float32; CheckpointError without a matcher."""
         ...

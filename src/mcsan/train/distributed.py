@@ -92,6 +92,22 @@ def shard_bounds(batch_size: int, ctx: DistContext) -> tuple[int, int]:
     return start, start + base + (1 if ctx.rank < extra else 0)
 
 
+def _device() -> torch.device:
+    return (torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available()
+            else torch.device("cpu"))  # fmt: skip
+
+
+def rank_offset(local_size: int, ctx: DistContext) -> int:
+    """Rows of the ranks before this one in a batch gathered in rank order (every rank must
+    call it: it all-gathers the sizes). Single process: 0."""
+    if not ctx.enabled:
+        return 0
+    mine = torch.tensor([local_size], dtype=torch.long, device=_device())
+    sizes = [torch.zeros_like(mine) for _ in range(ctx.world_size)]
+    dist.all_gather(sizes, mine)
+    return int(sum(int(s) for s in sizes[: ctx.rank]))
+
+
 def gather_with_grad(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Concatenate ``tensor`` (dim 0, sizes may differ) from every rank in rank order.
 

@@ -29,6 +29,7 @@ import torch
 
 from mcsan.core.batch import TextBatch
 from mcsan.data.loading.collate import EncodedCaption, collate_text
+from mcsan.train.distributed import DistContext, rank_offset
 
 NEGATIVE_KINDS = ("roles", "attributes", "actions", "predicates")
 SpanPair = tuple[int, int]
@@ -256,19 +257,9 @@ def negative_maker(kinds: Sequence[str], vocab: object) -> NegativeMaker | None:
 
 
 def global_rows(
-    negatives: tuple[TextBatch, torch.Tensor] | None, local_size: int, ctx: object
+    negatives: tuple[TextBatch, torch.Tensor] | None, local_size: int, ctx: DistContext
 ) -> torch.Tensor | None:
     """Source rows of this rank's negatives as rows of the gathered global batch (ranks'
     shards are concatenated in rank order). Every rank must call it (it all-gathers)."""
-    rows = None if negatives is None else negatives[1]
-    if not getattr(ctx, "enabled", False):
-        return rows
-    import torch.distributed as dist
-
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
-        else torch.device("cpu")
-    mine = torch.tensor([local_size], dtype=torch.long, device=device)
-    sizes = [torch.zeros_like(mine) for _ in range(int(ctx.world_size))]
-    dist.all_gather(sizes, mine)
-    offset = int(sum(int(s) for s in sizes[: int(ctx.rank)]))
-    return None if rows is None else rows + offset
+    offset = rank_offset(local_size, ctx)
+    return None if negatives is None else negatives[1] + offset
