@@ -45,85 +45,112 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+class _Mismatch(Exception):
+    """A value that is not of the expected type; ``expected`` says what was wanted."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
 def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     """``value`` checked against / converted to type ``tp``; errors name ``key``."""
+    try:
+        return _convert_any(value, tp, key, source)
+    except _Mismatch as exc:
+        raise ConfigError(
+            f"{source}: key '{key}' must be {exc.expected}, got {value!r}; fix the value"
+        ) from None
 
-    def fail(expected: str) -> ConfigError:
-        return ConfigError(
-            f"{source}: key '{key}' must be {expected}, got {value!r}; fix the value"
-        )
 
+def _convert_any(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is Any:
         return value
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, key, source)
-            except ConfigError:
-                continue
-        raise fail(" or ".join(_type_name(a) for a in args))
+        return _convert_union(value, typing.get_args(tp), key, source)
     if origin is Literal:
-        if isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
-            spellings = YAML_BOOL_WORDS[value]
-            value = next((a for a in args if isinstance(a, str) and a in spellings), value)
-        if value not in args:
-            raise fail("one of " + ", ".join(repr(a) for a in args))
-        return value
+        return _convert_choice(value, typing.get_args(tp))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise fail(f"a mapping ({tp.__name__})")
+            raise _Mismatch(f"a mapping ({tp.__name__})")
         return from_dict(tp, value, source, prefix=key)
     if origin in (list, tuple) or tp in (list, tuple):
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise fail("a list")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise fail(f"a list of {len(args)} items")
-            pairs = enumerate(zip(value, args, strict=True))
-            items = [_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in pairs]
-        else:
-            item_tp = args[0] if args else Any
-            items = [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
+        return _convert_sequence(value, tp, key, source)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise fail("a mapping")
-        key_tp, val_tp = args if args else (Any, Any)
+            raise _Mismatch("a mapping")
+        key_tp, val_tp = typing.get_args(tp) or (Any, Any)
         return {
             _convert(k, key_tp, f"{key}.{k}", source): _convert(v, val_tp, f"{key}.{k}", source)
             for k, v in value.items()
         }
+    return _convert_scalar(value, tp)
+
+
+def _convert_union(value: Any, args: tuple[Any, ...], key: str, source: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, key, source)
+        except ConfigError:
+            continue
+    raise _Mismatch(" or ".join(_type_name(a) for a in args))
+
+
+def _convert_choice(value: Any, args: tuple[Any, ...]) -> Any:
+    if isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
+        spellings = YAML_BOOL_WORDS[value]
+        value = next((a for a in args if isinstance(a, str) and a in spellings), value)
+    if value not in args:
+        raise _Mismatch("one of " + ", ".join(repr(a) for a in args))
+    return value
+
+
+def _convert_sequence(value: Any, tp: Any, key: str, source: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise _Mismatch("a list")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise _Mismatch(f"a list of {len(args)} items")
+        pairs = enumerate(zip(value, args, strict=True))
+        items = [_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in pairs]
+    else:
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    return tuple(items) if (origin is tuple or tp is tuple) else items
+
+
+def _convert_scalar(value: Any, tp: Any) -> Any:
     if tp is bool:
         if not isinstance(value, bool):
-            raise fail("true or false")
+            raise _Mismatch("true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise fail("an integer")
+            raise _Mismatch("an integer")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
                 return float(value)
             except ValueError:
-                raise fail("a number") from None
+                raise _Mismatch("a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail("a number")
+            raise _Mismatch("a number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise fail("a string")
+            raise _Mismatch("a string")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise fail(f"a {tp.__name__}")
+        raise _Mismatch(f"a {tp.__name__}")
     return value
 
 
