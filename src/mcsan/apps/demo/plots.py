@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.core.extras import require
+from mcsan.inference.twins import wilson_interval
 
 RECALL_KS = (1, 5, 10)
 FONT = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9}
@@ -36,16 +37,6 @@ def _save(figure: Any, path: Path) -> None:
     plt = pyplot()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-
-
-def wilson_interval(right: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval (in %) for ``right`` successes out of ``n``."""
-    if n <= 0:
-        return (0.0, 100.0)
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (100 * (centre - half), 100 * (centre + half))
 
 
 def plot_recalls(fused: Mapping[str, Mapping[str, float]], path: Path) -> None:

@@ -12,10 +12,10 @@ from mcsan.apps.demo.plots import (
     plot_training,
     plot_twins,
     twin_kinds,
-    wilson_interval,
 )
 from mcsan.apps.demo.settings import DemoResult
 from mcsan.core.io import atomic_write_text
+from mcsan.inference.twins import twin_cell
 
 METRIC_COLUMNS = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
@@ -48,10 +48,7 @@ def machine_line() -> str:
 
 
 def _twin_cell_ci(entry: dict[str, Any] | None, key: str, n_key: str) -> str:
-    if entry is None or key not in entry:
-        return "–"
-    low, high = wilson_interval(entry[key] * entry[n_key] / 100, entry[n_key])
-    return f"{entry[key]:.1f} [{low:.0f}–{high:.0f}]"
+    return twin_cell(entry, key, n_key).replace("-", "–")
 
 
 def _twin_markdown(result: DemoResult) -> str:
