@@ -12,6 +12,7 @@ const queryInput = document.getElementById("query");
 const kInput = document.getElementById("k");
 const modeInput = document.getElementById("mode");
 const domainLine = document.getElementById("domain");
+const examplesLine = document.getElementById("examples");
 const warningLine = document.getElementById("warning");
 const matchedLine = document.getElementById("matched");
 const statusLine = document.getElementById("status");
@@ -185,10 +186,24 @@ form.addEventListener("submit", (event) => {
   runSearch(queryInput.value, kInput.value || 12, modeInput.value);
 });
 
+function showExamples(examples) {
+  // Queries from the index's own vocabulary: one click searches.
+  examplesLine.replaceChildren(document.createTextNode("try: "), ...examples.map((text) => {
+    const button = el("button", { type: "button", class: "example", text });
+    button.addEventListener("click", () => {
+      queryInput.value = text;
+      runSearch(text, kInput.value || 12, modeInput.value);
+    });
+    return button;
+  }));
+  examplesLine.hidden = examples.length === 0;
+}
+
 async function loadHealth() {
   try {
     const health = await (await fetch("/api/health")).json();
     domainLine.textContent = health.domain || "";
+    showExamples(health.examples || []);
     for (const option of [...modeInput.options]) {
       option.disabled = !(health.modes || []).includes(option.value);
     }
