@@ -51,7 +51,7 @@ def _caption_examples(searcher: Any, count: int) -> list[str]:
         logger.info("no captions for example queries (%s); using the vocabulary", exc)
     vocab = getattr(searcher.retriever, "vocab", None)
     words = [w for w in getattr(vocab, "itos", [])[2:] if w.isalpha() and len(w) > 2]
-    return [f"a {word}" for word in words[:count]]
+    return [_article(word) for word in words[:count]]
 
 
 def _concept_examples(probs: np.ndarray, count: int) -> list[str]:
@@ -65,4 +65,11 @@ def _concept_examples(probs: np.ndarray, count: int) -> list[str]:
             out.append(label)
         if len(out) >= count:
             break
-    return [f"a {label}" if label not in ("people",) else label for label in out]
+    return [_article(label) for label in out]
+
+
+def _article(label: str) -> str:
+    """``a tripod``, ``an Egyptian cat``; ``people`` as it is."""
+    if label == "people":
+        return label
+    return f"{'an' if label[:1].lower() in 'aeiou' else 'a'} {label}"

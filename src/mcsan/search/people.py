@@ -36,7 +36,7 @@ from mcsan.search.concepts import PEOPLE_CONCEPTS
 
 PEOPLE_STREAM = "people"
 """Per frame, one 0/1 indicator per ``PEOPLE_CONCEPTS`` (person, people, face), in order."""
-DETECTOR_NAME = "opencv 4 haar face/profile/upper-body cascades + HOG people detector"
+DETECTOR_NAME = "OpenCV 4 Haar frontal-face cascade + HOG people detector"
 FACE_NEIGHBOURS = 6
 """minNeighbors of the face cascade: 6 keeps the astronaut's face and drops the texture hits
 that 3 gives on the coins, page and tissue photographs."""
