@@ -186,7 +186,7 @@ def create_app(
     if index.concepts is not None:
         _ = searcher.bank  # read GloVe now, not on the first query
     lock = threading.Lock()
-    from mcsan.search.examples import example_queries
+    from mcsan.search.example_queries import example_queries
 
     examples = example_queries(searcher)
 
