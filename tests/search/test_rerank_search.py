@@ -191,3 +191,30 @@ def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
         assert hit.score == pytest.approx(mixed[row], abs=1e-4)
         assert hit.fused_score == pytest.approx(fused[row], abs=1e-4)
     assert [h.score for h in answer.hits] == sorted((h.score for h in answer.hits), reverse=True)
+
+
+def test_default_mode_answers_at_least_as_well_as_the_model(matcher_index):
+    """On the model's own captions, with concept scores that light up the words' ImageNet
+    namesakes (soccer ball, red wine) in some clips, `auto` (the default) is never worse."""
+    from mcsan.data.native import read_captions
+    from mcsan.search.concept_index import ConceptScores
+    from mcsan.search.concepts import default_bank, load_classes
+
+    index = VideoIndex.load(matcher_index["index"])
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(len(load_classes())), size=len(index)).T.astype(np.float32)
+    bank = default_bank()
+    for word in ("ball", "red", "cube"):  # clear "evidence" for the words' namesakes
+        for concept in bank.match(word).concepts[:3]:
+            probs[concept, rng.choice(len(index), 3, replace=False)] = 0.9
+    index.concepts = ConceptScores(probs)
+    searcher = Searcher(index, matcher_index["retriever"], bank)
+    records = [r for r in read_captions(matcher_index["root"]) if r.video_id in index.ids][:24]
+    hits = {"auto": 0, "model": 0}
+    for record in records:
+        for mode in hits:
+            answer = searcher.answer(record.caption, 1, mode)
+            hits[mode] += answer.hits[0].video_id == record.video_id
+            if mode == "auto":
+                assert answer.mode == "model" and answer.mode_reason.startswith("ranked by the model")
+    assert hits["auto"] >= hits["model"]

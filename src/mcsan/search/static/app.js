@@ -16,6 +16,7 @@ const examplesLine = document.getElementById("examples");
 const warningLine = document.getElementById("warning");
 const matchedLine = document.getElementById("matched");
 const statusLine = document.getElementById("status");
+const reasonLine = document.getElementById("reason");
 const legend = document.getElementById("legend");
 const results = document.getElementById("results");
 
@@ -160,6 +161,7 @@ async function runSearch(query, k, mode) {
     const data = await response.json();
     if (!response.ok) {
       results.replaceChildren();
+      reasonLine.textContent = "";
       showWarnings([]);
       showMatched([]);
       setStatus(data.error || `error ${response.status}`, true);
@@ -170,7 +172,8 @@ async function runSearch(query, k, mode) {
     showMatched(data.matched_concepts, data.notes);
     const ms = Math.round(performance.now() - started);
     statusLine.dataset.mode = data.mode;
-    statusLine.title = data.mode_reason || "";
+    reasonLine.textContent = data.mode_reason
+      ? `${data.mode_reason}; ordered by ${data.ranked_by}` : `ordered by ${data.ranked_by}`;
     const reranked = data.reranked && data.rerank
       ? `, top ${data.rerank.shortlist} re-ranked by the binding matcher` : "";
     setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}${reranked}) `
