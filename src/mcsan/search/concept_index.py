@@ -142,7 +142,9 @@ class ConceptScores:
         for match in query.matches:
             words.setdefault(match.concept, []).append(match.word)
         out = []
-        for pos in np.argsort(-contribution, kind="stable")[:limit]:
+        order = np.argsort(-contribution, kind="stable")[:limit]
+        order = [pos for i, pos in enumerate(order) if i == 0 or contribution[pos] >= 5e-4]
+        for pos in order:  # the first, and the others that carry something
             index = int(concepts[pos])
             out.append({
                 "concept": concept_label(index), "words": words.get(index, []),
