@@ -27,6 +27,18 @@ def test_summary_is_mean_and_sample_sd_over_seeds() -> None:
     assert keys == ["fused/rsum", "fused/t2v_r1", "twins/relation/swapped/focused_accuracy"]
     table = format_summary(summary, keys)
     assert "12.0 +/- 2.8" in table and table.splitlines()[-1].rstrip().endswith("-")
+    assert "5.0 +/- 0.0" not in table and " 5.0 " in table  # one seed: no spread shown
+    narrow = format_summary(summary, keys, width=40)  # blocks of columns that fit
+    assert max(len(line) for line in narrow.splitlines()) <= 40
+    assert narrow.count("variant") == 2
+    from mcsan.apps.ablation import csv_summary, markdown_summary
+
+    markdown = markdown_summary(summary, keys, "test")
+    assert "| a | 12.0 +/- 2.8 |" in markdown and "| b | 5.0 |" in markdown
+    assert "Seeds per variant: 1, 2" in markdown
+    rows = csv_summary(summary, keys).splitlines()
+    assert rows[0].startswith("variant,fused/rsum/mean,fused/rsum/sd,fused/rsum/n")
+    assert rows[1].startswith("a,12.0,2.8284,2") and rows[2].startswith("b,5.0,0.0,1")
 
 
 def test_two_seeds_train_in_their_own_folders_with_negatives(tmp_path, caption_parser) -> None:

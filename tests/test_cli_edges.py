@@ -68,3 +68,17 @@ def test_demo_checks_its_extras_before_the_first_stage(tmp_path: Path, monkeypat
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
     assert "pip install 'mcsan[report]'" in capsys.readouterr().err
     assert not (tmp_path / "demo" / "world").exists()
+
+
+def test_quiet_after_the_subcommand_and_extract_help_defaults(capsys) -> None:
+    from mcsan.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["extract", "--out", "x.h5", "--quiet"]).quiet is True
+    assert parser.parse_args(["--quiet", "extract", "--out", "x.h5"]).quiet is True
+    assert parser.parse_args(["extract", "--out", "x.h5"]).quiet is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extract", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "frames per forward pass (default 64)" in text
+    assert "decoding threads (default 2)" in text and "cpu (default), cuda or cuda:N" in text

@@ -27,6 +27,14 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
     for k, stage in enumerate(["world", "features", "train mcsan", "train global-only"], 1):
         assert f"stage {k}/6: {stage} (elapsed " in done.stderr
     assert re.search(r"^\d\d:\d\d:\d\d epoch +2  loss \d", done.stderr, re.M), done.stderr
+    assert "stage 1/6: world (elapsed 0s, overall ETA after the first measured stage)" in (
+        done.stderr)
+    assert "overall ETA" in done.stderr and "at the measured rate" in done.stderr
+    background = re.search(r"train global-only done: trained, evaluated and twin-tested in the "
+                           r"background in (.+), beside train mcsan", done.stderr)  # fmt: skip
+    if background is None:  # one worker or one core: it trained in this process
+        assert re.search(r"stage 4/6: train global-only done in ", done.stderr)
+    assert "stage 5/6: twins done (measured with each training" in done.stderr
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     test_section = report.split("## Test split")[1].split("##")[0]
@@ -46,8 +54,19 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
                  "query1.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
 
-    # A second run reuses every stage: no clip is rendered or extracted again.
-    quiet = [cmd[0], "--quiet", *cmd[1:]]
-    again = subprocess.run(quiet, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    # A second run reuses every stage: no clip is rendered or extracted again; --quiet may
+    # follow the subcommand.
+    again = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=600,
+                           cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "0 extracted" in again.stdout
+    assert "0 extracted" in again.stdout and "stage 1/6" not in again.stderr
+
+    # Twin accuracy of any world-trained checkpoint from `mcsan evaluate --twins`.
+    checkpoint = out / "runs" / "mcsan" / "best.pt"
+    twins = subprocess.run([str(mcsan), "evaluate", "--checkpoint", str(checkpoint), "--twins",
+                            "--quiet"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert twins.returncode == 0, twins.stderr[-3000:]
+    table = twins.stdout.split("twin accuracy (%)")[1].splitlines()
+    assert "fused: mention" in table[1] and "reranked: mention" in table[1]
+    assert any(re.match(r"^entity/binding +\d+\.\d \[\d+-\d+\]", line) for line in table)
+    assert table[-1].startswith("all ")

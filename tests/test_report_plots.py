@@ -38,3 +38,26 @@ def test_figures_are_written_for_any_kinds(tmp_path: Path) -> None:
     plot_training({"mcsan": history}, tmp_path / "training.png")
     for name in ("twins.png", "training.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_chance_lines_kl_note_and_version() -> None:
+    from pathlib import Path
+
+    from mcsan.apps.ablation import VariantResult
+    from mcsan.apps.demo.plots import chance_recalls
+    from mcsan.apps.demo.report import _kl_note, version_line
+    from mcsan.apps.demo.settings import DemoResult, DemoSettings
+
+    chance = chance_recalls(200, 1000)
+    assert chance["t2v"] == pytest.approx([0.5, 2.5, 5.0])
+    assert chance["v2t"][0] == pytest.approx(0.5) and chance["v2t"][2] < 5.0
+    result = DemoResult(Path("."), DemoSettings())
+    run = VariantResult("mcsan", Path("."), (), 3, 0.0, 0.0)
+    run.history = [{"epoch": e, "loss": {"kl": kl, "total": total}}
+                   for e, kl, total in ((1, 0.002, 100.0), (2, 0.01, 50.0), (3, 0.03, 20.0))]
+    result.variants["mcsan"] = run
+    note = _kl_note(result)
+    assert "rose 15.0x" in note and "fell from 100.0 to 20.0" in note
+    run.history[-1]["loss"]["kl"] = 0.001  # fell: nothing to explain
+    assert _kl_note(result) == ""
+    assert version_line().startswith("mcsan 0.1.0 (")

@@ -159,3 +159,17 @@ def test_reranked_and_match_scores_decide_with_the_matcher(tmp_path: Path) -> No
     assert twin_accuracy(scorer, tmp_path, features, "match")["entity"]["accuracy"] == 100.0
     with pytest.raises(DataError, match="binding matcher"):
         twin_accuracy(TableScorer(table, []), tmp_path, features, "reranked")
+
+
+def test_twin_table_shows_each_score_with_intervals() -> None:
+    from mcsan.inference.twins import format_twin_table
+
+    fused = {"entity/binding": {"accuracy": 60.0, "pairs": 50, "twins": 10,
+                                "focused_accuracy": 70.0, "focused_pairs": 20},
+             "all": {"accuracy": 55.0, "pairs": 100, "twins": 20}}  # fmt: skip
+    table = format_twin_table({"fused": fused, "reranked": fused}).splitlines()
+    assert table[0].split()[:5] == ["twin", "kind", "fused:", "mention", "fused:"]
+    assert table[2].startswith("entity/binding") and "70.0 [48-85]" in table[2]
+    assert table[2].split()[-2:] == ["10", "20/50"]
+    assert table[3].startswith("all ") and " - " in table[3]  # no focused number: "-"
+

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"mcsan.commands.{info.name}")
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # `mcsan COMMAND ... --quiet` works too
+        sub.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                         help="no progress bars or progress lines, only results")
     return parser
 
 

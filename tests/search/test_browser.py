@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,19 @@ def matcher_url(tmp_path_factory, caption_parser):
 def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                       args=LAUNCH_ARGS)
+
+
+@contextlib.contextmanager
+def new_page():
+    """A 1200 x 900 page of a fresh headless Chromium, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser.new_page(viewport={"width": 1200, "height": 900})
+        finally:
+            browser.close()
 
 
 def test_page_shows_ranked_clips_with_level_bars(base_url, tmp_path):
@@ -162,5 +176,37 @@ def test_page_of_a_matcher_index_shows_the_reranking(matcher_url):
             assert cards.nth(0).locator(".match").inner_text().startswith("match ")
             status = page.inner_text("#status")
             assert f"top {MATCHER_TOP_K} re-ranked by the binding matcher" in status
+            shown = [float(cards.nth(i).locator(".score").inner_text()) for i in range(6)]
+            assert shown == sorted(shown, reverse=True)  # the shown score is the order
+            assert "fused + 2 x match" in cards.nth(0).locator(".score").get_attribute("title")
+            fused = cards.nth(0).locator(".fused").inner_text()
+            assert fused.startswith("fused ")
         finally:
             browser.close()
+
+
+def test_page_offers_example_queries_from_the_index(matcher_url, concept_url):
+    with new_page() as page:
+        page.goto(matcher_url + "/", wait_until="domcontentloaded")
+        page.wait_for_selector("#examples:not([hidden]) .example", timeout=30_000)
+        examples = page.locator("#examples .example")
+        assert examples.count() >= 2
+        first = examples.nth(0).inner_text()
+        examples.nth(0).click()
+        page.wait_for_selector("#results li.hit", timeout=30_000)
+        assert page.input_value("#query") == first
+        cards = page.locator("#results li.hit")
+        shown = [float(cards.nth(i).locator(".score").inner_text())
+                 for i in range(cards.count())]  # fmt: skip
+        assert shown == sorted(shown, reverse=True)
+        video_id = cards.nth(0).get_attribute("data-video-id")
+        assert video_id in cards.nth(0).locator(".id").get_attribute("title")  # full id
+
+        page.goto(concept_url + "/", wait_until="domcontentloaded")
+        page.wait_for_selector("#examples:not([hidden]) .example", timeout=30_000)
+        texts = page.locator("#examples .example").all_inner_texts()
+        assert "a person" in texts  # the people detector's concept, from the index
+        page.locator("#examples .example", has_text="a person").click()
+        page.wait_for_selector("#results li.hit", timeout=30_000)
+        assert page.locator("#results li.hit").nth(0).get_attribute("data-video-id") == (
+            "astronaut")

@@ -64,7 +64,7 @@ def test_content_words_drop_function_words():
     ("a dog", "dog", "golden retriever", "hypernym"),
     ("a rocket", "rocket", "missile", "hypernym"),
     ("a motorbike", "motorbike", "moped", "hypernym"),
-    ("a kayak", "kayak", "canoe", "vector"),
+    ("a kayak", "kayak", "canoe", "curated"),
 ])
 def test_query_words_match_class_names(bank, query, word, label, how):
     matched = bank.match(query)

@@ -73,7 +73,7 @@ def test_api_of_a_concept_only_index(concept_client):
 def test_auto_mode_leans_on_concepts_for_words_the_model_does_not_know(setup, photos, tmp_path):
     retriever = Retriever.from_checkpoint(setup["checkpoint"])
     (tmp_path / "both").mkdir()
-    shutil.copy(photos["index"] / "concepts.h5", tmp_path / "both")  # reused, not re-extracted
+    shutil.copy(photos["index"] / "concept_frames.h5", tmp_path / "both")  # reused, not re-extracted
     index_videos(retriever, photos["clips"], tmp_path / "both", checkpoint=setup["checkpoint"])
     searcher = Searcher(VideoIndex.load(tmp_path / "both"), retriever, default_bank())
     assert searcher.modes() == ["auto", "concepts", "model"]

@@ -63,6 +63,12 @@ def test_model_search_reranks_the_shortlist_with_the_matcher(matcher_index):
             assert hit.match_score == pytest.approx(float(match[row]), abs=1e-5)
         else:
             assert hit.match_score is None
+    scores = [h.score for h in answer.hits]
+    assert scores == sorted(scores, reverse=True) and answer.ranked_by == "fused + 2 x match"
+    floor = min(h.match_score for h in answer.hits if h.match_score is not None)
+    for hit in answer.hits:  # ordered by fused + 2 x match (the shortlist's lowest outside)
+        bonus = floor if hit.match_score is None else hit.match_score
+        assert hit.score == pytest.approx(hit.fused_score + 2.0 * bonus, abs=1e-5)
     plain = searcher.answer(QUERY, k=6, mode="model", rerank=False)
     assert plain.reranked == 0 and all(h.match_score is None for h in plain.hits)
     fused = index.search_vectors({lv: v for lv, v in retriever.encode_captions([QUERY]).items()
@@ -140,6 +146,8 @@ def test_api_and_cli_report_the_reranking(matcher_index, capsys):
 
 
 def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
+    """Concepts join the re-ranked model score only for the words the model does not know,
+    and only with evidence; every hit's score is the mix it is ordered by."""
     from mcsan.search.concept_index import ConceptScores
     from mcsan.search.concepts import default_bank, load_classes
 
@@ -149,26 +157,64 @@ def test_auto_mode_mixes_concepts_with_the_reranked_model_score(matcher_index):
     probs = rng.dirichlet(np.ones(len(load_classes())), size=len(index)).T.astype(np.float32)
     index.concepts = ConceptScores(probs)
     searcher = Searcher(index, retriever, default_bank())
-    answer = searcher.answer(QUERY, k=len(index), mode="auto")
-    assert answer.mode == "auto" and 0 < answer.model_weight < 1
+    known = searcher.answer(QUERY, k=5, mode="auto")  # every word known: the model alone
+    assert known.mode == "model" and "knows every word" in known.mode_reason
+    assert [h.video_id for h in known.hits] == [
+        h.video_id for h in searcher.answer(QUERY, k=5, mode="model").hits]
+    weak = searcher.answer(QUERY + " near a cat", k=5, mode="auto")  # cat: no evidence
+    assert weak.mode == "model" and "no evidence" in weak.mode_reason
+    probs[281, 3] = 0.9  # one clip shows a tabby cat
+    query = QUERY + " near a cat"
+    answer = searcher.answer(query, k=len(index), mode="auto")
+    assert answer.mode == "auto" and answer.model_weight == 0.75  # red, ball, jumping; cat
     assert answer.reranked == TOP_K  # the fused top 4 of the candidates (here: every clip)
+    assert answer.ranked_by.startswith("0.75 x model (fused + 2 x match)")
     from mcsan.data.video.store import FeatureStore
 
     with FeatureStore.open(root / "features" / f"{retriever.feature_set}.h5") as store:
         clips = [store.read(video_id) for video_id in index.ids]
     rows = np.arange(len(index))
-    fused = retriever.score(retriever.encode_captions([QUERY]),
+    fused = retriever.score(retriever.encode_captions([query]),
                             retriever.encode_features(clips))["fused"][0]  # fmt: skip
-    match = retriever.match_pairs([QUERY], clips, np.zeros_like(rows), rows)
+    match = retriever.match_pairs([query], clips, np.zeros_like(rows), rows)
     short = sorted(rows, key=lambda row: (-fused[row], row))[:TOP_K]
     floor = match[short].min()  # the unmeasured clips get the shortlist's lowest match
     model = fused + 2.0 * np.where(np.isin(rows, short), match, floor)
-    concept = index.concepts.scores(searcher.bank.match(QUERY), rows)
+    concept = index.concepts.scores(searcher.bank.match("cat"), rows)
 
     def scaled(values):
         return (values - values.min()) / (values.max() - values.min())
 
     mixed = answer.model_weight * scaled(model) + (1 - answer.model_weight) * scaled(concept)
     for hit in answer.hits:
-        assert hit.score == pytest.approx(mixed[index.row_of(hit.video_id)], abs=1e-4)
+        row = index.row_of(hit.video_id)
+        assert hit.score == pytest.approx(mixed[row], abs=1e-4)
+        assert hit.fused_score == pytest.approx(fused[row], abs=1e-4)
     assert [h.score for h in answer.hits] == sorted((h.score for h in answer.hits), reverse=True)
+
+
+def test_default_mode_answers_at_least_as_well_as_the_model(matcher_index):
+    """On the model's own captions, with concept scores that light up the words' ImageNet
+    namesakes (soccer ball, red wine) in some clips, `auto` (the default) is never worse."""
+    from mcsan.data.native import read_captions
+    from mcsan.search.concept_index import ConceptScores
+    from mcsan.search.concepts import default_bank, load_classes
+
+    index = VideoIndex.load(matcher_index["index"])
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(len(load_classes())), size=len(index)).T.astype(np.float32)
+    bank = default_bank()
+    for word in ("ball", "red", "cube"):  # clear "evidence" for the words' namesakes
+        for concept in bank.match(word).concepts[:3]:
+            probs[concept, rng.choice(len(index), 3, replace=False)] = 0.9
+    index.concepts = ConceptScores(probs)
+    searcher = Searcher(index, matcher_index["retriever"], bank)
+    records = [r for r in read_captions(matcher_index["root"]) if r.video_id in index.ids][:24]
+    hits = {"auto": 0, "model": 0}
+    for record in records:
+        for mode in hits:
+            answer = searcher.answer(record.caption, 1, mode)
+            hits[mode] += answer.hits[0].video_id == record.video_id
+            if mode == "auto":
+                assert answer.mode == "model" and answer.mode_reason.startswith("ranked by the model")
+    assert hits["auto"] >= hits["model"]

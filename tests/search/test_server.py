@@ -218,8 +218,11 @@ def test_cli_search_json_matches_the_api(setup, app, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("mode: model; checkpoint") and "(dataset 'tiny')" in table[0]
     header = next(i for i, line in enumerate(table) if line.split()[:1] == ["rank"])
-    assert table[header].split()[:3] == ["rank", "score", "global"]
-    assert len(table) == header + 4
+    assert table[header].split()[:4] == ["rank", "score", "fused", "global"]
+    assert table[header - 1] == "ordered by score = fused" and len(table) == header + 4
+    rows = [line.split() for line in table[header + 1:]]
+    assert [float(r[1]) for r in rows] == sorted((float(r[1]) for r in rows), reverse=True)
+    assert all(float(r[1]) == float(r[2]) for r in rows)  # no matcher: ordered by fused
 
 
 def test_cli_index_of_a_dataset_is_approximate_and_reuses_features(setup, tmp_path, capsys):

@@ -200,24 +200,85 @@ def summarize(
     return out
 
 
+def _cell(cell: Mapping[str, float] | None) -> str:
+    """``mean +/- sd`` over several seeds, the plain value for one, ``-`` when absent."""
+    if cell is None:
+        return "-"
+    if int(cell.get("n", 1)) < 2:
+        return f"{cell['mean']:.1f}"
+    return f"{cell['mean']:.1f} +/- {cell['sd']:.1f}"
+
+
 def format_summary(
-    summary: Mapping[str, Mapping[str, Mapping[str, float]]], keys: Sequence[str]
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], keys: Sequence[str],
+    width: int = 100,
 ) -> str:
-    """A plain-text table: one row per variant, ``mean +/- sd`` per key ("-" if absent)."""
-    width = max([len("variant"), *(len(name) for name in summary)])
+    """A plain-text table: one row per variant, one column per key (``mean +/- sd`` with
+    several seeds, the value with one, "-" if absent), split into blocks of columns that
+    fit ``width`` characters, each block repeating the variant column."""
+    name_width = max([len("variant"), *(len(name) for name in summary)])
     labels = [_label(k) for k in keys]
-    cols = [max(13, len(label)) for label in labels]
-    header = (label.rjust(c) for label, c in zip(labels, cols, strict=True))
-    lines = ["  ".join(["variant".ljust(width), *header])]
-    lines.append("-" * len(lines[0]))
+    cols = [max(len(label), *(len(_cell(n.get(k))) for n in summary.values()))
+            for k, label in zip(keys, labels, strict=True)]  # fmt: skip
+    blocks: list[list[int]] = [[]]
+    used = name_width
+    for column, col in enumerate(cols):
+        if blocks[-1] and used + 2 + col > width:
+            blocks.append([])
+            used = name_width
+        blocks[-1].append(column)
+        used += 2 + col
+    out = []
+    for block in blocks:
+        header = "  ".join(["variant".ljust(name_width), *(labels[c].rjust(cols[c]) for c in block)])
+        lines = [header, "-" * len(header)]
+        for name, numbers in summary.items():
+            cells = (_cell(numbers.get(keys[c])).rjust(cols[c]) for c in block)
+            lines.append("  ".join([name.ljust(name_width), *cells]))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def markdown_summary(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], keys: Sequence[str], split: str,
+) -> str:
+    """The summary as a markdown table (one row per variant) with a line on what it shows."""
+    seeds = sorted({int(c.get("n", 1)) for numbers in summary.values() for c in numbers.values()})
+    spread = ("mean +/- sample sd over the seeds" if seeds and seeds[-1] > 1
+              else "one seed per variant, so no spread")  # fmt: skip
+    lines = [
+        f"# Ablation on the {split} split",
+        "",
+        f"Seeds per variant: {', '.join(map(str, seeds)) or '-'} ({spread}). Retrieval "
+        "numbers are in % (rsum: the six recalls summed); twin columns are the focused "
+        "accuracy, the share of twin pairs (a clip against a copy changed in one respect) "
+        "told apart by the captions that mention the change; chance is 50%.",
+        "",
+        "| variant | " + " | ".join(_label(k) for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
     for name, numbers in summary.items():
-        cells = []
-        for key, col in zip(keys, cols, strict=True):
+        lines.append(f"| {name} | " + " | ".join(_cell(numbers.get(k)) for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_summary(summary: Mapping[str, Mapping[str, Mapping[str, float]]],
+                keys: Sequence[str]) -> str:  # fmt: skip
+    """The summary as CSV: variant, then mean, sd and n of every key (empty when absent)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", *(f"{k}/{part}" for k in keys for part in ("mean", "sd", "n"))])
+    for name, numbers in summary.items():
+        row: list[object] = [name]
+        for key in keys:
             cell = numbers.get(key)
-            text = "-" if cell is None else f"{cell['mean']:.1f} +/- {cell['sd']:.1f}"
-            cells.append(text.rjust(col))
-        lines.append("  ".join([name.ljust(width), *cells]))
-    return "\n".join(lines)
+            row += (["", "", ""] if cell is None
+                    else [round(cell["mean"], 4), round(cell["sd"], 4), int(cell["n"])])
+        writer.writerow(row)
+    return buffer.getvalue()
 
 
 def _label(key: str) -> str:

@@ -33,8 +33,16 @@ def run(args: argparse.Namespace) -> int:
     (fused metrics and focused twin accuracy per level and kind), write JSON."""
     from pathlib import Path
 
-    from mcsan.apps.ablation import format_summary, run_ablation, run_numbers, summarize, table_keys
-    from mcsan.core.io import atomic_write_json
+    from mcsan.apps.ablation import (
+        csv_summary,
+        format_summary,
+        markdown_summary,
+        run_ablation,
+        run_numbers,
+        summarize,
+        table_keys,
+    )
+    from mcsan.core.io import atomic_write_json, atomic_write_text
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
 
@@ -49,10 +57,16 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
     )  # fmt: skip
     summary = summarize(results, args.split)
-    print(format_summary(summary, table_keys(summary)))
+    keys = table_keys(summary)
+    print(format_summary(summary, keys))
     runs = {name: [run_numbers(r, args.split) for r in rs] for name, rs in results.items()}
+    out = Path(args.out)
     atomic_write_json(
-        Path(args.out) / f"ablation_{args.split}.json",
+        out / f"ablation_{args.split}.json",
         {"seeds": args.seeds, "summary": summary, "runs": runs},
     )
+    atomic_write_text(out / "ablation.md", markdown_summary(summary, keys, args.split))
+    atomic_write_text(out / "ablation.csv", csv_summary(summary, keys))
+    print(f"wrote {out / 'ablation.md'}, {out / 'ablation.csv'} and "
+          f"{out / f'ablation_{args.split}.json'}")
     return 0

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rerank-weight", type=float_in(0.0, low_open=False),
         help="with a binding matcher: reranked = fused + W x match (default: the checkpoint's)",
     )
+    parser.add_argument(
+        "--twins", action="store_true",
+        help="also the twin accuracy per twin kind with 95%% intervals (a dataset with a twin "
+        "set, e.g. the synthetic world of `mcsan synth`; with a binding matcher fused and "
+        "re-ranked)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,7 +65,31 @@ def run(args: argparse.Namespace) -> int:
               "the binding matcher's score")
     if report["videos"] < SMALL_SAMPLE_VIDEOS:
         print(small_sample_warning(report["videos"]))
+    if args.twins:
+        report["twins"] = _twins(args, report)
     if args.out:
         atomic_write_json(args.out, report)
         print(f"wrote {args.out}")
     return 0
+
+
+def _twins(args: argparse.Namespace, report: dict) -> dict:
+    """Twin accuracy of the checkpoint on its dataset's twin set: print the table, return it."""
+    from pathlib import Path
+
+    from mcsan.core.errors import DataError
+    from mcsan.inference.twins import TWINS_FILE, evaluate_twin_scores, format_twin_table
+
+    root = Path(args.dataset or report["dataset"])
+    if not (root / TWINS_FILE).is_file():
+        raise DataError(
+            f"{root / TWINS_FILE}: this dataset has no twin set; --twins needs one (the "
+            "synthetic world of `mcsan synth` writes it); pass --dataset WORLD or drop --twins"
+        )
+    scores = ("fused", "reranked") if report["rerank"] else ("fused",)
+    twins = evaluate_twin_scores(args.checkpoint, root, scores, args.rerank_weight)
+    print(f"\ntwin accuracy (%) on {root}: a clip against a copy changed in one respect; "
+          "'mention': captions that name the change; 50 is chance; [95% interval over "
+          "caption-twin pairs]")  # fmt: skip
+    print(format_twin_table(twins))
+    return twins

@@ -42,16 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma list: head, head_grid<G>, block10, block10_grid<G>, rgbhist, or 'world' "
         "(= head_grid2,block10,rgbhist,block10_grid4; the default)",
     )
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--backbone", default="efficientnet_lite0",
+                        help="pretrained frame encoder (default efficientnet_lite0)")
     parser.add_argument("--shard", default=None, help="i/N: this process does shard i of N")
-    parser.add_argument("--batch", type=int_in(1, 4096), default=64, help="frames per forward pass")
-    parser.add_argument("--workers", type=int_in(1, 64), default=2, help="decoding threads")
+    parser.add_argument("--batch", type=int_in(1, 4096), default=64,
+                        help="frames per forward pass (default 64)")
+    parser.add_argument("--workers", type=int_in(1, 64), default=2,
+                        help="decoding threads (default 2)")
     parser.add_argument(
-        "--device", type=device_arg, default="cpu", help="torch device of the backbone (cuda)"
+        "--device", type=device_arg, default="cpu",
+        help="torch device of the backbone: cpu (default), cuda or cuda:N",
     )
     parser.add_argument(
         "--checkpoint-every", type=positive_int, default=64,
-        help="videos per saved part (resume unit)",
+        help="videos per saved part, the resume unit (default 64)",
     )
     parser.add_argument("--allow-failures", action="store_true", help="exit 0 despite failures")
     parser.add_argument("--allow-missing-shards", action="store_true",

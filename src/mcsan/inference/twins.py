@@ -22,6 +22,7 @@ differently). Results are given per level, per ``level/kind`` and over all twins
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping
@@ -238,3 +239,50 @@ def evaluate_twin_scores(
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)
     return {score: twin_accuracy(retriever, root, features, score) for score in scores}
+
+
+def wilson_interval(right: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval (in %) for ``right`` successes out of ``n``."""
+    if n <= 0:
+        return (0.0, 100.0)
+    p = right / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (100 * (centre - half), 100 * (centre + half))
+
+
+def twin_cell(entry: Mapping[str, Any] | None, key: str = "focused_accuracy",
+              n_key: str = "focused_pairs") -> str:  # fmt: skip
+    """``accuracy [low-high]`` (95% Wilson interval over caption-twin pairs), ``-`` if absent."""
+    if entry is None or key not in entry:
+        return "-"
+    low, high = wilson_interval(entry[key] * entry[n_key] / 100, entry[n_key])
+    return f"{entry[key]:.1f} [{low:.0f}-{high:.0f}]"
+
+
+def format_twin_table(twins: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """Plain-text twin table: one row per twin kind, per score (e.g. fused, reranked) the
+    accuracy on captions that mention the change and on all captions, with 95% intervals,
+    then the twin and pair counts."""
+    kinds = sorted({kind for acc in twins.values() for kind in acc},
+                   key=lambda name: (name == "all", name))  # fmt: skip
+    header = ["twin kind"]
+    for name in twins:
+        header += [f"{name}: mention", f"{name}: all"]
+    header += ["twins", "pairs (mention/all)"]
+    counts = next(iter(twins.values()), {})
+    rows = []
+    for kind in kinds:
+        row = [kind]
+        for acc in twins.values():
+            row += [twin_cell(acc.get(kind)), twin_cell(acc.get(kind), "accuracy", "pairs")]
+        entry = counts.get(kind, {})
+        row += [str(entry.get("twins", "-")),
+                f"{entry.get('focused_pairs', '-')}/{entry.get('pairs', '-')}"]  # fmt: skip
+        rows.append(row)
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w)
+                       for c, (cell, w) in enumerate(zip(r, widths, strict=True)))
+             for r in [header, *rows]]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)

@@ -4,8 +4,8 @@ Two sources:
 
 - a folder of clips (``--videos``): features are extracted with the checkpoint's feature
   spec into ``INDEX/features.h5``, an extraction cache reused by the next run; and (unless
-  turned off) the frame encoder's ImageNet logits into ``INDEX/concepts.h5``, pooled into
-  per-clip concept scores (:mod:`mcsan.search.concept_index`). Without a checkpoint the
+  turned off) the frame encoder's ImageNet logits and the people detector's indicators into
+  ``INDEX/concept_frames.h5``, pooled into per-clip concept scores (:mod:`mcsan.search.concept_index`). Without a checkpoint the
   index holds the concept scores only;
 - a native dataset (``--dataset``): its ``features/<set>.h5`` whose spec matches the
   checkpoint; clips under ``<dataset>/videos`` become the media.
@@ -32,7 +32,8 @@ from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex
 
 CACHE_NAME = "features.h5"
-CONCEPT_CACHE_NAME = "concepts.h5"
+CONCEPT_CACHE_NAME = "concept_frames.h5"
+"""Per-frame ImageNet logits and people indicators (``concepts.h5`` before people detection)."""
 ENCODE_BATCH = 64
 
 
@@ -196,8 +197,10 @@ def index_videos(
     scores = None
     if concepts:
         concept_cache = out_dir / CONCEPT_CACHE_NAME
-        _extract(found, concept_cache, counts, failed, backbone=DEFAULT_CONCEPT_BACKBONE,
-                 frames=CONCEPT_FRAMES, size=CONCEPT_SIZE, streams=[LOGITS_STREAM])
+        from mcsan.search.people import ConceptFrameEncoder
+
+        _extract(found, concept_cache, counts, failed, frames=CONCEPT_FRAMES, size=CONCEPT_SIZE,
+                 encoder=ConceptFrameEncoder(DEFAULT_CONCEPT_BACKBONE))
     ids = [video_id for video_id in found if video_id not in failed]
     if not ids:
         shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
@@ -222,12 +225,17 @@ def index_videos(
 
 
 def concept_scores(cache: Path, ids: Sequence[str]) -> ConceptScores:
-    """Pooled concept scores of ``ids`` from a store of per-frame ImageNet logits."""
+    """Pooled concept scores of ``ids`` from a store of per-frame ImageNet logits and people
+    indicators (:mod:`mcsan.search.people`)."""
     from mcsan.data.video.store import FeatureStore
+    from mcsan.search.people import DETECTOR_NAME, PEOPLE_STREAM
 
     with FeatureStore.open(cache, mode="r") as store:
-        logits = [store.read(video_id)[LOGITS_STREAM] for video_id in ids]
-    return ConceptScores.from_clips(logits, frames=CONCEPT_FRAMES, size=CONCEPT_SIZE)
+        clips = [store.read(video_id) for video_id in ids]
+    people = [clip[PEOPLE_STREAM] for clip in clips] if PEOPLE_STREAM in clips[0] else None
+    return ConceptScores.from_clips([clip[LOGITS_STREAM] for clip in clips], frames=CONCEPT_FRAMES,
+                                    size=CONCEPT_SIZE, per_clip_people=people,
+                                    detector=DETECTOR_NAME)  # fmt: skip
 
 
 def _extract(

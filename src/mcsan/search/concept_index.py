@@ -7,7 +7,11 @@ EfficientNet-Lite0's pretrained head (the ``logits`` stream of
 the mean of its 3 highest frame probabilities (all frames when fewer). It keeps an object
 seen in part of a clip (a max would, too) while one odd frame cannot carry the clip alone.
 
-The scores are one dense matrix ``(classes, clips)`` (float32, ``concepts.npy``, memory-mapped
+The people detector (:mod:`mcsan.search.people`) adds one row per ``PEOPLE_CONCEPTS``
+(person, people, face) after the 1,000 classes, pooled the same way from its per-frame 0/1
+indicators. An index built before it has 1,000 rows: queries for people then say so.
+
+The scores are one dense matrix ``(rows, clips)`` (float32, ``concepts.npy``, memory-mapped
 when served), stored class-major so a query, which names a few classes, reads only their
 rows: the concept score of every clip is the product ``weights (M,) @ probs[classes] (M, N)``,
 computed as M row updates (no BLAS threads to spin on a busy machine; float16 storage was
@@ -24,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import CheckpointError, SearchError
-from mcsan.search.concepts import ENCODER_NAME, ConceptQuery, load_classes
+from mcsan.search.concepts import (
+    ENCODER_NAME,
+    IMAGENET_CLASSES,
+    PEOPLE_CONCEPTS,
+    ConceptQuery,
+    concept_label,
+    load_classes,
+)
 
 CONCEPTS_NAME = "concepts.npy"
 CONCEPT_FRAMES = 8
@@ -39,9 +50,14 @@ def pool_probabilities(logits: np.ndarray, top: int = TOP_FRAMES) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] == 0:
         raise SearchError(f"expected per-frame logits (T, C) with T >= 1, got {array.shape}")
     shifted = np.exp(array - array.max(axis=1, keepdims=True))
-    probs = shifted / shifted.sum(axis=1, keepdims=True)
-    count = min(int(top), probs.shape[0])
-    return np.sort(probs, axis=0)[-count:].mean(axis=0)
+    return pool_frames(shifted / shifted.sum(axis=1, keepdims=True), top)
+
+
+def pool_frames(values: np.ndarray, top: int = TOP_FRAMES) -> np.ndarray:
+    """Per-frame scores (T, C) -> the clip's (C,): for each column the mean of its ``top``
+    highest frames (all frames when fewer)."""
+    count = min(int(top), values.shape[0])
+    return np.sort(values, axis=0)[-count:].mean(axis=0)
 
 
 class ConceptScores:
@@ -57,17 +73,35 @@ class ConceptScores:
     @classmethod
     def from_clips(
         cls, per_clip_logits: Sequence[np.ndarray], *, frames: int = CONCEPT_FRAMES,
-        size: int = CONCEPT_SIZE,
+        size: int = CONCEPT_SIZE, per_clip_people: Sequence[np.ndarray] | None = None,
+        detector: str | None = None,
     ) -> ConceptScores:
-        """Pool each clip's (T, C) logits into one column."""
+        """Pool each clip's (T, C) logits into one column, and its (T, 3) people indicators
+        (``per_clip_people``, from ``detector``) into three more rows."""
         if not per_clip_logits:
             raise SearchError("no clips to score; check the video folder")
         columns = [pool_probabilities(logits) for logits in per_clip_logits]
+        if per_clip_people is not None:
+            columns = [np.concatenate([column, pool_frames(np.asarray(people, np.float32))])
+                       for column, people in zip(columns, per_clip_people, strict=True)]
         probs = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
-        return cls(probs, {
+        info: dict[str, Any] = {
             "encoder": ENCODER_NAME, "classes": len(load_classes()), "pooling": POOLING,
             "frames": int(frames), "size": int(size),
-        })
+        }
+        if per_clip_people is not None:
+            info["detector"] = {"name": detector, "concepts": list(PEOPLE_CONCEPTS)}
+        return cls(probs, info)
+
+    @property
+    def has_people(self) -> bool:
+        """Whether the index holds the people detector's rows."""
+        return self.probs.shape[0] >= IMAGENET_CLASSES + len(PEOPLE_CONCEPTS)
+
+    def usable(self, query: ConceptQuery) -> tuple[np.ndarray, np.ndarray]:
+        """The query's concepts (and weights) that this index has rows for."""
+        keep = query.concepts < self.probs.shape[0]
+        return query.concepts[keep], query.weights[keep]
 
     def __len__(self) -> int:
         """Number of clips."""
@@ -78,7 +112,8 @@ class ConceptScores:
         count = len(self) if rows is None else len(rows)
         total = np.zeros(count, np.float32)
         scratch = np.empty(count, np.float32)
-        pairs = zip(query.concepts.tolist(), query.weights.tolist(), strict=True)
+        concepts, weights = self.usable(query)
+        pairs = zip(concepts.tolist(), weights.tolist(), strict=True)
         for concept, weight in sorted(pairs):
             row = self.probs[concept] if rows is None else self.probs[concept, rows]
             np.multiply(row, np.float32(weight), out=scratch, casting="unsafe")
@@ -89,7 +124,7 @@ class ConceptScores:
         """Rows and scores of the ``k`` best clips, best first (ties by row)."""
         scores = self.scores(query)
         k = max(0, min(int(k), len(scores)))
-        if k == 0 or query.empty:
+        if k == 0 or len(self.usable(query)[0]) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         order = np.lexsort((part, -scores[part]))
@@ -98,19 +133,22 @@ class ConceptScores:
 
     def explain(self, query: ConceptQuery, row: int, limit: int = 3) -> list[dict[str, Any]]:
         """The matched classes that contribute most to clip ``row``: name, p, weight, share."""
-        if query.empty:
+        concepts, weights = self.usable(query)
+        if len(concepts) == 0:
             return []
-        probs = np.asarray(self.probs[query.concepts, row], dtype=np.float32)
-        contribution = probs * query.weights
+        probs = np.asarray(self.probs[concepts, row], dtype=np.float32)
+        contribution = probs * weights
         words: dict[int, list[str]] = {}
         for match in query.matches:
             words.setdefault(match.concept, []).append(match.word)
         out = []
-        for pos in np.argsort(-contribution, kind="stable")[:limit]:
-            index = int(query.concepts[pos])
+        order = np.argsort(-contribution, kind="stable")[:limit]
+        order = [pos for i, pos in enumerate(order) if i == 0 or contribution[pos] >= 5e-4]
+        for pos in order:  # the first, and the others that carry something
+            index = int(concepts[pos])
             out.append({
-                "concept": load_classes()[index].label, "words": words.get(index, []),
-                "weight": round(float(query.weights[pos]), 4),
+                "concept": concept_label(index), "words": words.get(index, []),
+                "weight": round(float(weights[pos]), 4),
                 "probability": round(float(probs[pos]), 4),
                 "contribution": round(float(contribution[pos]), 5),
             })
@@ -134,9 +172,10 @@ class ConceptScores:
             raise CheckpointError(
                 f"{path}: concept scores are damaged ({exc}); rebuild with `mcsan index`"
             ) from exc
-        if probs.ndim != 2 or probs.shape != (int(info.get("classes", 0)), count):
+        rows = int(info.get("classes", 0)) + len((info.get("detector") or {}).get("concepts", ()))
+        if probs.ndim != 2 or probs.shape != (rows, count):
             raise CheckpointError(
                 f"{path}: concept scores have shape {probs.shape}, expected "
-                f"({info.get('classes')}, {count}); rebuild the index with `mcsan index`"
+                f"({rows}, {count}); rebuild the index with `mcsan index`"
             )
         return cls(probs, info)

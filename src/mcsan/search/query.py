@@ -23,8 +23,10 @@ MAX_K = 1_000
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked video: its fused score and each level's contribution to it (and, when the
-    binding matcher re-ranked it, the matcher's score)."""
+    """One ranked video. ``score`` is what the hits are ordered by (the answer's
+    ``ranked_by`` says how it is made); beside it the model's ``fused_score`` (the sum of
+    ``level_scores``), the binding matcher's ``match_score`` when it re-scored the hit, and
+    the ``concept_score`` with the concepts that carried it."""
 
     rank: int
     video_id: str
@@ -34,6 +36,7 @@ class Hit:
     concept_score: float | None = None
     concepts: list[dict[str, Any]] = field(default_factory=list)
     match_score: float | None = None
+    fused_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-serialisable dict."""
@@ -103,6 +106,7 @@ def _hits(
             path=index.paths[row],
             score=float(scores[pos]),
             level_scores={lv: float(level_scores[lv][pos]) for lv in index.levels},
+            fused_score=float(scores[pos]),
         )
         for pos, (rank, row) in enumerate(zip(range(1, len(rows) + 1), rows.tolist(), strict=True))
     ]

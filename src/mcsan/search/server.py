@@ -1,6 +1,7 @@
 """The HTTP API and web page over an index (FastAPI; run it with uvicorn).
 
-    GET /api/health             index size, modes, levels, weights, checkpoint, dataset, domain
+    GET /api/health             index size, modes, levels, weights, checkpoint, dataset, domain,
+                                example queries from the index's own vocabulary
     GET /api/search?q=...&k=...&mode=auto|concepts|model
                                 ranked hits, matched concepts, unknown words, warnings
     GET /media/{path}           a clip of the index, only from the index's media root
@@ -147,6 +148,9 @@ def create_app(
     if index.concepts is not None:
         _ = searcher.bank  # read GloVe now, not on the first query
     lock = threading.Lock()
+    from mcsan.search.example_queries import example_queries
+
+    examples = example_queries(searcher)
 
     app = FastAPI(title="mcsan search", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.index = index
@@ -180,6 +184,7 @@ def create_app(
             "checkpoint_sha256": index.checkpoint_sha256,
             "has_media": index.media_root is not None,
             **health_fields(searcher),
+            "examples": examples,
         }
 
     @app.get("/api/search")

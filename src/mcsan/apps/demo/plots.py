@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.core.extras import require
+from mcsan.inference.twins import wilson_interval
 
 RECALL_KS = (1, 5, 10)
 FONT = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9}
@@ -38,24 +39,29 @@ def _save(figure: Any, path: Path) -> None:
     plt.close(figure)
 
 
-def wilson_interval(right: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval (in %) for ``right`` successes out of ``n``."""
-    if n <= 0:
-        return (0.0, 100.0)
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (100 * (centre - half), 100 * (centre + half))
+def chance_recalls(videos: int, captions: int) -> dict[str, list[float]]:
+    """Recall@K (%) of a random ranking: t2v ``K / videos``; v2t, where a clip's best of its
+    ``captions / videos`` captions counts, ``1 - (1 - c / captions)^K`` (draws with
+    replacement, close for K much smaller than the captions)."""
+    per_clip = captions / max(videos, 1)
+    return {
+        "t2v": [100.0 * min(1.0, k / max(videos, 1)) for k in RECALL_KS],
+        "v2t": [100.0 * (1.0 - (1.0 - per_clip / max(captions, 1)) ** k) for k in RECALL_KS],
+    }
 
 
-def plot_recalls(fused: Mapping[str, Mapping[str, float]], path: Path) -> None:
-    """Recall@1/5/10 per model, t2v and v2t side by side (``fused``: model -> metrics)."""
+def plot_recalls(fused: Mapping[str, Mapping[str, float]], path: Path,
+                 chance: Mapping[str, Sequence[float]] | None = None) -> None:  # fmt: skip
+    """Recall@1/5/10 per model, t2v and v2t side by side (``fused``: model -> metrics), with
+    a random ranking's recall as a dashed line (``chance``: side -> recall per K)."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.8), constrained_layout=True, sharey=True)
     for axis, side in zip(axes, ("t2v", "v2t"), strict=True):
         for name, metrics in fused.items():
             axis.plot(RECALL_KS, [metrics[f"{side}_r{k}"] for k in RECALL_KS], marker="o",
                       label=name)  # fmt: skip
+        if chance is not None:
+            axis.plot(RECALL_KS, chance[side], linestyle="--", color="grey", label="chance")
         axis.set(title=f"{side} recall@K, test split", xlabel="K", xticks=list(RECALL_KS),
                  ylim=(0, 100))  # fmt: skip
         axis.grid(alpha=0.3)
@@ -122,6 +128,30 @@ def plot_training(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: Pa
     _legend_above(figure, rsum_axis)
     for axis in flat[panels:]:
         axis.set_visible(False)
+    _save(figure, path)
+
+
+def plot_validation(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> None:
+    """Validation rsum per epoch of each level's score alone, the fused score and (when the
+    run recorded it) the re-ranked score: one panel per model."""
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    names = [name for name, history in histories.items() if any("val" in h for h in history)]
+    figure, axes = plt.subplots(1, max(1, len(names)), figsize=(4.6 * max(1, len(names)), 3.4),
+                                constrained_layout=True, squeeze=False)  # fmt: skip
+    for axis, name in zip(axes.flat, names, strict=False):
+        validated = [h for h in histories[name] if "val" in h]
+        scores = list(dict.fromkeys(s for h in validated for s in h["val"]))
+        for score in scores:
+            points = [(h["epoch"], h["val"][score]["rsum"]) for h in validated
+                      if score in h["val"]]  # fmt: skip
+            style = {"linewidth": 2.4} if score in ("fused", "reranked") else {"alpha": 0.8}
+            axis.plot(*zip(*points, strict=True), marker=".", label=score, **style)
+        axis.set(title=f"{name}: validation rsum", xlabel="epoch", ylabel="rsum (max 600)")
+        axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend(loc="lower right", fontsize=8)
     _save(figure, path)
 
 

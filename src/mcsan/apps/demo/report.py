@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.apps.demo.plots import (
+    chance_recalls,
     plot_levels,
     plot_recalls,
     plot_training,
     plot_twins,
+    plot_validation,
     twin_kinds,
-    wilson_interval,
 )
 from mcsan.apps.demo.settings import DemoResult
 from mcsan.core.io import atomic_write_text
+from mcsan.inference.twins import twin_cell
 
 METRIC_COLUMNS = (
     "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr",
@@ -47,11 +49,54 @@ def machine_line() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")  # fmt: skip
 
 
+def version_line() -> str:
+    """The package version and the git commit of its source, when it is a checkout."""
+    import subprocess
+
+    from mcsan import __version__
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, cwd=Path(__file__).parent)  # fmt: skip
+        commit = done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    dirty = ""
+    if commit:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent)  # fmt: skip
+        dirty = " with uncommitted changes" if status.stdout.strip() else ""
+    where = f"git commit {commit}{dirty}" if commit else "not a git checkout"
+    return f"mcsan {__version__} ({where})."
+
+
+def _kl_note(result: DemoResult) -> str:
+    """A sentence on the KL term when it rose while the total loss fell (it should)."""
+    history = result.variants["mcsan"].history if "mcsan" in result.variants else []
+    terms = [h["loss"] for h in history if "kl" in h["loss"] and "total" in h["loss"]]
+    if len(terms) < 2 or terms[0]["kl"] <= 0:
+        return ""
+    kl, total = (terms[0]["kl"], terms[-1]["kl"]), (terms[0]["total"], terms[-1]["total"])
+    if not (kl[1] > kl[0] and total[1] < total[0]):
+        return ""
+    return (f" MCSAN's KL term rose {kl[1] / kl[0]:.1f}x (from {kl[0]:.4f} to {kl[1]:.4f}) "
+            f"while its total loss fell from {total[0]:.1f} to {total[1]:.1f}: the KL compares "
+            "the video's and the caption's attribute distributions, which start near uniform "
+            "(so nearly equal) and sharpen as the attribute heads learn, so it grows from "
+            "about zero; it is a small part of the total.")
+
+
+def _reranked_note(result: DemoResult) -> str:
+    histories = [v.history for v in result.variants.values()]
+    if any("reranked" in h.get("val", {}) for history in histories for h in history):
+        return " and re-ranked by the binding matcher"
+    return ("; the re-ranked score is measured on the test split only (training does not "
+            "validate it per epoch)")
+
+
 def _twin_cell_ci(entry: dict[str, Any] | None, key: str, n_key: str) -> str:
-    if entry is None or key not in entry:
-        return "–"
-    low, high = wilson_interval(entry[key] * entry[n_key] / 100, entry[n_key])
-    return f"{entry[key]:.1f} [{low:.0f}–{high:.0f}]"
+    return twin_cell(entry, key, n_key).replace("-", "–")
 
 
 def _twin_markdown(result: DemoResult) -> str:
@@ -95,8 +140,12 @@ def write_report(result: DemoResult) -> Path:
     """Write plots and ``REPORT.md`` into the demo folder; return the report's path."""
     plots = result.out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    plot_recalls(result.metric_tables("test"), plots / "recall_at_k.png")
-    plot_training({n: v.history for n, v in result.variants.items()}, plots / "training.png")
+    counts = next(iter(result.variants.values())).metrics["test"]
+    plot_recalls(result.metric_tables("test"), plots / "recall_at_k.png",
+                 chance_recalls(counts["videos"], counts["captions"]))  # fmt: skip
+    histories = {n: v.history for n, v in result.variants.items()}
+    plot_training(histories, plots / "training.png")
+    plot_validation(histories, plots / "validation.png")
     plot_twins(result.twins, plots / "twins.png")
     if "mcsan" in result.variants:
         plot_levels(result.variants["mcsan"].metrics["test"]["metrics"],
@@ -122,8 +171,9 @@ def write_report(result: DemoResult) -> Path:
             counts = next(iter(result.variants.values())).metrics[split]
             sections.append(f"## {title}: {counts['videos']} clips, {counts['captions']} captions\n\n"
                             + metrics_markdown(table) + _small_sample_note(counts["videos"]))  # fmt: skip
-    sections.append("![recall at K](plots/recall_at_k.png)\n\nOne training seed per model: "
-                    "the tables carry no seed-to-seed spread.")  # fmt: skip
+    sections.append("![recall at K](plots/recall_at_k.png)\n\nDashed: a random ranking's "
+                    "recall. One training seed per model: the tables carry no seed-to-seed "
+                    "spread (`mcsan ablate --seeds N` gives mean +/- sd).")  # fmt: skip
     if "mcsan" in result.variants:
         per_level = result.variants["mcsan"].metrics["test"]["metrics"]
         sections.append("## MCSAN per level (test)\n\nEach level's similarity alone, and fused.\n\n"
@@ -139,14 +189,16 @@ def write_report(result: DemoResult) -> Path:
         "true spread is wider).\n\n" + _twin_markdown(result)
         + "\n\n![twin accuracy](plots/twins.png)",
         "## Training\n\nMean loss per batch of each loss term (own axes) and validation rsum "
-        "per epoch.\n\n![training](plots/training.png)",
+        "per epoch." + _kl_note(result) + "\n\n![training](plots/training.png)\n\nValidation "
+        "rsum per epoch of each level's score alone and fused (the curve the best epoch is "
+        "chosen on)" + _reranked_note(result) + ".\n\n![validation](plots/validation.png)",
         "## Example queries (MCSAN, test clips)\n\nThe five best-scoring test clips per query, "
         "each shown by frames from start to end; ✓ marks the query's own clip.\n\n"
         + _examples_markdown(result.examples),
         "## Timings\n\n" + markdown_table(
             ["stage", "seconds", "summary"],
             [[t.name, f"{t.seconds:.1f}", t.summary] for t in result.stages],
-        ) + f"\n\nMachine: {machine_line()}.",
+        ) + f"\n\nMachine: {machine_line()}. {version_line()}",
     ]
     path = result.out_dir / "REPORT.md"
     atomic_write_text(path, "\n\n".join(sections) + "\n")

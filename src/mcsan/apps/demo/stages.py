@@ -39,28 +39,61 @@ def stage_names() -> list[str]:
     return ["world", "features", *(f"train {name}" for name in DEMO_VARIANTS), "twins", "report"]
 
 
-def overall_eta(names: list[str], done: int, elapsed: float, videos: int) -> float:
-    """Seconds left for stages ``names[done:]``: their default durations scaled by how fast
-    the finished ones ran (before any finished, by the clip count against the default 1,000)."""
-    weights = [STAGE_SECONDS.get(name, DEFAULT_STAGE_SECONDS) for name in names]
-    finished = sum(weights[:done])
-    scale = elapsed / finished if done and elapsed > 1.0 else videos / 1000
-    return scale * sum(weights[done:])
+REUSED_SHARE = 0.02
+"""A stage that took under this share of its default duration reused earlier work: it says
+nothing about the machine's speed and is left out of the measured rate."""
 
 
-def _timed(result: DemoResult, name: str, on_stage: StageCallback | None, work: Callable[[], str]):
+def overall_eta(names: list[str], stages: list[StageTiming], videos: int,
+                background: frozenset[str] = frozenset()) -> float | None:  # fmt: skip
+    """Seconds left for the stages after ``stages``, from the measured rate: the remaining
+    stages' default durations (``STAGE_SECONDS``, scaled by the clip count against the
+    default 1,000) times (seconds taken / default seconds) over the finished stages that did
+    work. None before any stage is measured. Stages in ``background`` run beside another
+    one: they add nothing to the wall time and measure nothing."""
+    size = videos / 1000
+
+    def default(name: str) -> float:
+        return STAGE_SECONDS.get(name, DEFAULT_STAGE_SECONDS) * size
+
+    measured = [(s.seconds, default(s.name)) for s in stages
+                if s.name not in background and s.seconds >= REUSED_SHARE * default(s.name)]
+    if not measured:
+        return None
+    rate = sum(taken for taken, _ in measured) / sum(expected for _, expected in measured)
+    left = [name for name in names[len(stages):] if name not in background]
+    return rate * sum(default(name) for name in left)
+
+
+def _timed(result: DemoResult, name: str, on_stage: StageCallback | None,
+           work: Callable[[], str | tuple[str, str]],
+           background: frozenset[str] = frozenset()) -> None:  # fmt: skip
+    """Run one stage, log its start (with the overall ETA) and its end. ``work`` returns the
+    stage's summary, or (summary, how its time was spent) when it ran elsewhere."""
     names = stage_names()
     k = len(result.stages)
     elapsed = sum(stage.seconds for stage in result.stages)
-    log.info(f"stage {k + 1}/{len(names)}: {name} (elapsed {duration(elapsed)}, overall ETA "
-             f"{duration(overall_eta(names, k, elapsed, result.settings.videos))})")  # fmt: skip
+    eta = overall_eta(names, result.stages, result.settings.videos, background)
+    eta_text = ("overall ETA after the first measured stage" if eta is None
+                else f"overall ETA {duration(eta)} at the measured rate")  # fmt: skip
+    log.info(f"stage {k + 1}/{len(names)}: {name} (elapsed {duration(elapsed)}, {eta_text})")
     started = time.perf_counter()
-    summary = work()
+    outcome = work()
+    summary, note = outcome if isinstance(outcome, tuple) else (outcome, "")
     stage = StageTiming(name, time.perf_counter() - started, summary)
     result.stages.append(stage)
-    log.info(f"stage {k + 1}/{len(names)}: {name} done in {duration(stage.seconds)}")
+    took = note or f"done in {duration(stage.seconds)}"
+    log.info(f"stage {k + 1}/{len(names)}: {name} {took}")
     if on_stage is not None:
         on_stage(stage)
+
+
+def _train_timed(name: str, *args: Any) -> tuple[VariantResult, float]:
+    """``train_variant`` and its wall seconds (training, evaluation and twins), for a run
+    in the background process."""
+    started = time.perf_counter()
+    variant = train_variant(name, *args)
+    return variant, time.perf_counter() - started
 
 
 def _world_stage(settings: DemoSettings, root: Path) -> str:
@@ -137,35 +170,50 @@ def run_demo(
     # (each on one torch thread): the demo's two trainings then take the time of the longer
     pool = _background_pool(settings)
     background = {} if pool is None else {
-        name: pool.submit(train_variant, name, *train_args) for name in DEMO_VARIANTS[1:]
+        name: pool.submit(_train_timed, name, *train_args) for name in DEMO_VARIANTS[1:]
     }  # fmt: skip
+    beside = frozenset(background)
     try:
         for name in DEMO_VARIANTS:
 
-            def train_one(name: str = name) -> str:
-                variant = (background[name].result() if name in background
-                           else train_variant(name, *train_args))  # fmt: skip
+            def train_one(name: str = name) -> str | tuple[str, str]:
+                waited = time.perf_counter()
+                if name in background:
+                    variant, seconds = background[name].result()
+                else:
+                    variant, seconds = _train_timed(name, *train_args)
                 result.variants[name] = variant
                 fused = variant.metrics["test"]["metrics"]["fused"]
-                return (f"{name}: best epoch {variant.best_epoch}, test rsum "
-                        f"{fused['rsum']:.1f}, {variant.pairs_per_second:.0f} pairs/s")  # fmt: skip
+                summary = (f"{name}: best epoch {variant.best_epoch}, test rsum "
+                           f"{fused['rsum']:.1f}, {variant.pairs_per_second:.0f} pairs/s")
+                if name not in background:
+                    return summary
+                return summary, (
+                    f"done: trained, evaluated and twin-tested in the background in "
+                    f"{duration(seconds)}, beside train {DEMO_VARIANTS[0]} (waited "
+                    f"{duration(time.perf_counter() - waited)} more)"
+                )
 
-            _timed(result, f"train {name}", on_stage, train_one)
+            _timed(result, f"train {name}", on_stage, train_one, beside)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def twins() -> str:
+    def twins() -> str | tuple[str, str]:
+        computed = [name for name, variant in result.variants.items() if not variant.twins]
         for name, variant in result.variants.items():
             result.twins[name] = variant.twins or _evaluate_twins(variant, root)
             if variant.reranked_twins:  # a binding matcher: its re-ranked decisions too
                 result.twins[f"{name} {RERANKED}"] = variant.reranked_twins
-        return "; ".join(
+        summary = "; ".join(
             f"{name}: " + ", ".join(
                 f"{lvl} {v.get('focused_accuracy', v['accuracy']):.1f}%" for lvl, v in acc.items()
             )
             for name, acc in result.twins.items()
         )
+        if computed:  # a reused run from before twins were measured with training
+            return summary
+        return summary, "done (measured with each training; its time is in those stages)"
 
     _timed(result, "twins", on_stage, twins)
 

@@ -12,9 +12,11 @@ const queryInput = document.getElementById("query");
 const kInput = document.getElementById("k");
 const modeInput = document.getElementById("mode");
 const domainLine = document.getElementById("domain");
+const examplesLine = document.getElementById("examples");
 const warningLine = document.getElementById("warning");
 const matchedLine = document.getElementById("matched");
 const statusLine = document.getElementById("status");
+const reasonLine = document.getElementById("reason");
 const legend = document.getElementById("legend");
 const results = document.getElementById("results");
 
@@ -39,7 +41,7 @@ function showWarnings(warnings) {
   warningLine.hidden = !warnings || warnings.length === 0;
 }
 
-function showMatched(matches) {
+function showMatched(matches, notes = []) {
   const byWord = new Map();
   for (const match of matches || []) {
     if (!byWord.has(match.word)) byWord.set(match.word, []);
@@ -49,7 +51,8 @@ function showMatched(matches) {
     const shown = names.slice(0, 4).join(", ") + (names.length > 4 ? `, +${names.length - 4}` : "");
     return `${word} → ${shown}`;
   });
-  matchedLine.textContent = parts.length ? `concepts: ${parts.join("; ")}` : "";
+  const text = parts.length ? `concepts: ${parts.join("; ")}` : "";
+  matchedLine.textContent = [text, ...(notes || []).map((n) => `(${n})`)].filter(Boolean).join(" ");
 }
 
 function conceptList(hit) {
@@ -104,6 +107,21 @@ function mediaBox(hit) {
   return box;
 }
 
+function scoreParts(hit) {
+  // The parts beside the ordering score: the model's fused score, the matcher's, the concepts'.
+  const parts = [];
+  const add = (cls, label, value, title) => {
+    if (value === null || value === undefined) return;
+    parts.push(el("span", { class: cls, text: `${label} ${value.toFixed(3)}`, title }));
+  };
+  add("fused", "fused", hit.fused_score, "the model's fused score (the sum of the level bars)");
+  add("match", "match", hit.match_score, "binding matcher score (colours, actions and roles "
+    + "read from the frames); the re-ranked hits are ordered by fused + weight × match");
+  add("concept", "concept", hit.concept_score, "concept score: the matched concepts' "
+    + "probabilities in the clip, weighted");
+  return el("div", { class: "parts" }, parts);
+}
+
 function render(data) {
   showLegend(data.levels, data.weights);
   const scale = Math.max(1e-9, ...data.hits.flatMap(
@@ -115,14 +133,16 @@ function render(data) {
     mediaBox(hit),
     el("div", { class: "info" }, [
       el("div", { class: "title" }, [
-        el("span", { class: "id", text: hit.video_id, title: hit.path || hit.video_id }),
-        el("span", { class: "score", text: hit.score.toFixed(3), title: "fused score" }),
-        ...(hit.match_score === null || hit.match_score === undefined ? [] : [el("span", {
-          class: "match", text: `match ${hit.match_score.toFixed(3)}`,
-          title: "binding matcher score (colours, actions and roles read from the frames); "
-            + "the re-ranked hits are ordered by fused + weight × match",
-        })]),
+        el("span", {
+          class: "id", text: hit.video_id,
+          title: hit.path && hit.path !== hit.video_id ? `${hit.video_id}\n${hit.path}` : hit.video_id,
+        }),
+        el("span", {
+          class: "score", text: hit.score.toFixed(3),
+          title: `the score the results are ordered by: ${data.ranked_by || "score"}`,
+        }),
       ]),
+      scoreParts(hit),
       levelBars(hit, data.levels, scale),
       conceptList(hit),
     ]),
@@ -141,6 +161,7 @@ async function runSearch(query, k, mode) {
     const data = await response.json();
     if (!response.ok) {
       results.replaceChildren();
+      reasonLine.textContent = "";
       showWarnings([]);
       showMatched([]);
       setStatus(data.error || `error ${response.status}`, true);
@@ -148,9 +169,11 @@ async function runSearch(query, k, mode) {
     }
     render(data);
     showWarnings(data.warnings);
-    showMatched(data.matched_concepts);
+    showMatched(data.matched_concepts, data.notes);
     const ms = Math.round(performance.now() - started);
     statusLine.dataset.mode = data.mode;
+    reasonLine.textContent = data.mode_reason
+      ? `${data.mode_reason}; ordered by ${data.ranked_by}` : `ordered by ${data.ranked_by}`;
     const reranked = data.reranked && data.rerank
       ? `, top ${data.rerank.shortlist} re-ranked by the binding matcher` : "";
     setStatus(`${data.hits.length} results for “${data.query}” (mode: ${data.mode}${reranked}) `
@@ -166,10 +189,24 @@ form.addEventListener("submit", (event) => {
   runSearch(queryInput.value, kInput.value || 12, modeInput.value);
 });
 
+function showExamples(examples) {
+  // Queries from the index's own vocabulary: one click searches.
+  examplesLine.replaceChildren(document.createTextNode("try: "), ...examples.map((text) => {
+    const button = el("button", { type: "button", class: "example", text });
+    button.addEventListener("click", () => {
+      queryInput.value = text;
+      runSearch(text, kInput.value || 12, modeInput.value);
+    });
+    return button;
+  }));
+  examplesLine.hidden = examples.length === 0;
+}
+
 async function loadHealth() {
   try {
     const health = await (await fetch("/api/health")).json();
     domainLine.textContent = health.domain || "";
+    showExamples(health.examples || []);
     for (const option of [...modeInput.options]) {
       option.disabled = !(health.modes || []).includes(option.value);
     }
