@@ -14,9 +14,9 @@ from mcsan.data.video.store import (
     FeatureSpec,
     FeatureStore,
     escape_id,
-    merge_stores,
     unescape_id,
 )
+from mcsan.data.video.shards import merge_stores
 
 SPEC = FeatureSpec("efficientnet_lite0", 64, 3, {"head_grid2": (4, 8), "rgbhist": (5,)})
 ODD_IDS = ["plain", "a/b/c", "100%", ".hidden", "..", "vidéo 7", "x%2Fy"]

@@ -2,8 +2,10 @@
 
 Layout::
 
-    /                 attrs: mcsan_feature_spec (JSON of FeatureSpec), mcsan_format
-    /videos/<id>/     one group per video; attr ``complete`` set last
+    /                 attrs: mcsan_feature_spec (JSON of FeatureSpec), mcsan_format,
+                      mcsan_identity (see mcsan.data.video.identity; absent in old files)
+    /videos/<id>/     one group per video; attrs ``digest`` (of the streams), ``source``
+                      (JSON clip fingerprint, when extracted from a clip), ``complete`` last
         <stream>      (T, *shape) float16, one dataset per stream
 
 Video ids are escaped reversibly into HDF5 names (``%`` and ``/`` become ``%25`` and
@@ -30,30 +32,37 @@ import numpy as np
 
 from mcsan.core.errors import FeatureError
 from mcsan.core.io import make_dir, output_errors
+from mcsan.data.video.identity import entry_digest, store_identity
 
 SPEC_ATTR = "mcsan_feature_spec"
 FORMAT_ATTR = "mcsan_format"
 FORMAT_VERSION = 1
 VIDEOS_GROUP = "videos"
 COMPLETE_ATTR = "complete"
+IDENTITY_ATTR = "mcsan_identity"
+DIGEST_ATTR = "digest"
+SOURCE_ATTR = "source"
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
     """What a store holds: backbone, frame size (px), frames per clip (0 = variable),
-    and the per-frame shape of each named stream."""
+    the per-frame shape of each named stream, and the sampling rate (``fps``; None when
+    ``frames`` uniform samples were taken, or not recorded)."""
 
     backbone: str
     size: int
     frames: int
     streams: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    fps: float | None = None
 
     def __post_init__(self) -> None:
         streams = {str(k): tuple(int(d) for d in v) for k, v in dict(self.streams).items()}
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "frames", int(self.frames))
+        object.__setattr__(self, "fps", None if self.fps is None else float(self.fps))
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
@@ -62,7 +71,7 @@ class FeatureSpec:
             "size": self.size,
             "frames": self.frames,
             "streams": {name: list(shape) for name, shape in self.streams.items()},
-        }
+        } | ({"fps": self.fps} if self.fps is not None else {})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
@@ -72,6 +81,7 @@ class FeatureSpec:
             size=int(data["size"]),
             frames=int(data["frames"]),
             streams={str(k): tuple(v) for k, v in dict(data["streams"]).items()},
+            fps=data.get("fps"),
         )
 
     def to_attrs(self, attrs: Any) -> None:
@@ -95,9 +105,9 @@ class FeatureSpec:
 
     def mismatch(self, expected: FeatureSpec) -> str | None:
         """A description of the first field that differs from ``expected``, or None."""
-        for name in ("backbone", "size", "frames"):
+        for name in ("backbone", "size", "frames", "fps"):
             have, want = getattr(self, name), getattr(expected, name)
-            if have != want:
+            if have != want and not (name == "fps" and None in (have, want)):
                 return f"field {name!r} is {have!r}, expected {want!r}"
         if list(self.streams) != list(expected.streams):
             return f"field 'streams' is {list(self.streams)}, expected {list(expected.streams)}"
@@ -141,6 +151,7 @@ class FeatureStore:
         self.mode = mode
         self._ids: list[str] | None = None
         self._buffered = False  # True for a store built in memory by create()
+        self._changed = False  # entries written: the identity is recomputed on close
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -166,6 +177,7 @@ class FeatureStore:
         store = cls(handle, target, spec, "a")
         store._ids = []
         store._buffered = True
+        store._changed = True
         return store
 
     @classmethod
@@ -210,10 +222,38 @@ class FeatureStore:
         """Flush and close the file."""
         if self._h5 is not None and self._h5.id.valid:
             try:
+                if self.mode != "r" and self._changed:
+                    self._record_identity()
                 if self.mode != "r":
                     self._h5.flush()
             finally:
                 self._h5.close()
+
+    def _record_identity(self) -> None:
+        group = self._h5[VIDEOS_GROUP]
+        digests = [(unescape_id(name), entry.attrs.get(DIGEST_ATTR)) for name, entry
+                   in group.items() if entry.attrs.get(COMPLETE_ATTR, False)]  # fmt: skip
+        identity = store_identity(self._h5.attrs[SPEC_ATTR], [
+            (v, d.decode() if isinstance(d, bytes) else d) for v, d in digests])  # fmt: skip
+        if identity is None:
+            self._h5.attrs.pop(IDENTITY_ATTR, None)
+        else:
+            self._h5.attrs[IDENTITY_ATTR] = identity
+        self._changed = False
+
+    @property
+    def identity(self) -> str | None:
+        """The store's identity (spec + entry digests), None for a store written before
+        fingerprints (:mod:`mcsan.data.video.identity`)."""
+        if self._changed:
+            self._record_identity()
+        raw = self._h5.attrs.get(IDENTITY_ATTR)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def source(self, video_id: str) -> dict[str, Any] | None:
+        """The fingerprint of the clip an entry was extracted from (None: not recorded)."""
+        raw = self._entry(video_id).attrs.get(SOURCE_ATTR)
+        return None if raw is None else json.loads(raw)
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -304,9 +344,11 @@ class FeatureStore:
         return out
 
     def write(
-        self, video_id: str, streams: Mapping[str, np.ndarray], overwrite: bool = False
+        self, video_id: str, streams: Mapping[str, np.ndarray], overwrite: bool = False,
+        source: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store one video's streams (float16); the entry appears complete or not at all."""
+        """Store one video's streams (float16); the entry appears complete or not at all.
+        ``source``: the fingerprint of the clip they were extracted from."""
         if self.mode == "r":
             raise FeatureError(f"{self.path}: opened read-only; open with mode='a' to write")
         arrays = self.validate(video_id, streams)
@@ -322,7 +364,11 @@ class FeatureStore:
         entry = group.create_group(name)
         for stream, array in arrays.items():
             entry.create_dataset(stream, data=array)
+        entry.attrs[DIGEST_ATTR] = entry_digest(arrays)
+        if source is not None:
+            entry.attrs[SOURCE_ATTR] = json.dumps(dict(source))
         entry.attrs[COMPLETE_ATTR] = True
+        self._changed = True
         if not self._buffered:
             self._h5.flush()
         if self._ids is not None and video_id not in self._ids:
@@ -336,6 +382,7 @@ class FeatureStore:
         if name in group:
             del group[name]
         source._h5.copy(source._h5[VIDEOS_GROUP][name], group, name=name)
+        self._changed = True
         if self._ids is not None and video_id not in self._ids:
             self._ids.append(video_id)
             self._ids.sort()
@@ -344,38 +391,3 @@ class FeatureStore:
         """Write buffered data to disk."""
         self._h5.flush()
 
-
-def merge_stores(
-    sources: Iterable[str | os.PathLike[str]],
-    out_path: str | os.PathLike[str],
-    expect: FeatureSpec | None = None,
-) -> int:
-    """Join stores with one spec into ``out_path`` (written atomically); return the entry count.
-
-    An id present in several sources is taken from the first. ``out_path`` may be one of the
-    sources (it is then rewritten with the others added).
-    """
-    from mcsan.core.io import atomic_path
-
-    paths = [Path(p) for p in sources]
-    if not paths:
-        raise FeatureError(f"{out_path}: nothing to merge; give at least one feature file")
-    spec = expect
-    with atomic_path(out_path) as tmp:
-        merged: FeatureStore | None = None
-        try:
-            for path in paths:
-                with FeatureStore.open(path, "r", expect=spec) as source:
-                    spec = source.spec
-                    if merged is None:
-                        merged = FeatureStore.create(tmp, spec, overwrite=True)
-                    have = set(merged.ids())
-                    for video_id in source.ids():
-                        if video_id not in have:
-                            merged.copy_entry(source, video_id)
-            assert merged is not None
-            count = len(merged.ids())
-        finally:
-            if merged is not None:
-                merged.close()
-    return count
