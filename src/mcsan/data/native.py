@@ -194,3 +194,20 @@ def update_card(root: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
             card[key] = value
     write_card(root, card)
     return card
+
+
+def check_card_identity(
+    root: str | os.PathLike[str], set_name: str, store: Path, identity: str | None
+) -> None:
+    """Refuse a feature file that is not the one the dataset card records (a swapped or
+    foreign file of the same spec and ids): FeatureError naming both."""
+    from mcsan.data.video.identity import check_identity
+
+    card = card_path(root)
+    entry = (read_card(root).get("feature_sets") or {}).get(set_name) if card.is_file() else None
+    check_identity(
+        identity, (entry or {}).get("identity") if isinstance(entry, dict) else None, store,
+        f"the dataset card {card}",
+        "if you re-extracted it on purpose, run `mcsan extract` into it again (or `mcsan "
+        "convert --overwrite`) to record the new identity; else restore the original file",
+    )  # fmt: skip

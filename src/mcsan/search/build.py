@@ -90,6 +90,7 @@ def build_from_store(
     if retriever is not None:
         with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
             embeddings = encode_store(retriever, store, ids)
+            extra["feature_identity"] = store.identity  # what the re-ranker must read
         extra["feature_file"] = str(Path(store_path).resolve())
         extra["dataset"] = model_info(retriever)["dataset"]
     if checkpoint is not None:
@@ -113,7 +114,7 @@ def index_dataset(
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> IndexSummary:
     """Index every video of a native dataset's feature set that matches the checkpoint."""
-    from mcsan.data.native import feature_path, read_card, videos_dir
+    from mcsan.data.native import check_card_identity, feature_path, read_card, videos_dir
     from mcsan.data.video.store import FeatureStore
 
     started = time.perf_counter()
@@ -142,6 +143,7 @@ def index_dataset(
         )
     with FeatureStore.open(store_path, mode="r") as store:
         ids = store.ids()
+        check_card_identity(root, store_path.stem, store_path, store.identity)
     clips = _clips_by_id(videos_dir(root))
     media_root = videos_dir(root) if clips else None
     paths = [clips.get(video_id) for video_id in ids]

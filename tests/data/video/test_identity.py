@@ -52,7 +52,7 @@ def test_identity_follows_content_not_names(tmp_path):
     same = _store(tmp_path / "same.h5", {"v2": 2.0, "v1": 1.0})
     swapped = _store(tmp_path / "b.h5", {"v1": 2.0, "v2": 1.0})  # same spec and ids
     assert a is not None and a == same and a != swapped
-    with pytest.raises(FeatureError, match="not the features the index was built from"):
+    with pytest.raises(FeatureError, match="not the features the index records"):
         check_identity(swapped, a, tmp_path / "b.h5", "the index", "rebuild it")
     with FeatureStore.open(tmp_path / "a.h5", "a") as store:  # appending changes it
         store.write("v3", {"frame": np.zeros((2, 3), np.float32)})

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcsan.core.errors import FeatureError
+from mcsan.data.video.shards import merge_stores
 from mcsan.data.video.store import (
     VIDEOS_GROUP,
     FeatureSpec,
@@ -16,7 +17,6 @@ from mcsan.data.video.store import (
     escape_id,
     unescape_id,
 )
-from mcsan.data.video.shards import merge_stores
 
 SPEC = FeatureSpec("efficientnet_lite0", 64, 3, {"head_grid2": (4, 8), "rgbhist": (5,)})
 ODD_IDS = ["plain", "a/b/c", "100%", ".hidden", "..", "vidéo 7", "x%2Fy"]

@@ -238,6 +238,7 @@ def _import_and_filter(
     """Import the features of the captioned videos; drop captions of rejected videos."""
     from mcsan.data.convert.features import import_features
     from mcsan.data.convert.sources import open_features
+    from mcsan.data.video.store import FeatureStore
 
     video_ids = list(dict.fromkeys(r.video_id for r in records))
     store = feature_path(out, options.set_name)
@@ -256,7 +257,10 @@ def _import_and_filter(
     problems["duplicate_feature_ids"] = result.duplicate_feature_ids
     spec = result.spec
     summary_features["imported"] = len(result.imported)
-    summary_features["card"] = {"path": str(store.relative_to(out)), **spec.to_json()}
+    with FeatureStore.open(store) as written:
+        identity = written.identity
+    summary_features["card"] = {"path": str(store.relative_to(out)), **spec.to_json(),
+                                "identity": identity}  # fmt: skip
     imported = set(result.imported)
     return [r for r in records if r.video_id in imported]
 

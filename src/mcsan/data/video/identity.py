@@ -137,7 +137,7 @@ def check_identity(
         note_unchecked(path, "it has no identity (made before fingerprints)")
     elif found != recorded:
         raise FeatureError(
-            f"{path}: not the features {recorder} was built from (identity {found[:12]}, "
+            f"{path}: not the features {recorder} records (identity {found[:12]}, "
             f"recorded {recorded[:12]}): the file was replaced or re-extracted from other "
             f"clips; {fix}"
         )
