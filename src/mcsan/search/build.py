@@ -46,6 +46,8 @@ class IndexSummary:
     feature_file: str
     extracted: int = 0
     reused: int = 0
+    changed: int = 0
+    """Of ``extracted``: clips whose cached features were stale (the clip changed since)."""
     failed: list[str] = field(default_factory=list)
     with_media: int = 0
     seconds: float = 0.0
@@ -183,7 +185,7 @@ def index_videos(
         raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
     out_dir = Path(out)
     cache = out_dir / (CACHE_NAME if retriever is not None else CONCEPT_CACHE_NAME)
-    counts = {"extracted": 0, "reused": 0}
+    counts = {"extracted": 0, "reused": 0, "changed": 0}
     failed: set[str] = set()
     if retriever is not None:
         spec = retriever.feature_spec
@@ -218,7 +220,7 @@ def index_videos(
     )
     return IndexSummary(
         out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),
-        extracted=counts["extracted"], reused=counts["reused"],
+        extracted=counts["extracted"], reused=counts["reused"], changed=counts["changed"],
         failed=sorted(failed), with_media=len(ids), seconds=time.perf_counter() - started,
     )
 
@@ -242,6 +244,7 @@ def _extract(
     summary = extract_features(dict(found), cache, **options)
     counts["extracted"] += summary.done
     counts["reused"] += summary.skipped
+    counts["changed"] += len(summary.changed)
     failed.update(record["video_id"] for record in summary.failures)
 
 
