@@ -211,3 +211,28 @@ def check_card_identity(
         "if you re-extracted it on purpose, run `mcsan extract` into it again (or `mcsan "
         "convert --overwrite`) to record the new identity; else restore the original file",
     )  # fmt: skip
+
+
+DERIVED = ("features", "cache", "conversion_report.json")
+"""What a dataset's clips and captions give rise to (feature sets, the parse cache, the
+conversion report): invalid once they are replaced."""
+
+
+def clear_derived(root: str | os.PathLike[str]) -> list[str]:
+    """Remove the files derived from a dataset's clips and captions (and the feature sets
+    the card lists); return the names removed."""
+    import shutil
+
+    base, removed = Path(root), []
+    for name in DERIVED:
+        path = base / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    if card_path(base).is_file() and read_card(base).get("feature_sets"):
+        update_card(base, feature_sets=None)
+    return removed

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from mcsan.data.native import (
     captions_path,
     card_path,
     check_split_overlap,
+    clear_derived,
     feature_path,
     split_counts,
     write_captions,
@@ -149,8 +149,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             raise DataError(
                 f"{out}: already holds a dataset; choose another --out or pass --overwrite"
             )
-        shutil.rmtree(out / "features", ignore_errors=True)
-        for name in (captions_path(out), card_path(out), out / REPORT_NAME):
+        clear_derived(out)  # features, the parse cache, the report: of the old captions
+        for name in (captions_path(out), card_path(out)):
             name.unlink(missing_ok=True)
     make_dir(out)
 
