@@ -20,6 +20,7 @@ import yaml
 
 from mcsan.core.errors import DataError
 from mcsan.core.io import atomic_write_text, numbered_jsonl, read_text_lines, write_jsonl
+from mcsan.core.typed_yaml import RepeatedKeyError, strict_yaml
 
 CARD_NAME = "dataset.yaml"
 CAPTIONS_NAME = "captions.jsonl"
@@ -149,7 +150,9 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
             "`mcsan synth` or `mcsan convert`"
         )
     try:
-        data = yaml.safe_load("\n".join(read_text_lines(path, "dataset card"))) or {}
+        data = strict_yaml("\n".join(read_text_lines(path, "dataset card"))) or {}
+    except RepeatedKeyError as exc:
+        raise DataError(f"{path}:{exc}") from exc
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: not valid YAML ({exc}); fix or rewrite the card") from exc
     if not isinstance(data, dict):
