@@ -57,6 +57,7 @@ def read_split_map(split_files: Mapping[str, Sequence[Path]]) -> tuple[dict[str,
     That would leak test videos into training; the error names the videos and files.
     (The second value, the conflicting ids, is always empty; kept for the callers.)
     """
+    check_no_pickled_lists([p for paths in split_files.values() for p in paths])
     split_of: dict[str, str] = {}
     file_of: dict[str, Path] = {}
     conflicts: list[str] = []
@@ -119,3 +120,35 @@ def sentence_list(value: Any, source: Path, video_id: str) -> list[str]:
         f"{source}: captions of video {video_id} are {type(value).__name__}, "
         "expected a list of strings"
     )
+
+
+def check_no_pickled_lists(paths: Sequence[Path]) -> None:
+    """Refuse, in one error naming every one of them, the ``.npy`` id lists that hold
+    pickled Python objects (HGR's ``*_names.npy`` as released), with how to re-save each.
+    Only the header is read: nothing is unpickled."""
+    import numpy as np
+
+    pickled = []
+    for path in paths:
+        if path.suffix.lower() != ".npy" or not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read = (np.lib.format.read_array_header_1_0 if major == 1
+                        else np.lib.format.read_array_header_2_0)  # fmt: skip
+                _, _, dtype = read(handle)
+        except (ValueError, OSError, EOFError):
+            continue  # not a .npy: read_id_list names the problem
+        if dtype.hasobject:
+            pickled.append(path)
+    if pickled:
+        commands = "; ".join(
+            f"python -c \"import numpy as np; np.savetxt('{p.with_suffix('.txt')}', "
+            f"np.load('{p}', allow_pickle=True).astype(str), fmt='%s')\"" for p in pickled
+        )
+        raise DataError(
+            f"{len(pickled)} id list(s) hold pickled Python objects, which mcsan never loads "
+            f"(unpickling runs code): {', '.join(str(p) for p in pickled)}. If you trust "
+            f"them, re-save each as a text list and pass the .txt files instead: {commands}"
+        )

@@ -74,20 +74,25 @@ def convert_dataset(
 def clean_captions(
     records: Sequence[CaptionRecord], dedup: bool
 ) -> tuple[list[CaptionRecord], dict[str, list[str]]]:
-    """Strip captions; drop empty ones and those with control characters; find duplicates
+    """Normalise whitespace (runs of spaces, tabs and newlines become one space; the ends
+    are stripped); drop empty captions and those with control characters; find duplicates
     of a video (dropped if ``dedup``).
 
     Duplicates compare case- and whitespace-insensitively within one video and split.
     Returns the kept records and ``{"empty_captions": ids, "control_character_captions":
-    ids, "duplicate_captions": ids}``.
+    ids, "duplicate_captions": ids, "whitespace_normalised_captions": ids}`` (the last
+    kept, with their whitespace changed).
     """
     kept: list[CaptionRecord] = []
     empty: list[str] = []
     control: list[str] = []
     duplicates: list[str] = []
+    normalised: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     for record in records:
         text = " ".join(record.caption.split())
+        if text and text != record.caption:
+            normalised.append(record.video_id)
         if not text:
             empty.append(record.video_id)
             continue
@@ -102,7 +107,7 @@ def clean_captions(
         seen.add(key)
         kept.append(CaptionRecord(record.video_id, text, record.split))
     return kept, {"empty_captions": empty, "control_character_captions": control,
-                  "duplicate_captions": duplicates}
+                  "duplicate_captions": duplicates, "whitespace_normalised_captions": normalised}
 
 
 def check_split_sizes(
@@ -169,7 +174,6 @@ def run_conversion(
     archive_notes: list[str] = []
     with opened_archives(paths, fmt.archive_members, archive_notes) as opened:
         annotations = fmt.load_annotations(opened, options)
-    _prepare_out(out, options.overwrite)
     captions_read = len(annotations.records) + sum(annotations.dropped_captions.values())
     dropped = dict(annotations.dropped_captions)
     problems: dict[str, list[str]] = {k: list(v) for k, v in annotations.issues.items()}
@@ -179,6 +183,13 @@ def run_conversion(
     dropped["empty_captions"] = len(caption_problems["empty_captions"])
     dropped["control_character_captions"] = len(caption_problems["control_character_captions"])
     dropped["duplicate_captions"] = len(caption_problems["duplicate_captions"]) * options.dedup
+    if not records:  # never an empty dataset and exit 0
+        raise DataError(
+            f"{', '.join(str(p) for p in paths)}: no usable caption to convert ({captions_read} "
+            f"read; dropped: {({k: v for k, v in dropped.items() if v}) or 'none'}); check "
+            "the annotation files"
+        )
+    _prepare_out(out, options.overwrite)
 
     summary_features: dict[str, Any] = {}
     if options.features:
