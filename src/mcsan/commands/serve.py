@@ -48,6 +48,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # connections wait in the backlog until the app is up
     except (OSError, OverflowError) as exc:
         sock.close()
         raise SearchError(f"{host}:{port}: cannot listen there ({exc}); choose another --port "
