@@ -14,6 +14,7 @@ from mcsan.core.errors import FeatureError
 from mcsan.data.video.backbone import get_backbone
 from mcsan.data.video.clip_writer import write_video
 from mcsan.data.video.decode import list_videos
+from mcsan.data.video.entries import MANIFEST_GROUP
 from mcsan.data.video.extract import extract_features
 from mcsan.data.video.identity import check_identity, clip_fingerprint, same_clip
 from mcsan.data.video.store import (
@@ -42,6 +43,7 @@ def _strip_identity(path) -> None:
     """Make a store look like one written before fingerprints."""
     with h5py.File(path, "r+") as handle:
         handle.attrs.pop(IDENTITY_ATTR, None)
+        handle.pop(MANIFEST_GROUP, None)
         for entry in handle[VIDEOS_GROUP].values():
             for name in (DIGEST_ATTR, SOURCE_ATTR):
                 entry.attrs.pop(name, None)

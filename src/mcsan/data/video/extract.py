@@ -111,7 +111,7 @@ def _completed_ids(
     for path in ([out] if out.is_file() else []) + parts:
         try:
             with FeatureStore.open(path, "r", expect=spec) as store:
-                done.update({v: store.source(v) for v in store.ids() if v in wanted})
+                done.update({v: s for v, s in store.sources().items() if v in wanted})
         except FeatureError as exc:
             raise FeatureError(
                 f"{exc}. The options differ from the run that wrote it: use another --out, "

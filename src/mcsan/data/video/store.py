@@ -7,9 +7,11 @@ Layout::
     /videos/<id>/     one group per video; attrs ``digest`` (of the streams), ``source``
                       (JSON clip fingerprint, when extracted from a clip), ``complete`` last
         <stream>      (T, *shape) float16, one dataset per stream
+    /manifest/        ids, digests, sources of the complete entries (written on close;
+                      read at once instead of an attribute per entry; rebuilt when absent)
 
 Video ids are escaped reversibly into HDF5 names (``%`` and ``/`` become ``%25`` and
-``%2F``, a leading ``.`` becomes ``%2E``). An entry exists only once its ``complete``
+``%2F``, a leading ``.`` becomes ``%2E``: :mod:`mcsan.data.video.entries`). An entry exists only once its ``complete``
 attribute is written and the file flushed; a group left behind by a crash is invisible to
 readers and replaced by the next write of that id.
 
@@ -26,12 +28,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
 import numpy as np
 
 from mcsan.core.errors import FeatureError
 from mcsan.core.io import make_dir, output_errors
+from mcsan.data.video.entries import (
+    escape_id,
+    read_manifest,
+    scan_entries,
+    write_manifest,
+)
 from mcsan.data.video.identity import entry_digest, store_identity
 
 SPEC_ATTR = "mcsan_feature_spec"
@@ -126,21 +133,6 @@ class FeatureSpec:
             )
 
 
-def escape_id(video_id: str) -> str:
-    """Reversible HDF5-safe name of a video id."""
-    if not video_id:
-        raise FeatureError("empty video id; every video needs a non-empty id")
-    name = quote(video_id, safe="", encoding="utf-8", errors="surrogatepass")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    return name
-
-
-def unescape_id(name: str) -> str:
-    """Inverse of :func:`escape_id`."""
-    return unquote(name, encoding="utf-8", errors="surrogatepass")
-
-
 class FeatureStore:
     """An HDF5 file of per-video feature streams (see the module docstring)."""
 
@@ -150,8 +142,10 @@ class FeatureStore:
         self.spec = spec
         self.mode = mode
         self._ids: list[str] | None = None
+        self._manifest: dict[str, tuple[str | None, str | None]] | None = None
+        """{id: (entry digest, clip fingerprint JSON)} of the complete entries."""
         self._buffered = False  # True for a store built in memory by create()
-        self._changed = False  # entries written: the identity is recomputed on close
+        self._changed = False  # entries written: manifest and identity rewritten on close
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -175,7 +169,7 @@ class FeatureStore:
         spec.to_attrs(handle.attrs)
         handle.create_group(VIDEOS_GROUP)
         store = cls(handle, target, spec, "a")
-        store._ids = []
+        store._manifest = {}
         store._buffered = True
         store._changed = True
         return store
@@ -213,6 +207,10 @@ class FeatureStore:
                 if mode == "r":
                     raise FeatureError(f"{source}: no '{VIDEOS_GROUP}' group; re-extract")
                 handle.create_group(VIDEOS_GROUP)
+            if mode == "a":  # appending: a crash must leave no stale manifest or identity
+                write_manifest(handle, None)
+                handle.attrs.pop(IDENTITY_ATTR, None)
+                handle.flush()
         except BaseException:
             handle.close()
             raise
@@ -230,16 +228,24 @@ class FeatureStore:
                 self._h5.close()
 
     def _record_identity(self) -> None:
-        group = self._h5[VIDEOS_GROUP]
-        digests = [(unescape_id(name), entry.attrs.get(DIGEST_ATTR)) for name, entry
-                   in group.items() if entry.attrs.get(COMPLETE_ATTR, False)]  # fmt: skip
-        identity = store_identity(self._h5.attrs[SPEC_ATTR], [
-            (v, d.decode() if isinstance(d, bytes) else d) for v, d in digests])  # fmt: skip
+        entries = self._entries()
+        spec_json = self._h5.attrs[SPEC_ATTR]
+        identity = store_identity(spec_json if isinstance(spec_json, str) else
+                                  spec_json.decode(), ((v, d) for v, (d, _) in entries.items()))
+        write_manifest(self._h5, entries)
         if identity is None:
             self._h5.attrs.pop(IDENTITY_ATTR, None)
         else:
             self._h5.attrs[IDENTITY_ATTR] = identity
         self._changed = False
+
+    def _entries(self) -> dict[str, tuple[str | None, str | None]]:
+        if self._manifest is None:  # read at once; scanned in files made before manifests
+            self._manifest = read_manifest(self._h5)
+            if self._manifest is None:
+                self._manifest = scan_entries(self._h5[VIDEOS_GROUP], COMPLETE_ATTR,
+                                              DIGEST_ATTR, SOURCE_ATTR)  # fmt: skip
+        return self._manifest
 
     @property
     def identity(self) -> str | None:
@@ -250,10 +256,15 @@ class FeatureStore:
         raw = self._h5.attrs.get(IDENTITY_ATTR)
         return raw.decode() if isinstance(raw, bytes) else raw
 
+    def sources(self) -> dict[str, dict[str, Any] | None]:
+        """{id: fingerprint of the clip it was extracted from (None: not recorded)}."""
+        return {v: json.loads(s) if s else None for v, (_, s) in self._entries().items()}
+
     def source(self, video_id: str) -> dict[str, Any] | None:
-        """The fingerprint of the clip an entry was extracted from (None: not recorded)."""
-        raw = self._entry(video_id).attrs.get(SOURCE_ATTR)
-        return None if raw is None else json.loads(raw)
+        """The fingerprint of the clip one entry was extracted from (None: not recorded)."""
+        self._entry(video_id)
+        raw = self._entries()[video_id][1]
+        return json.loads(raw) if raw else None
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -265,19 +276,13 @@ class FeatureStore:
     def ids(self) -> list[str]:
         """Ids of the complete entries, sorted."""
         if self._ids is None:
-            group = self._h5[VIDEOS_GROUP]
-            self._ids = sorted(
-                unescape_id(name)
-                for name, entry in group.items()
-                if entry.attrs.get(COMPLETE_ATTR, False)
-            )
+            self._ids = sorted(self._entries())
         return list(self._ids)
 
     def __contains__(self, video_id: object) -> bool:
         if not isinstance(video_id, str) or not video_id:
             return False
-        entry = self._h5[VIDEOS_GROUP].get(escape_id(video_id))
-        return entry is not None and bool(entry.attrs.get(COMPLETE_ATTR, False))
+        return video_id in self._entries()
 
     def __len__(self) -> int:
         return len(self.ids())
@@ -364,16 +369,15 @@ class FeatureStore:
         entry = group.create_group(name)
         for stream, array in arrays.items():
             entry.create_dataset(stream, data=array)
-        entry.attrs[DIGEST_ATTR] = entry_digest(arrays)
-        if source is not None:
-            entry.attrs[SOURCE_ATTR] = json.dumps(dict(source))
+        meta = (entry_digest(arrays), None if source is None else json.dumps(dict(source)))
+        entry.attrs[DIGEST_ATTR] = meta[0]
+        if meta[1] is not None:
+            entry.attrs[SOURCE_ATTR] = meta[1]
         entry.attrs[COMPLETE_ATTR] = True
-        self._changed = True
         if not self._buffered:
             self._h5.flush()
-        if self._ids is not None and video_id not in self._ids:
-            self._ids.append(video_id)
-            self._ids.sort()
+        self._entries()[video_id] = meta
+        self._changed, self._ids = True, None
 
     def copy_entry(self, source: FeatureStore, video_id: str) -> None:
         """Copy one complete entry from another store with an equal spec, without decoding."""
@@ -382,10 +386,8 @@ class FeatureStore:
         if name in group:
             del group[name]
         source._h5.copy(source._h5[VIDEOS_GROUP][name], group, name=name)
-        self._changed = True
-        if self._ids is not None and video_id not in self._ids:
-            self._ids.append(video_id)
-            self._ids.sort()
+        self._entries()[video_id] = source._entries()[video_id]
+        self._changed, self._ids = True, None
 
     def flush(self) -> None:
         """Write buffered data to disk."""
