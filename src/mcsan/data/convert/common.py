@@ -143,12 +143,11 @@ def check_no_pickled_lists(paths: Sequence[Path]) -> None:
         if dtype.hasobject:
             pickled.append(path)
     if pickled:
-        commands = "; ".join(
-            f"python -c \"import numpy as np; np.savetxt('{p.with_suffix('.txt')}', "
-            f"np.load('{p}', allow_pickle=True).astype(str), fmt='%s')\"" for p in pickled
-        )
+        texts = ", ".join(str(p.with_suffix(".txt")) for p in pickled)
         raise DataError(
             f"{len(pickled)} id list(s) hold pickled Python objects, which mcsan never loads "
             f"(unpickling runs code): {', '.join(str(p) for p in pickled)}. If you trust "
-            f"them, re-save each as a text list and pass the .txt files instead: {commands}"
+            "them, load each in Python with numpy's allow_pickle option and save it as a "
+            "text list (np.savetxt(TXT, array.astype(str), fmt='%s')), then pass the text "
+            f"files instead: {texts}"
         )
