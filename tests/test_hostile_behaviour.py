@@ -84,6 +84,20 @@ def test_caption_whitespace_is_normalised_and_counted(tmp_path):
     assert json.loads(lines[0])["caption"] == "a man sings"
 
 
+def test_convert_over_a_dataset_needs_overwrite_which_drops_derived_files(tmp_path, capsys):
+    captions = {"v1": ["a man sings"]}
+    (tmp_path / "MSRVTT_data.json").write_text(json.dumps(_info(["v1"], "train", captions)))
+    out = tmp_path / "out"
+    argv = ["convert", "msrvtt", "--annotations", str(tmp_path / "MSRVTT_data.json"),
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    (out / "cache").mkdir()
+    (out / "cache" / "parsed_captions.jsonl").write_text("parses of the old captions\n")
+    assert main(argv) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (out / "cache").exists()
+
+
 def test_vatex_entries_without_english_captions_are_counted(tmp_path):
     entries = [{"videoID": "a", "enCap": ["a man sings"]}, {"videoID": "b"},
                {"videoID": "c", "enCap": []}]  # fmt: skip

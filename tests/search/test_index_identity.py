@@ -9,11 +9,9 @@ import shutil
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from search_helpers import matcher_search_setup
 from tiny_world import make_tiny_dataset
 
 from mcsan.core.errors import CheckpointError
-from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.modes import Searcher
 from mcsan.search.server import create_app
@@ -40,19 +38,9 @@ def test_a_faiss_index_from_another_index_of_the_same_shape_is_refused(tmp_path)
         VideoIndex.load(one)
 
 
-@pytest.fixture(scope="module")
-def matcher(tmp_path_factory, caption_parser) -> dict:
-    base = tmp_path_factory.getbasetemp() / "matcher_setup"
-    base.mkdir(exist_ok=True)
-    paths = matcher_search_setup(base, caption_parser)
-    retriever = Retriever.from_checkpoint(paths["checkpoint"])
-    retriever._parser = caption_parser
-    return {**paths, "retriever": retriever}
-
-
-def test_a_swapped_feature_file_is_not_used_to_rerank(matcher, tmp_path):
+def test_a_swapped_feature_file_is_not_used_to_rerank(matcher_index, tmp_path):
     index_dir = tmp_path / "index"
-    shutil.copytree(matcher["index"], index_dir)
+    shutil.copytree(matcher_index["index"], index_dir)
     index = VideoIndex.load(index_dir)
     assert index.extra["feature_identity"]
     # the same ids and spec, other features (another tiny world of the same shape)
@@ -60,16 +48,16 @@ def test_a_swapped_feature_file_is_not_used_to_rerank(matcher, tmp_path):
     swapped = tmp_path / "swapped.h5"
     shutil.copy(other / "features" / "tiny.h5", swapped)
     index.extra["feature_file"] = str(swapped)
-    searcher = Searcher(index, matcher["retriever"])
+    searcher = Searcher(index, matcher_index["retriever"])
     answer = searcher.answer("a red ball is jumping", k=3, mode="model")
     assert answer.reranked == 0 and searcher.reranker is None
     assert any("not the features the index records" in w for w in answer.warnings)
 
 
-def test_index_files_changed_under_the_server_answer_503(matcher, tmp_path):
+def test_index_files_changed_under_the_server_answer_503(matcher_index, tmp_path):
     index_dir = tmp_path / "index"
-    shutil.copytree(matcher["index"], index_dir)
-    app = create_app(index_dir, retriever=matcher["retriever"])
+    shutil.copytree(matcher_index["index"], index_dir)
+    app = create_app(index_dir, retriever=matcher_index["retriever"])
     with TestClient(app) as client:
         assert client.get("/api/search", params={"q": "a red ball"}).status_code == 200
         emb = next(index_dir.glob("emb_*.npy"))

@@ -84,7 +84,8 @@ class ShortlistReranker:
         if not video_ids:
             return np.zeros(0, np.float32)
         retriever = self.retriever
-        with FeatureStore.open(self.feature_file, mode="r") as store:
+        # reopened per query: the file must still have the model's spec and the index's identity
+        with FeatureStore.open(self.feature_file, mode="r", expect=retriever.feature_spec) as store:
             if self.index is not None:
                 _check_identity(self.index, store)
             clips = [store.read(video_id, np.float16, streams=retriever.matcher_streams)
