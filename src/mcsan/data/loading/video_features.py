@@ -113,13 +113,15 @@ class OnDemandFeatures(VideoFeatures):
         self._pid = -1
 
     def _open(self) -> FeatureStore:
-        # an HDF5 handle must not cross fork(): a DataLoader worker opens its own
-        stat = _file_stat(self.path)
+        stat = _file_stat(self.path)  # a stat per read from disk: changed under the run?
         if stat != self._stat:
             self._reopen_changed(stat)
+        # an HDF5 handle must not cross fork(): a DataLoader worker opens its own
         if self._store is None or self._pid != os.getpid():
             self._store = FeatureStore.open(self.path, mode="r")
-            if self.identity is not None and self._store.identity != self.identity:
+            spec = self._store.spec
+            if (self.identity is not None and self._store.identity != self.identity) or any(
+                    name not in spec.streams for name in self.streams):  # fmt: skip
                 self._store.close()
                 self._store = None
                 raise FeatureError(
