@@ -149,3 +149,21 @@ def test_clips_in_unlisted_containers_are_extracted_and_other_files_named(tmp_pa
     summary = extract_features(videos, tmp_path / "f.h5", encoder=encoder, frames=2, size=32,
                                batch_frames=4)  # fmt: skip
     assert (summary.done, summary.failed) == (5, 0), summary.failures
+
+
+@pytest.mark.parametrize("edit", ["span", "bytes"])
+def test_an_edited_parse_cache_is_named_with_the_fix(tmp_path, caption_parser, edit):
+    from mcsan.core.errors import DataError
+    from mcsan.data.captions.parse import parse_with_cache
+
+    cache = tmp_path / "parsed_captions.jsonl"
+    parse_with_cache(["a red ball rolls"], cache, caption_parser)
+    header, record = cache.read_text().splitlines()
+    if edit == "span":  # valid JSON, impossible content: an entity beyond the tokens
+        data = json.loads(record)
+        data["entities"] = [{"lemma": "ball", "start": 7, "end": 9}]
+        cache.write_text(f"{header}\n{json.dumps(data)}\n")
+    else:  # a byte that is not UTF-8
+        cache.write_bytes(f"{header}\n".encode() + b'{"caption": "a red \xff"}\n')
+    with pytest.raises(DataError, match=rf"{cache}.*delete {cache}"):
+        parse_with_cache(["a red ball rolls"], cache, caption_parser)
