@@ -89,6 +89,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
         )
     )
     (base / "latin1.yaml").write_bytes(b"seed: 1 # caf\xe9\n")
+    (base / "comments.yaml").write_text("# nothing but a comment\n\n")
+    (base / "twice.yaml").write_text("train:\n  epochs: 2\nseed: 1\ntrain:\n  lr: 0.1\n")
+    (base / "vatex_private_test.json").write_text(json.dumps([{"videoID": "a"}, {"videoID": "b"}]))
+    for name in ("trn_names.npy", "val_names.npy"):  # HGR's lists as released: pickled
+        np.save(base / name, np.array([name], dtype=object), allow_pickle=True)
+    (base / "ref_captions.json").write_text(json.dumps({"v1": ["a man sings"]}))
+    (base / "blank.json").write_text(json.dumps({
+        "videos": [{"video_id": "v1", "split": "train"}],
+        "sentences": [{"video_id": "v1", "caption": " \t "}]}))  # fmt: skip
+    swapped = base / "swapped"
+    shutil.copytree(ds, swapped)
+    other = make_tiny_dataset(base / "other", {"train": 4, "val": 2, "test": 2}, seed=7)
+    shutil.copy(other / "features" / "tiny.h5", swapped / "features" / "tiny.h5")
     (base / "captions.json").write_text(json.dumps([{"caption": "a dog"}]))
     (base / "lines.txt").write_text("a red ball rolls\n")
     (base / "empty").mkdir()
@@ -100,7 +113,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     FeatureStore.create(
         shard_path(base / "f.h5", 0, 2), FeatureSpec("t", 8, 2, {"frame": (2,)})
     ).close()
-    return {"base": base, "ds": ds, "leak": leak, "null": null, "marker": marker}
+    return {"base": base, "ds": ds, "leak": leak, "null": null, "marker": marker,
+            "swapped": swapped}
 
 
 def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
@@ -187,6 +201,21 @@ def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["ablate", "--config", str(b / "missing.yaml"), "--out", out], "missing.yaml"),
         (["demo", "--out", out, "--frames", "1"], "--frames"),
         (["demo", "--out", out, "--config", str(b / "latin1.yaml")], "latin1.yaml:1: not UTF-8"),
+        # issue 28: identity at the joins, configs, real files
+        (["synth", "--out", str(f["ds"]), "--videos", "2"], "already holds another dataset"),
+        (["train", "--out", out, "--set", f"data.root={f['swapped']}"],
+         "tiny.h5: not the features the dataset card"),
+        (["train", "--out", out, "--config", str(b / "comments.yaml")], "empty (or only comments)"),
+        (["train", "--out", out, "--config", str(b / "twice.yaml")],
+         "twice.yaml:4: key 'train' given twice (also on line 1)"),
+        (["convert", "vatex", "--annotations", str(b / "vatex_private_test.json"), "--out", out],
+         "none of its 2 entries has English captions"),
+        (["convert", "hgr", "--annotations", str(b / "ref_captions.json"),
+          str(b / "trn_names.npy"), str(b / "val_names.npy"), "--out", out],
+         "2 id list(s) hold pickled Python objects"),
+        (["convert", "msrvtt", "--annotations", str(b / "blank.json"), "--out", out],
+         "no usable caption to convert"),
+        (["search", "--index", str(b / "missing"), "a dog", "-k", "1001"], "-k"),
     ]
     if not torch.cuda.is_available():
         cases_.append((["train", "--out", out, "--set", "train.device=cuda"], "no CUDA device"))

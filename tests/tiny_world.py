@@ -74,10 +74,12 @@ def make_tiny_dataset(
                 grid += 0.3 * rng.standard_normal(grid.shape)
                 store.write(video_id, {"frame": frame, "grid": grid})
     write_captions(root, records)
+    with FeatureStore.open(feature_path(root, FEATURE_SET)) as written:
+        identity = written.identity
     write_card(
         root,
         {"name": "tiny", "splits": sorted(videos),
-         "feature_sets": {FEATURE_SET: spec.to_json()}},
+         "feature_sets": {FEATURE_SET: {**spec.to_json(), "identity": identity}}},
     )  # fmt: skip
     return root
 

@@ -18,6 +18,7 @@ from mcsan import __version__
 from mcsan.core import progress
 from mcsan.core.errors import MCSANError
 from mcsan.core.extras import missing_extra_message
+from mcsan.core.lock import output_lock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.setup_logging(quiet=args.quiet)
     threading.excepthook = _thread_error
     try:
-        return int(args.func(args) or 0)
+        with output_lock(_locked_output(args), args.command):
+            return int(args.func(args) or 0)
     except MCSANError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -75,6 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         progress.stop_logging()
+
+
+WRITERS = frozenset({"ablate", "convert", "demo", "extract", "index", "parse", "synth", "train"})
+
+
+def _locked_output(args: argparse.Namespace) -> str | None:
+    """The ``--out`` a command writes and must hold alone; None for readers, a DDP rank
+    other than 0 and an extraction shard (each writes its own file)."""
+    import os
+
+    if args.command not in WRITERS or os.environ.get("RANK", "0") != "0":
+        return None
+    if args.command == "extract" and (getattr(args, "shard", None) or "WORLD_SIZE" in os.environ):
+        return None
+    return getattr(args, "out", None)
 
 
 def _thread_error(hook: threading.ExceptHookArgs) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcsan.cli import main
-from mcsan.core.errors import ConfigError
+from mcsan.core.errors import ConfigError, DataError
 from mcsan.core.io import read_jsonl
 from mcsan.data.native import read_captions, read_card, split_counts
 from mcsan.world import generate_world, structure_levels
@@ -241,9 +241,14 @@ def test_bad_arguments_raise_config_error(tmp_path: Path):
         generate_world(tmp_path, 5, 0, frames=1)
 
 
-def test_smaller_world_in_the_same_folder_drops_stale_clips(tmp_path: Path):
+def test_another_world_in_the_same_folder_needs_overwrite_and_drops_stale_files(tmp_path: Path):
     generate_world(tmp_path, 12, 0, frames=4, size=32)
-    generate_world(tmp_path, 6, 0, frames=4, size=32)
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "world.h5").write_bytes(b"features of the 12 clips")
+    with pytest.raises(DataError, match="already holds another dataset .* --overwrite"):
+        generate_world(tmp_path, 6, 0, frames=4, size=32)
+    generate_world(tmp_path, 6, 0, frames=4, size=32, overwrite=True)
+    assert not (tmp_path / "features").exists()  # derived from the old clips: gone
     ids = {r["video_id"] for r in read_jsonl(tmp_path / "structure.jsonl")}
     assert {p.stem for p in (tmp_path / "videos").glob("*.mp4")} == ids
 

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         parts.append("concept scores")
     print(
         f"indexed {summary.videos} videos ({' + '.join(parts)}) into {summary.out} in "
-        f"{summary.seconds:.1f} s; features: {summary.extracted} extracted, "
+        f"{summary.seconds:.1f} s; features: {summary.extracted} extracted"
+        f"{f' ({summary.changed} of them: clips changed since the last run)' if summary.changed else ''}, "
         f"{summary.reused} reused; {summary.with_media} with clips"
     )
     for video_id in summary.failed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcsan.core.validate import int_in
+from mcsan.core.validate import MAX_K, int_in
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("query", help='the query text, e.g. "a cat on a sofa"')
     parser.add_argument(
-        "-k", type=int_in(1, 10_000), default=10, help="number of results (default 10)"
+        "-k", type=int_in(1, MAX_K), default=10,
+        help=f"number of results (1 to {MAX_K}, as the server allows; default 10)",
     )
     parser.add_argument(
         "--mode", default="auto", choices=("auto", "concepts", "model"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 from mcsan.core.validate import int_in
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--index", required=True, help="index folder built by `mcsan index`")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int_in(0, 65535), default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=int_in(0, 65535), default=8000, help="port (default 8000; 0: a free one, printed)")
     parser.add_argument(
         "--checkpoint", help="checkpoint to encode queries (default: the one that built it)"
     )
@@ -31,6 +32,25 @@ def run(args: argparse.Namespace) -> int:
     from mcsan.search.server import create_app
 
     app = create_app(args.index, checkpoint=args.checkpoint)
-    print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    sock = listening_socket(args.host, args.port)
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving {args.index} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: any free port); SearchError naming both."""
+    from mcsan.core.errors import SearchError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # connections wait in the backlog until the app is up
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        raise SearchError(f"{host}:{port}: cannot listen there ({exc}); choose another --port "
+                          "(0 picks a free one) or --host") from exc  # fmt: skip
+    return sock

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="processes rendering and encoding clips (default 1)")
     parser.add_argument("--twins", type=non_negative_int, default=None, metavar="K",
                         help="test clips that get twins (default: 20%% of --videos)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace another dataset in --out (its features are deleted)")
     parser.set_defaults(func=run)
 
 
@@ -38,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
     summary = generate_world(args.out, args.videos, args.seed, frames=args.frames,
                              size=args.size, workers=args.workers,
-                             n_twin_originals=args.twins)
+                             n_twin_originals=args.twins, overwrite=args.overwrite)
     print(summary.line())
     return 0

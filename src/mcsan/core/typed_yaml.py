@@ -237,15 +237,54 @@ def config_differences(
     return out
 
 
+class RepeatedKeyError(yaml.YAMLError):
+    """A mapping key given twice."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last one
+    silently: a repeated section would drop the first one's settings)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise RepeatedKeyError(f"{line}: key {key!r} given twice (also on line "
+                                   f"{seen[key]}); keep one, YAML would silently drop the "
+                                   "first")  # fmt: skip
+        if isinstance(key, str | int | float | bool):
+            seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def strict_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses repeated keys (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
-    """The mapping at the top of a YAML file; ConfigError naming the file otherwise."""
+    """The mapping at the top of a YAML file; ConfigError naming the file otherwise (also
+    for an empty or comment-only file and a key or section given twice)."""
     source = Path(path)
     if not source.is_file():
         raise ConfigError(f"{source}: {what} not found; check the --config path")
     try:
-        data = yaml.safe_load("\n".join(read_text_lines(source, what))) or {}
+        data = strict_yaml("\n".join(read_text_lines(source, what)))
+    except RepeatedKeyError as exc:
+        raise ConfigError(f"{source}:{exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc}); fix the file") from exc
+    if data is None:
+        raise ConfigError(
+            f"{source}: the {what} is empty (or only comments); give at least one setting, "
+            "or leave out --config to use the defaults"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     return data

@@ -191,6 +191,8 @@ def float_in(low: float = 0.0, high: float = INF, low_open: bool = True) -> Call
     return _number(float, Range(low, high, low_open=low_open), "a number")
 
 
+MAX_K = 1_000
+"""The most results one search returns (the CLI's -k, the API's k and the page)."""
 MAX_FRAMES = 1024
 """Most frames per clip an option may ask for."""
 MAX_SIZE = 2048

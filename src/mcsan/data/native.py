@@ -20,6 +20,7 @@ import yaml
 
 from mcsan.core.errors import DataError
 from mcsan.core.io import atomic_write_text, numbered_jsonl, read_text_lines, write_jsonl
+from mcsan.core.typed_yaml import RepeatedKeyError, strict_yaml
 
 CARD_NAME = "dataset.yaml"
 CAPTIONS_NAME = "captions.jsonl"
@@ -149,7 +150,9 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
             "`mcsan synth` or `mcsan convert`"
         )
     try:
-        data = yaml.safe_load("\n".join(read_text_lines(path, "dataset card"))) or {}
+        data = strict_yaml("\n".join(read_text_lines(path, "dataset card"))) or {}
+    except RepeatedKeyError as exc:
+        raise DataError(f"{path}:{exc}") from exc
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: not valid YAML ({exc}); fix or rewrite the card") from exc
     if not isinstance(data, dict):
@@ -194,3 +197,45 @@ def update_card(root: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
             card[key] = value
     write_card(root, card)
     return card
+
+
+def check_card_identity(
+    root: str | os.PathLike[str], set_name: str, store: Path, identity: str | None
+) -> None:
+    """Refuse a feature file that is not the one the dataset card records (a swapped or
+    foreign file of the same spec and ids): FeatureError naming both."""
+    from mcsan.data.video.identity import check_identity
+
+    card = card_path(root)
+    entry = (read_card(root).get("feature_sets") or {}).get(set_name) if card.is_file() else None
+    check_identity(
+        identity, (entry or {}).get("identity") if isinstance(entry, dict) else None, store,
+        f"the dataset card {card}",
+        "if you re-extracted it on purpose, run `mcsan extract` into it again (or `mcsan "
+        "convert --overwrite`) to record the new identity; else restore the original file",
+    )  # fmt: skip
+
+
+DERIVED = ("features", "cache", "conversion_report.json")
+"""What a dataset's clips and captions give rise to (feature sets, the parse cache, the
+conversion report): invalid once they are replaced."""
+
+
+def clear_derived(root: str | os.PathLike[str]) -> list[str]:
+    """Remove the files derived from a dataset's clips and captions (and the feature sets
+    the card lists); return the names removed."""
+    import shutil
+
+    base, removed = Path(root), []
+    for name in DERIVED:
+        path = base / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    if card_path(base).is_file() and read_card(base).get("feature_sets"):
+        update_card(base, feature_sets=None)
+    return removed

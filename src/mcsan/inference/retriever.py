@@ -246,11 +246,16 @@ def evaluate_checkpoint(
 
 
 def _check_compatible(retriever: Retriever, spec: FeatureSpec, root: Path) -> None:
-    """FeatureError when ``spec`` cannot feed the model (backbone or stream shape differs)."""
+    """FeatureError when ``spec`` cannot feed the model (backbone, frame size, frames per
+    clip, sampling rate or a stream shape differs)."""
     trained = retriever.feature_spec
     problems = []
     if spec.backbone != trained.backbone:
         problems.append(f"backbone {spec.backbone!r} (trained on {trained.backbone!r})")
+    for field_name in ("size", "frames", "fps"):  # other sampling: other features
+        have, want = getattr(spec, field_name), getattr(trained, field_name)
+        if have != want and not (field_name == "fps" and None in (have, want)):
+            problems.append(f"{field_name} {have} (trained on {want})")
     for name in retriever.streams:
         if spec.streams.get(name) != trained.streams[name]:
             problems.append(

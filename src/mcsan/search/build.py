@@ -47,6 +47,8 @@ class IndexSummary:
     feature_file: str
     extracted: int = 0
     reused: int = 0
+    changed: int = 0
+    """Of ``extracted``: clips whose cached features were stale (the clip changed since)."""
     failed: list[str] = field(default_factory=list)
     with_media: int = 0
     seconds: float = 0.0
@@ -91,6 +93,7 @@ def build_from_store(
     if retriever is not None:
         with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
             embeddings = encode_store(retriever, store, ids)
+            extra["feature_identity"] = store.identity  # what the re-ranker must read
         extra["feature_file"] = str(Path(store_path).resolve())
         extra["dataset"] = model_info(retriever)["dataset"]
     if checkpoint is not None:
@@ -114,7 +117,7 @@ def index_dataset(
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> IndexSummary:
     """Index every video of a native dataset's feature set that matches the checkpoint."""
-    from mcsan.data.native import feature_path, read_card, videos_dir
+    from mcsan.data.native import check_card_identity, feature_path, read_card, videos_dir
     from mcsan.data.video.store import FeatureStore
 
     started = time.perf_counter()
@@ -143,6 +146,7 @@ def index_dataset(
         )
     with FeatureStore.open(store_path, mode="r") as store:
         ids = store.ids()
+        check_card_identity(root, store_path.stem, store_path, store.identity)
     clips = _clips_by_id(videos_dir(root))
     media_root = videos_dir(root) if clips else None
     paths = [clips.get(video_id) for video_id in ids]
@@ -182,7 +186,7 @@ def index_videos(
         raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
     out_dir = Path(out)
     cache = out_dir / (CACHE_NAME if retriever is not None else CONCEPT_CACHE_NAME)
-    counts = {"extracted": 0, "reused": 0}
+    counts = {"extracted": 0, "reused": 0, "changed": 0}
     failed: set[str] = set()
     if retriever is not None:
         spec = retriever.feature_spec
@@ -219,7 +223,7 @@ def index_videos(
     )
     return IndexSummary(
         out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),
-        extracted=counts["extracted"], reused=counts["reused"],
+        extracted=counts["extracted"], reused=counts["reused"], changed=counts["changed"],
         failed=sorted(failed), with_media=len(ids), seconds=time.perf_counter() - started,
     )
 
@@ -248,6 +252,7 @@ def _extract(
     summary = extract_features(dict(found), cache, **options)
     counts["extracted"] += summary.done
     counts["reused"] += summary.skipped
+    counts["changed"] += len(summary.changed)
     failed.update(record["video_id"] for record in summary.failures)
 
 

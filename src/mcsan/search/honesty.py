@@ -80,7 +80,12 @@ def unknown_words(retriever: Any, query: str) -> tuple[list[str], list[str]]:
 def model_warning(known: list[str], unknown: list[str], dataset: str) -> str | None:
     """A warning when the model knows none or only a few of the query's words."""
     total = len(known) + len(unknown)
-    if total == 0 or not unknown:
+    if total == 0:  # only common words ("the", "a", "of"): nothing for the model to match
+        return (
+            f"The query has no content word the model (trained on {dataset!r}) could match, "
+            "only common words; its ranking is not meaningful. Describe what the clip shows."
+        )
+    if not unknown:
         return None
     listed = ", ".join(repr(w) for w in unknown)
     if not known:

@@ -14,6 +14,8 @@ On disk an index is a directory, written to a temporary sibling and renamed into
     INDEX/faiss.index        the FAISS index over the fused vectors
     INDEX/emb_<level>.npy    the per-level embeddings (float32, L2-normalised by the model)
     INDEX/concepts.npy       optional: ImageNet class probabilities (classes, clips) float32
+
+meta.json also holds each file's size and end hash, checked at load (:mod:`.index_files`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mcsan.core.errors import CheckpointError, SearchError
 from mcsan.core.io import atomic_directory, atomic_write_json
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
 from mcsan.search.faiss_threads import faiss_search
+from mcsan.search.index_files import check_files, file_hashes, file_stats
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -126,6 +129,7 @@ class VideoIndex:
         self.nprobe = nprobe
         self.directory: Path | None = None
         """The folder the index was loaded from (None until saved or loaded)."""
+        self.on_disk: dict[str, tuple[int, int, int]] = {}  # file stats when loaded or saved
         if approx and nprobe is not None:
             faiss_index.nprobe = nprobe
 
@@ -322,8 +326,10 @@ class VideoIndex:
                 faiss.write_index(self.faiss_index, str(tmp / FAISS_NAME))
             if self.concepts is not None:
                 self.concepts.save_into(tmp)
-            atomic_write_json(tmp / META_NAME, self.meta(), indent=None)
+            files = file_hashes(tmp, _owned)
+            atomic_write_json(tmp / META_NAME, {**self.meta(), "files": files}, indent=None)
         self.directory = target
+        self.on_disk = file_stats(target, [*files, META_NAME])
         return target
 
     @classmethod
@@ -337,6 +343,7 @@ class VideoIndex:
             raise CheckpointError(
                 f"{root}: no {META_NAME}; not an mcsan index. Build one with `mcsan index`"
             )
+        stats = file_stats(root, [name for name in os.listdir(root) if _owned(name)])
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             if meta.get("format_version") != FORMAT_VERSION:
@@ -373,12 +380,14 @@ class VideoIndex:
                 f"{root}: index parts disagree ({len(ids)} ids, {vectors} vectors, "
                 f"embedding rows {sizes}); rebuild it with `mcsan index`"
             )
+        check_files(root, meta)
         index = cls(
             embeddings, ids, paths, weights, sha, faiss_index,
             media_root=meta.get("media_root"), approx=meta.get("kind") == "ivf_flat",
             nprobe=meta.get("nprobe"), extra=meta.get("extra"), concepts=concepts,
         )
         index.directory = root
+        index.on_disk = stats
         return index
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import SearchError
+from mcsan.core.validate import MAX_K
 from mcsan.inference.encoder import Encoder
 from mcsan.search.index import VideoIndex
 
 MAX_QUERY_CHARS = 1_000
-MAX_K = 1_000
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class Hit:
 
 
 def validate_query(query: object) -> str:
-    """The query with surrounding whitespace removed; SearchError when unusable."""
+    """The query with its whitespace normalised (tabs, newlines and runs of spaces become
+    one space; surrounding whitespace removed); SearchError when unusable."""
     if not isinstance(query, str):
         raise SearchError(f"the query must be text, got {type(query).__name__}")
     text = query.strip()
@@ -59,7 +60,7 @@ def validate_query(query: object) -> str:
         raise SearchError(
             f"the query contains control character {bad[0]!r}; remove it and search again"
         )
-    return text
+    return " ".join(text.split())
 
 
 def validate_k(k: object) -> int:

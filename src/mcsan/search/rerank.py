@@ -38,10 +38,13 @@ def index_feature_file(index: VideoIndex) -> Path | None:
 class ShortlistReranker:
     """Scores a query against candidate clips with the checkpoint's binding matcher."""
 
-    def __init__(self, retriever: Any, feature_file: Path) -> None:
-        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher."""
+    def __init__(self, retriever: Any, feature_file: Path, index: VideoIndex | None = None
+                 ) -> None:  # fmt: skip
+        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher;
+        ``index``: the features must be those it records (checked at every reopening)."""
         self.retriever = retriever
         self.feature_file = feature_file
+        self.index = index
         self.top_k = int(retriever.config.model.rerank_top_k)
         self.weight = float(retriever.rerank_weight)
 
@@ -62,6 +65,8 @@ class ShortlistReranker:
         try:
             with FeatureStore.open(feature_file, mode="r", expect=retriever.feature_spec) as store:
                 missing = [video_id for video_id in index.ids if video_id not in store]
+                if not missing:
+                    _check_identity(index, store)
         except (FeatureError, OSError) as exc:
             return None, (f"the binding matcher cannot read the index's feature file ({exc}); "
                           "ranked by the fused score alone")  # fmt: skip
@@ -69,7 +74,7 @@ class ShortlistReranker:
             return None, (f"the index's feature file {feature_file} lacks {len(missing)} of its "
                           f"clips (e.g. {missing[0]!r}); ranked by the fused score alone "
                           "(rebuild the index to re-rank)")  # fmt: skip
-        return cls(retriever, feature_file), None
+        return cls(retriever, feature_file, index), None
 
     def match(self, query: str, video_ids: Sequence[str]) -> np.ndarray:
         """The matcher's score of ``query`` against each clip: (len(video_ids),) float32.
@@ -79,7 +84,10 @@ class ShortlistReranker:
         if not video_ids:
             return np.zeros(0, np.float32)
         retriever = self.retriever
-        with FeatureStore.open(self.feature_file, mode="r") as store:
+        # reopened per query: the file must still have the model's spec and the index's identity
+        with FeatureStore.open(self.feature_file, mode="r", expect=retriever.feature_spec) as store:
+            if self.index is not None:
+                _check_identity(self.index, store)
             clips = [store.read(video_id, np.float16, streams=retriever.matcher_streams)
                      for video_id in video_ids]  # fmt: skip
         rows = np.arange(len(clips))
@@ -101,3 +109,12 @@ def reorder_shortlist(rows: np.ndarray, fused: np.ndarray, match: np.ndarray, we
     ties: lower row first."""
     scores = np.asarray(fused, np.float64) + weight * np.asarray(match, np.float64)
     return np.lexsort((rows, -scores))
+
+
+def _check_identity(index: VideoIndex, store: Any) -> None:
+    """FeatureError when ``store`` is not the feature file ``index`` was encoded from (a
+    file of the same spec and ids swapped in: the matcher would score other clips)."""
+    from mcsan.data.video.identity import check_identity
+
+    check_identity(store.identity, index.extra.get("feature_identity"), store.path,
+                   "the index", "rebuild the index with `mcsan index`")  # fmt: skip

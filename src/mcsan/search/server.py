@@ -29,6 +29,7 @@ from mcsan.inference.encoder import Encoder
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
+from mcsan.search.index_files import changed_files
 from mcsan.search.library import open_searcher, rerank_fields
 from mcsan.search.modes import Searcher
 
@@ -190,6 +191,8 @@ def create_app(
     @app.get("/api/search")
     def api_search(request: Request) -> dict[str, Any]:
         query, k, mode, rerank = parse_search_params(request)
+        if changed := changed_files(index.directory, index.on_disk):  # never a half-read index
+            raise ClientError(503, f"{changed}; restart `mcsan serve` to load it")
         with lock:
             answer = searcher.answer(query, k, mode, rerank)
         body = answer.to_json()

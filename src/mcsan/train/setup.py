@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mcsan.core.batch import TextBatch
-from mcsan.core.errors import ConfigError
+from mcsan.core.errors import CheckpointError, ConfigError, FeatureError
 from mcsan.core.typed_yaml import config_differences
 from mcsan.core.validate import check_device
 from mcsan.data.loading.collate import TrainBatch
@@ -133,3 +133,28 @@ def resume_differences(state: dict[str, Any], cfg: RunConfig) -> list[str]:
     resumed run may change (``train.epochs`` and the loading / threads keys)."""
     keep = ("train.epochs", *loading.LOADING_KEYS)
     return config_differences(dict(state["config"]), cfg.to_dict(), ignore=keep)
+
+
+def check_resume_features(state: dict[str, Any] | None, data: Any, path: Any) -> None:
+    """Refuse to resume run ``path`` onto other features than it trained on: another spec
+    (frames, size, streams...) or another feature file of the same spec (its identity)."""
+    if state is None:
+        return
+    from mcsan.data.native import feature_path
+    from mcsan.data.video.identity import check_identity
+    from mcsan.data.video.store import FeatureSpec
+
+    store = feature_path(data.root, data.feature_set)
+    if state.get("feature_spec") and (
+        problem := data.feature_spec.mismatch(FeatureSpec.from_json(state["feature_spec"]))
+    ):
+        raise CheckpointError(
+            f"{path}: --resume onto {store}, whose features differ from those the run trained "
+            f"on ({problem}); resume with the original features or start a new --out"
+        )
+    try:
+        check_identity(data.feature_identity, state.get("feature_identity"), store,
+                       f"the run's checkpoint {path}",
+                       "resume with the original features or start a new --out")  # fmt: skip
+    except FeatureError as exc:
+        raise CheckpointError(f"--resume: {exc}") from None

@@ -53,6 +53,7 @@ from mcsan.train.negatives import global_rows, negative_maker
 from mcsan.train.setup import (
     JointForward,
     amp_dtype,
+    check_resume_features,
     check_world_size,
     float_output,
     make_optimizer,
@@ -112,6 +113,7 @@ class Trainer:
                 "--resume to continue it or choose another --out"
             )
         self.data = self._load_data(state)
+        check_resume_features(state, self.data, self.out_dir / "last.pt")
         if self.ctx.is_main:
             logger.info(loading.setup_line(self.device, self.threads, self.load_settings,
                                            self.data.features))  # fmt: skip
@@ -215,6 +217,7 @@ class Trainer:
             "word_dim": self.word_dim,
             "feature_set": data.feature_set,
             "feature_spec": data.feature_spec.to_json(),
+            "feature_identity": data.feature_identity,
             "streams": list(data.streams),
             "stream_shapes": {k: list(v) for k, v in data.stream_shapes.items()},
             "history": self.history,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import re
@@ -9,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcsan.core.errors import ConfigError
+from mcsan.core.errors import ConfigError, DataError
 from mcsan.core.io import make_dir, write_jsonl
 from mcsan.core.progress import track
-from mcsan.data.native import CaptionRecord, read_card, update_card, videos_dir
+from mcsan.data.native import CaptionRecord, clear_derived, read_card, update_card, videos_dir
 from mcsan.data.native import write_captions as write_caption_records
 from mcsan.world.binding import make_binding_twins
 from mcsan.world.card import write_dataset_card
@@ -27,6 +28,7 @@ FPS = 8
 STRUCTURE_NAME = "structure.jsonl"
 TRUTH_NAME = "captions_truth.jsonl"
 TWINS_NAME = "twins.jsonl"
+logger = logging.getLogger(__name__)
 _CLIP_NAME = re.compile(r"clip\d{5,}(_twin_(entity|action|relation)(_(binding|swap))?)?")
 
 
@@ -71,6 +73,12 @@ def _remove_stale_clips(video_root: Path, keep: set[str]) -> None:
             path.unlink()
 
 
+def _describe(params: dict[str, Any] | None) -> str:
+    if not params:
+        return "not a synthetic world"
+    return ", ".join(f"{key} {params.get(key)}" for key in ("videos", "seed", "frames", "size"))
+
+
 def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dict[str, Any]:
     return {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
             "size": size, "twin_originals": twins, "fps": FPS}
@@ -79,13 +87,17 @@ def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dic
 def generate_world(
     out_dir: str | os.PathLike[str], n_videos: int, seed: int, frames: int = 16,
     size: int = 128, workers: int = 1, n_twin_originals: int | None = None,
+    overwrite: bool = False,
 ) -> WorldSummary:
     """Generate the synthetic world into ``out_dir`` in the native format.
 
     Writes videos/<id>.mp4 (H.264), captions.jsonl (train/val/test/comp),
     captions_truth.jsonl, structure.jsonl (clips and twins), twins.jsonl, dataset.yaml,
     DATASET.md and contact_sheet.png. The same arguments give the same files whatever
-    ``workers`` is. Clips already written by a run with the same arguments are kept.
+    ``workers`` is. Clips already written by a run with the same arguments are kept (and
+    the features extracted from them stay valid). Another dataset in ``out_dir`` is refused
+    unless ``overwrite``, which also removes what was derived from it (feature sets, the
+    parse cache: :func:`mcsan.data.native.clear_derived`).
     """
     _validate(n_videos, frames, size, workers)
     if n_twin_originals is not None and n_twin_originals < 0:
@@ -106,6 +118,16 @@ def generate_world(
 
     params = _params(n_videos, seed, frames, size, k)
     previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
+    if (root / "dataset.yaml").is_file() and previous != params:
+        if not overwrite:
+            raise DataError(
+                f"{root}: already holds another dataset ({_describe(previous)}); its clips "
+                "would be replaced while its features stay. Choose another --out, or pass "
+                "--overwrite to replace it (its features and parse cache are deleted)"
+            )
+        removed = clear_derived(root)
+        logger.warning("%s: replacing the dataset there; removed %s", root,
+                       ", ".join(removed) or "nothing derived")  # fmt: skip
     video_root = videos_dir(root)
     make_dir(video_root)
     jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]

@@ -9,13 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcsan.core.errors import FeatureError
+from mcsan.data.video.entries import escape_id, unescape_id
+from mcsan.data.video.shards import merge_stores
 from mcsan.data.video.store import (
     VIDEOS_GROUP,
     FeatureSpec,
     FeatureStore,
-    escape_id,
-    merge_stores,
-    unescape_id,
 )
 
 SPEC = FeatureSpec("efficientnet_lite0", 64, 3, {"head_grid2": (4, 8), "rgbhist": (5,)})

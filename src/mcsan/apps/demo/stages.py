@@ -101,7 +101,7 @@ def _world_stage(settings: DemoSettings, root: Path) -> str:
 
     summary = generate_world(
         root, settings.videos, settings.seed, frames=settings.frames, size=settings.size,
-        workers=settings.workers, n_twin_originals=settings.twins,
+        workers=settings.workers, n_twin_originals=settings.twins, overwrite=True,
     )  # fmt: skip
     return summary.line()
 

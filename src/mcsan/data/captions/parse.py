@@ -234,6 +234,10 @@ def empty_level_counts(parsed: Iterable[ParsedCaption | None]) -> dict[str, int]
     return counts
 
 
+DELETE_CACHE = ("the parse cache is damaged or was edited: delete {path} (it is rebuilt from "
+                "the captions on the next run)")
+
+
 def _index_cache(path: Path, signature: str) -> dict[str, int]:
     """Byte offset of each caption's record in a cache file (empty if absent or stale)."""
     if not path.is_file():
@@ -257,21 +261,32 @@ def _index_cache(path: Path, signature: str) -> dict[str, int]:
                 continue
             try:
                 offsets[str(json.loads(line)["caption"])] = offset
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(
-                    f"{path}:{number}: not a parsed-caption record ({exc}); delete the cache file"
-                ) from exc
+            except (KeyError, TypeError, ValueError) as exc:  # ValueError: JSON, UTF-8
+                raise DataError(f"{path}:{number}: not a parsed-caption record ({exc}); "
+                                f"{DELETE_CACHE.format(path=path)}") from exc  # fmt: skip
     return offsets
 
 
 def _cached_record(handle: Any, path: Path, offset: int) -> ParsedCaption:
     handle.seek(offset)
     try:
-        return ParsedCaption.from_json(json.loads(handle.readline()))
+        record = ParsedCaption.from_json(json.loads(handle.readline()))
+        _check_record(record)
+        return record
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(
-            f"{path} (byte {offset}): not a parsed-caption record ({exc}); delete the cache file"
-        ) from exc
+        raise DataError(f"{path} (byte {offset}): not a parsed-caption record ({exc}); "
+                        f"{DELETE_CACHE.format(path=path)}") from exc  # fmt: skip
+
+
+def _check_record(record: ParsedCaption) -> None:
+    """ValueError when a cached record cannot be what the parser wrote (an edited cache)."""
+    count = len(record.tokens)
+    if len(record.lemmas) != count or not all(isinstance(t, str) for t in record.tokens):
+        raise ValueError("tokens and lemmas differ in number or are not strings")
+    spans = [*record.entities, *record.actions, *(p for r in record.relations for p in r.parts)]
+    for span in spans:
+        if not 0 <= span.start <= span.end <= count:
+            raise ValueError(f"span {span.start}:{span.end} outside its {count} tokens")
 
 
 def iter_parse_with_cache(

@@ -57,6 +57,7 @@ def read_split_map(split_files: Mapping[str, Sequence[Path]]) -> tuple[dict[str,
     That would leak test videos into training; the error names the videos and files.
     (The second value, the conflicting ids, is always empty; kept for the callers.)
     """
+    check_no_pickled_lists([p for paths in split_files.values() for p in paths])
     split_of: dict[str, str] = {}
     file_of: dict[str, Path] = {}
     conflicts: list[str] = []
@@ -119,3 +120,34 @@ def sentence_list(value: Any, source: Path, video_id: str) -> list[str]:
         f"{source}: captions of video {video_id} are {type(value).__name__}, "
         "expected a list of strings"
     )
+
+
+def check_no_pickled_lists(paths: Sequence[Path]) -> None:
+    """Refuse, in one error naming every one of them, the ``.npy`` id lists that hold
+    pickled Python objects (HGR's ``*_names.npy`` as released), with how to re-save each.
+    Only the header is read: nothing is unpickled."""
+    import numpy as np
+
+    pickled = []
+    for path in paths:
+        if path.suffix.lower() != ".npy" or not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read = (np.lib.format.read_array_header_1_0 if major == 1
+                        else np.lib.format.read_array_header_2_0)  # fmt: skip
+                _, _, dtype = read(handle)
+        except (ValueError, OSError, EOFError):
+            continue  # not a .npy: read_id_list names the problem
+        if dtype.hasobject:
+            pickled.append(path)
+    if pickled:
+        texts = ", ".join(str(p.with_suffix(".txt")) for p in pickled)
+        raise DataError(
+            f"{len(pickled)} id list(s) hold pickled Python objects, which mcsan never loads "
+            f"(unpickling runs code): {', '.join(str(p) for p in pickled)}. If you trust "
+            "them, load each in Python with numpy's allow_pickle option and save it as a "
+            "text list (np.savetxt(TXT, array.astype(str), fmt='%s')), then pass the text "
+            f"files instead: {texts}"
+        )

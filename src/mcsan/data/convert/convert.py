@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from mcsan.data.native import (
     captions_path,
     card_path,
     check_split_overlap,
+    clear_derived,
     feature_path,
     split_counts,
     write_captions,
@@ -74,20 +74,25 @@ def convert_dataset(
 def clean_captions(
     records: Sequence[CaptionRecord], dedup: bool
 ) -> tuple[list[CaptionRecord], dict[str, list[str]]]:
-    """Strip captions; drop empty ones and those with control characters; find duplicates
+    """Normalise whitespace (runs of spaces, tabs and newlines become one space; the ends
+    are stripped); drop empty captions and those with control characters; find duplicates
     of a video (dropped if ``dedup``).
 
     Duplicates compare case- and whitespace-insensitively within one video and split.
     Returns the kept records and ``{"empty_captions": ids, "control_character_captions":
-    ids, "duplicate_captions": ids}``.
+    ids, "duplicate_captions": ids, "whitespace_normalised_captions": ids}`` (the last
+    kept, with their whitespace changed).
     """
     kept: list[CaptionRecord] = []
     empty: list[str] = []
     control: list[str] = []
     duplicates: list[str] = []
+    normalised: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     for record in records:
         text = " ".join(record.caption.split())
+        if text and text != record.caption:
+            normalised.append(record.video_id)
         if not text:
             empty.append(record.video_id)
             continue
@@ -102,7 +107,7 @@ def clean_captions(
         seen.add(key)
         kept.append(CaptionRecord(record.video_id, text, record.split))
     return kept, {"empty_captions": empty, "control_character_captions": control,
-                  "duplicate_captions": duplicates}
+                  "duplicate_captions": duplicates, "whitespace_normalised_captions": normalised}
 
 
 def check_split_sizes(
@@ -149,8 +154,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             raise DataError(
                 f"{out}: already holds a dataset; choose another --out or pass --overwrite"
             )
-        shutil.rmtree(out / "features", ignore_errors=True)
-        for name in (captions_path(out), card_path(out), out / REPORT_NAME):
+        clear_derived(out)  # features, the parse cache, the report: of the old captions
+        for name in (captions_path(out), card_path(out)):
             name.unlink(missing_ok=True)
     make_dir(out)
 
@@ -169,7 +174,6 @@ def run_conversion(
     archive_notes: list[str] = []
     with opened_archives(paths, fmt.archive_members, archive_notes) as opened:
         annotations = fmt.load_annotations(opened, options)
-    _prepare_out(out, options.overwrite)
     captions_read = len(annotations.records) + sum(annotations.dropped_captions.values())
     dropped = dict(annotations.dropped_captions)
     problems: dict[str, list[str]] = {k: list(v) for k, v in annotations.issues.items()}
@@ -179,6 +183,13 @@ def run_conversion(
     dropped["empty_captions"] = len(caption_problems["empty_captions"])
     dropped["control_character_captions"] = len(caption_problems["control_character_captions"])
     dropped["duplicate_captions"] = len(caption_problems["duplicate_captions"]) * options.dedup
+    if not records:  # never an empty dataset and exit 0
+        raise DataError(
+            f"{', '.join(str(p) for p in paths)}: no usable caption to convert ({captions_read} "
+            f"read; dropped: {({k: v for k, v in dropped.items() if v}) or 'none'}); check "
+            "the annotation files"
+        )
+    _prepare_out(out, options.overwrite)
 
     summary_features: dict[str, Any] = {}
     if options.features:
@@ -238,6 +249,7 @@ def _import_and_filter(
     """Import the features of the captioned videos; drop captions of rejected videos."""
     from mcsan.data.convert.features import import_features
     from mcsan.data.convert.sources import open_features
+    from mcsan.data.video.store import FeatureStore
 
     video_ids = list(dict.fromkeys(r.video_id for r in records))
     store = feature_path(out, options.set_name)
@@ -256,7 +268,10 @@ def _import_and_filter(
     problems["duplicate_feature_ids"] = result.duplicate_feature_ids
     spec = result.spec
     summary_features["imported"] = len(result.imported)
-    summary_features["card"] = {"path": str(store.relative_to(out)), **spec.to_json()}
+    with FeatureStore.open(store) as written:
+        identity = written.identity
+    summary_features["card"] = {"path": str(store.relative_to(out)), **spec.to_json(),
+                                "identity": identity}  # fmt: skip
     imported = set(result.imported)
     return [r for r in records if r.video_id in imported]
 

@@ -17,6 +17,11 @@ captions and tests on the JSFUSION captions; it has no validation split, so the 
 carves ``val_size`` training videos out as validation *after* videos without features are
 dropped (the sorted remaining training ids, sampled with ``random.Random(seed)``), never
 a test video. A JSON ``null`` caption is dropped and counted as an empty caption.
+
+Files that overlap (``MSRVTT_data.json`` given together with ``test_videodatainfo.json``,
+which it contains) are deduplicated: a video's sentences are taken from the first file
+that has them; those of later files are dropped and counted as
+``videos_in_two_annotation_files``, never doubled.
 """
 
 from __future__ import annotations
@@ -116,11 +121,16 @@ class MSRVTT(DatasetFormat):
             )
         return self._one_k_a(infos, train_csvs, test_csvs, options)
 
-    def _read_infos(self, infos: Sequence[Path]) -> tuple[dict[str, str], dict[str, list[str]]]:
-        """{video_id: split} and {video_id: [captions]} from the official JSON files."""
+    def _read_infos(
+        self, infos: Sequence[Path]
+    ) -> tuple[dict[str, str], dict[str, list[str]], dict[str, int]]:
+        """{video_id: split}, {video_id: [captions]} from the official JSON files, and
+        {video_id: captions dropped} for videos whose sentences a later file repeats."""
         split_of: dict[str, str] = {}
         captions: dict[str, list[str]] = {}
+        repeated: dict[str, int] = {}
         for path in infos:
+            found: dict[str, list[str]] = {}
             data = load_json(path)
             if not isinstance(data, dict) or "sentences" not in data:
                 raise DataError(
@@ -132,7 +142,7 @@ class MSRVTT(DatasetFormat):
                     split_of[str(video["video_id"])] = split
                 for sentence in data["sentences"]:
                     caption = sentence["caption"]  # null or a number: dropped as empty
-                    captions.setdefault(str(sentence["video_id"]), []).append(
+                    found.setdefault(str(sentence["video_id"]), []).append(
                         caption if isinstance(caption, str) else ""
                     )
             except (KeyError, TypeError) as exc:
@@ -140,10 +150,15 @@ class MSRVTT(DatasetFormat):
                     f"{path}: an entry lacks {exc}; 'videos' entries need video_id and split, "
                     "'sentences' entries need video_id and caption"
                 ) from exc
-        return split_of, captions
+            for video_id, sentences in found.items():
+                if video_id in captions:  # an earlier file has this video's sentences
+                    repeated[video_id] = repeated.get(video_id, 0) + len(sentences)
+                else:
+                    captions[video_id] = sentences
+        return split_of, captions, repeated
 
     def _full(self, infos: Sequence[Path]) -> Annotations:
-        split_of, captions = self._read_infos(infos)
+        split_of, captions, repeated = self._read_infos(infos)
         records: list[CaptionRecord] = []
         unlisted: list[str] = []
         dropped = 0
@@ -159,8 +174,10 @@ class MSRVTT(DatasetFormat):
             issues={
                 "captions_of_unlisted_videos": unlisted,
                 "split_ids_without_captions": [v for v in split_of if v not in captions],
+                "videos_in_two_annotation_files": list(repeated),
             },
-            dropped_captions={"captions_of_unlisted_videos": dropped},
+            dropped_captions={"captions_of_unlisted_videos": dropped,
+                              "videos_in_two_annotation_files": sum(repeated.values())},
             notes=["protocol full: official MSR-VTT split"],
         )
 
@@ -171,7 +188,7 @@ class MSRVTT(DatasetFormat):
         test_csvs: Sequence[Path],
         options: ConvertOptions,
     ) -> Annotations:
-        _, captions = self._read_infos(infos)
+        _, captions, repeated = self._read_infos(infos)
         test: dict[str, str] = {}
         extra_test: list[str] = []
         for path in test_csvs:
@@ -197,8 +214,10 @@ class MSRVTT(DatasetFormat):
                 "extra_test_captions": extra_test,
                 "train_ids_in_test": in_test,
                 "split_ids_without_captions": without_captions,
+                "videos_in_two_annotation_files": list(repeated),
             },
             dropped_captions={
+                "videos_in_two_annotation_files": sum(repeated.values()),
                 "extra_test_captions": len(extra_test),
                 "train_ids_in_test": sum(len(captions.get(v, [])) for v in in_test),
             },

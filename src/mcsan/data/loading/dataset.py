@@ -39,7 +39,14 @@ from mcsan.data.loading.collate import (
     encode_caption,
 )
 from mcsan.data.loading.video_features import VideoFeatures, load_video_features
-from mcsan.data.native import CaptionRecord, card_path, feature_path, read_captions, read_card
+from mcsan.data.native import (
+    CaptionRecord,
+    card_path,
+    check_card_identity,
+    feature_path,
+    read_captions,
+    read_card,
+)
 from mcsan.data.video.store import FeatureSpec, FeatureStore
 
 
@@ -65,6 +72,8 @@ class RetrievalData:
     max_frames: int | None
     dropped_captions: int = 0
     """Captions dropped because their video has no features (with drop_missing_features)."""
+    feature_identity: str | None = None
+    """Identity of the feature file (:mod:`mcsan.data.video.identity`); None: made before."""
     word_vectors: np.ndarray | None = None
     word_vector_coverage: float | None = None
     caption_labels: list[dict[str, list[int]]] = field(default_factory=list)
@@ -117,6 +126,7 @@ class RetrievalData:
             streams=loaded.features.streams,
             max_frames=cfg.max_frames,
             dropped_captions=loaded.dropped,
+            feature_identity=loaded.identity,
         )
         data._build_labels(is_train)
         return data
@@ -182,6 +192,7 @@ class _Loaded:
     features: VideoFeatures
     spec: FeatureSpec
     dropped: int
+    identity: str | None
 
 
 def _load_features(
@@ -200,7 +211,8 @@ def _load_features(
             "data.feature_set to one listed in dataset.yaml"
         )
     with FeatureStore.open(store_path, mode="r", expect=expect_spec) as store:
-        spec = store.spec
+        spec, identity = store.spec, store.identity
+        check_card_identity(root, set_name, store_path, identity)
         chosen = tuple(streams or cfg.streams or spec.streams.keys())
         unknown = [s for s in chosen if s not in spec.streams]
         if unknown:
@@ -226,7 +238,7 @@ def _load_features(
             store, video_ids, chosen, cfg.max_frames, cfg.feature_memory,
             cfg.resident_limit_gb, cfg.feature_cache_gb,
         )  # fmt: skip
-    return _Loaded(records, features, spec, dropped)
+    return _Loaded(records, features, spec, dropped, identity)
 
 
 def _vocabularies(

@@ -14,6 +14,11 @@ either way):
 float16 size is at most ``data.resident_limit_gb``, else on demand) and ``describe`` says
 what was chosen (the trainer logs it). Under DataLoader workers each worker process opens
 its own file handle and keeps its own cache.
+
+A store read on demand is watched: before each read from disk its stat (inode, size,
+mtime) is compared with the one at load, and a file that changed under the run (rewritten,
+truncated, replaced by other features) is a FeatureError naming it, never zeros; a file
+replaced by one of the same identity (re-extracted to the same bytes) is reopened.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import FeatureError
 from mcsan.data.loading.collate import select_frames
 from mcsan.data.video.store import FeatureStore
 
@@ -93,9 +99,12 @@ class OnDemandFeatures(VideoFeatures):
     mode = "on_demand"
 
     def __init__(self, path: Path, ids: Sequence[str], streams: Sequence[str],
-                 max_frames: int | None, nbytes: int, cache_bytes: int) -> None:  # fmt: skip
+                 max_frames: int | None, nbytes: int, cache_bytes: int,
+                 identity: str | None = None) -> None:  # fmt: skip
         super().__init__(ids, streams, nbytes)
         self.path = Path(path)
+        self.identity = identity
+        self._stat = _file_stat(self.path)
         self.max_frames = max_frames
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
@@ -104,13 +113,40 @@ class OnDemandFeatures(VideoFeatures):
         self._pid = -1
 
     def _open(self) -> FeatureStore:
+        stat = _file_stat(self.path)  # a stat per read from disk: changed under the run?
+        if stat != self._stat:
+            self._reopen_changed(stat)
         # an HDF5 handle must not cross fork(): a DataLoader worker opens its own
         if self._store is None or self._pid != os.getpid():
             self._store = FeatureStore.open(self.path, mode="r")
+            spec = self._store.spec
+            if (self.identity is not None and self._store.identity != self.identity) or any(
+                    name not in spec.streams for name in self.streams):  # fmt: skip
+                self._store.close()
+                self._store = None
+                raise FeatureError(
+                    f"{self.path}: the feature file changed while it was in use (other "
+                    "features, same name); restart the run on the intended file"
+                )
             self._pid = os.getpid()
             self._cache.clear()
             self._cached = 0
         return self._store
+
+    def _reopen_changed(self, stat: tuple[int, int, int] | None) -> None:
+        """The file changed on disk: in place (truncated, rewritten) is an error; a new
+        file is reopened and must have the identity of the one loaded."""
+        if stat is None or self._stat is None or stat[0] == self._stat[0]:
+            raise FeatureError(
+                f"{self.path}: the feature file was {'removed' if stat is None else 'changed'} "
+                f"while it was read on demand (size {self._stat and self._stat[1]} -> "
+                f"{stat and stat[1]} bytes); its features can no longer be trusted: restore "
+                "it and restart (or resume) the run"
+            )
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._stat = stat
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -156,9 +192,18 @@ def load_video_features(
     if mode == "auto":
         mode = "resident" if nbytes <= resident_limit_gb * GB else "on_demand"
     if mode == "on_demand":
-        return OnDemandFeatures(store.path, ids, streams, max_frames, nbytes, int(cache_gb * GB))
+        return OnDemandFeatures(store.path, ids, streams, max_frames, nbytes, int(cache_gb * GB),
+                                store.identity)  # fmt: skip
     items = []
     for video_id in ids:
         raw = store.read(video_id, np.float16, streams)
         items.append({name: select_frames(array, max_frames) for name, array in raw.items()})
     return ResidentFeatures(items, ids, streams)
+
+
+def _file_stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns

@@ -17,6 +17,7 @@ each sample instead of decoding everything. Each frame is resized so its short s
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,15 @@ import numpy as np
 
 from mcsan.core.errors import DataError, VideoError
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg"})
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".gif", ".3gp", ".3g2",
+    ".mts", ".m2ts", ".ts", ".wmv", ".asf", ".flv", ".f4v", ".ogv", ".vob", ".mxf", ".dv",
+    ".divx", ".rm", ".rmvb", ".nut", ".y4m", ".mjpeg", ".mjpg", ".h264", ".hevc",
+})  # fmt: skip
+"""Containers PyAV opens, taken as clips by extension; any other file in a clip folder is
+named in a warning (``list_videos``), never left out unseen."""
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 SEEK_GAP_S = 4.0
 """Seek per sample when samples are further apart than this (seconds); else decode all."""
@@ -37,12 +46,14 @@ def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
 
     Sorted by id. Two files with the same stem are an error naming both. A symlink named
     like a clip that leads nowhere (dangling, or a loop) is listed too, so that reading it
-    fails by name and is counted with the other failed clips, never dropped unseen.
+    fails by name and is counted with the other failed clips, never dropped unseen. Files
+    that are not clips by their extension are counted and named in a warning.
     """
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of videos; check --videos")
     found: dict[str, Path] = {}
+    other: list[str] = []
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -51,6 +62,7 @@ def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
         elif entry.is_dir() and _image_files(entry):
             video_id = entry.name
         else:
+            other.append(entry.name + ("/" if entry.is_dir() else ""))
             continue
         if video_id in found:
             raise DataError(
@@ -58,6 +70,11 @@ def list_videos(directory: str | os.PathLike[str]) -> dict[str, Path]:
                 f"{video_id!r}; rename or remove one"
             )
         found[video_id] = entry
+    if other:
+        shown = ", ".join(other[:8]) + (f" and {len(other) - 8} more" if len(other) > 8 else "")
+        logger.warning("%s: %d file(s) are not clips by their extension and were left out: %s "
+                       "(a clip in another container needs one of the extensions %s)", root,
+                       len(other), shown, " ".join(sorted(VIDEO_EXTENSIONS)))  # fmt: skip
     return dict(sorted(found.items()))
 
 

@@ -5,7 +5,10 @@ each created under a temporary name and renamed into place (``mcsan.core.io.atom
 so a part is complete or absent. At the end the parts (and an existing ``<out>``) are
 merged into ``<out>``, again atomically, and the parts are removed. A run killed at any
 moment (kill -9 included) leaves only complete files; the same command started again
-skips every video already in ``<out>`` or in a part.
+skips every video already in ``<out>`` or in a part whose clip is unchanged: each entry
+stores its clip's fingerprint (:mod:`mcsan.data.video.identity`), and a clip that changed
+since (other size, or other content at its ends) is extracted again and counted as
+``changed``; entries stored before fingerprints are reused and counted as ``unchecked``.
 
 Failures (missing, empty, corrupt, undecodable clips; non-finite features) are appended
 to ``<out stem>.failures.jsonl`` as ``{"video_id", "path", "reason"}`` and counted; they
@@ -14,6 +17,7 @@ are never zero-filled. The failures file lists the failures of the latest run.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -31,18 +35,21 @@ from mcsan.core.io import append_jsonl, atomic_path, make_dir
 from mcsan.core.progress import track
 from mcsan.data.video.backbone import DEFAULT_BACKBONE, WORLD_STREAMS, FrameEncoder, get_backbone
 from mcsan.data.video.decode import read_frames
+from mcsan.data.video.identity import clip_fingerprint, stale_entries
 from mcsan.data.video.shards import (  # noqa: F401  (re-exported: the extract API)
     find_shards,
     merge_shards,
+    merge_stores,
     missing_shards,
     parse_shard,
     select_shard,
     shard_from_env,
     shard_path,
 )
-from mcsan.data.video.store import FeatureSpec, FeatureStore, merge_stores
+from mcsan.data.video.store import FeatureSpec, FeatureStore
 
 PART_PREFIX = "part-"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +59,8 @@ class ExtractionSummary:
     out_path: Path
     done: int = 0
     skipped: int = 0
+    changed: list[str] = field(default_factory=list)
+    unchecked: int = 0
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -62,10 +71,14 @@ class ExtractionSummary:
     def line(self) -> str:
         """One-line human summary."""
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        changed = f" ({len(self.changed)} of them changed since)" if self.changed else ""
         text = (
-            f"{self.out_path}: {self.done} extracted, {self.skipped} already done, "
+            f"{self.out_path}: {self.done} extracted{changed}, {self.skipped} already done, "
             f"{self.failed} failed in {self.seconds:.1f}s ({rate:.1f} frames/s)"
         )
+        if self.unchecked:
+            text += (f"; {self.unchecked} reused without a clip fingerprint (extracted before "
+                     "fingerprints: delete the file to re-extract them)")  # fmt: skip
         if self.failed:
             text += f"; see {failures_path(self.out_path)}"
         return text
@@ -89,12 +102,16 @@ def _part_paths(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{PART_PREFIX}*.h5"))
 
 
-def _completed_ids(out: Path, parts: list[Path], spec: FeatureSpec) -> set[str]:
-    done: set[str] = set()
+def _completed_ids(
+    out: Path, parts: list[Path], spec: FeatureSpec, wanted: set[str]
+) -> dict[str, dict[str, Any] | None]:
+    """{id: clip fingerprint or None} of the ``wanted`` ids stored in ``out`` or a part
+    (a later part wins: it holds the newer extraction)."""
+    done: dict[str, dict[str, Any] | None] = {}
     for path in ([out] if out.is_file() else []) + parts:
         try:
             with FeatureStore.open(path, "r", expect=spec) as store:
-                done.update(store.ids())
+                done.update({v: s for v, s in store.sources().items() if v in wanted})
         except FeatureError as exc:
             raise FeatureError(
                 f"{exc}. The options differ from the run that wrote it: use another --out, "
@@ -106,7 +123,8 @@ def _completed_ids(out: Path, parts: list[Path], spec: FeatureSpec) -> set[str]:
 def _decode_one(path: Path, frames: int, size: int, fps: float | None) -> tuple[Any, float]:
     started = time.perf_counter()
     try:
-        result: Any = read_frames(path, frames, size, fps)
+        fingerprint = clip_fingerprint(path)  # before decoding: a clip changed meanwhile
+        result: Any = (read_frames(path, frames, size, fps), fingerprint)  # is re-done later
     except MCSANError as exc:
         result = exc
     except Exception as exc:  # anything a damaged file provokes is a per-clip failure
@@ -140,12 +158,13 @@ class _PartWriter:
         self.folder = folder
         self.spec = spec
         self.summary = summary
-        self.buffer: dict[str, tuple[Path, dict[str, np.ndarray]]] = {}
+        self.buffer: dict[str, tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = {}
         existing = [int(p.stem[len(PART_PREFIX) :]) for p in _part_paths(folder)]
         self.next_number = max(existing, default=-1) + 1
 
-    def add(self, video_id: str, path: Path, streams: dict[str, np.ndarray]) -> None:
-        self.buffer[video_id] = (path, streams)
+    def add(self, video_id: str, path: Path, streams: dict[str, np.ndarray],
+            source: dict[str, Any]) -> None:  # fmt: skip
+        self.buffer[video_id] = (path, streams, source)
 
     def flush(self) -> None:
         if not self.buffer:
@@ -154,9 +173,9 @@ class _PartWriter:
         target = self.folder / f"{PART_PREFIX}{self.next_number:06d}.h5"
         with atomic_path(target) as tmp:
             with FeatureStore.create(tmp, self.spec, overwrite=True) as part:
-                for video_id, (path, streams) in self.buffer.items():
+                for video_id, (path, streams, source) in self.buffer.items():
                     try:
-                        part.write(video_id, streams)
+                        part.write(video_id, streams, source=source)
                         self.summary.done += 1
                     except FeatureError as exc:
                         _record_failure(self.summary, video_id, path, str(exc))
@@ -270,24 +289,32 @@ def extract_features(
     encoder = encoder or get_backbone(
         backbone, streams, grid=grid, batch_size=batch_frames, device=device
     )
-    spec = FeatureSpec(encoder.name, size, 0 if fps else frames, encoder.stream_shapes())
+    spec = FeatureSpec(encoder.name, size, 0 if fps else frames, encoder.stream_shapes(),
+                       fps=fps or None)  # fmt: skip
     folder = parts_dir(out)
     if folder.is_dir():
         for leftover in folder.glob(".*.tmp"):  # temp files of a killed run
             leftover.unlink(missing_ok=True)
-    done_ids = _completed_ids(out, _part_paths(folder), spec)
+    wanted = select_shard(list(videos), shard)
+    stored = _completed_ids(out, _part_paths(folder), spec, set(wanted))
     summary = ExtractionSummary(out_path=out)
     failures_path(out).unlink(missing_ok=True)  # it lists the failures of the latest run
-
-    wanted = select_shard(list(videos), shard)
+    changed, unchecked = stale_entries(stored, videos)
+    if changed:
+        logger.warning("%s: %d clip(s) changed since their features were extracted (e.g. "
+                       "%s); extracting them again", out, len(changed), changed[0])  # fmt: skip
+    summary.changed, summary.unchecked = changed, len(unchecked)
+    done_ids = set(stored) - set(changed)
     summary.skipped = sum(1 for v in wanted if v in done_ids)
     jobs = [(v, Path(videos[v])) for v in wanted if v not in done_ids]
     writer = _PartWriter(folder, spec, summary)
     batcher = _FrameBatcher(encoder, batch_frames, summary)
 
+    sources: dict[str, dict[str, Any]] = {}
+
     def finished(clips: list[tuple[str, Path, dict[str, np.ndarray]]]) -> None:
         for video_id, path, features in clips:
-            writer.add(video_id, path, features)
+            writer.add(video_id, path, features, sources.pop(video_id))
         if len(writer.buffer) >= checkpoint_every:
             writer.flush()
 
@@ -299,14 +326,19 @@ def extract_features(
             if isinstance(result, Exception):
                 _record_failure(summary, video_id, path, str(result))
                 continue
-            finished(batcher.add(video_id, path, result))
+            clip, sources[video_id] = result
+            finished(batcher.add(video_id, path, clip))
         finished(batcher.finish())
         writer.flush()
 
     parts = _part_paths(folder)
-    if parts or not out.is_file():
-        if parts:
-            merge_stores(([out] if out.is_file() else []) + parts, out, expect=spec)
+    # a changed clip that failed now keeps no stale entry
+    stale = set(changed) & {record["video_id"] for record in summary.failures}
+    if parts or stale or not out.is_file():
+        if parts or stale:
+            # newest first: a re-extracted clip's entry replaces the stale one
+            merge_stores([*reversed(parts), *([out] if out.is_file() else [])], out,
+                         expect=spec, skip=stale)  # fmt: skip
         else:
             with atomic_path(out) as tmp:
                 FeatureStore.create(tmp, spec, overwrite=True).close()
@@ -327,7 +359,9 @@ def record_feature_set(root: str | os.PathLike[str], out_path: str | os.PathLike
         return False
     with FeatureStore.open(out) as store:
         spec = store.spec.to_json()
-    update_card(base, feature_sets={out.stem: {"path": str(out.relative_to(base)), **spec}})
+        identity = store.identity
+    update_card(base, feature_sets={out.stem: {"path": str(out.relative_to(base)), **spec,
+                                               "identity": identity}})  # fmt: skip
     return True
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from mcsan.core.errors import ConfigError
-from mcsan.data.video.store import merge_stores
+from mcsan.core.errors import ConfigError, FeatureError
+from mcsan.data.video.store import FeatureSpec, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +101,40 @@ def merge_shards(
     for name in missing:
         log.warning("merging without missing shard %s", name)
     return merge_stores(shard_paths, out_path)
+
+
+def merge_stores(
+    sources: Iterable[str | os.PathLike[str]],
+    out_path: str | os.PathLike[str],
+    expect: FeatureSpec | None = None,
+    skip: Iterable[str] = (),
+) -> int:
+    """Join stores with one spec into ``out_path`` (written atomically); return the entry count.
+
+    An id present in several sources is taken from the first; ids in ``skip`` are left
+    out. ``out_path`` may be one of the sources (it is then rewritten with the others added).
+    """
+    from mcsan.core.io import atomic_path
+
+    paths = [Path(p) for p in sources]
+    if not paths:
+        raise FeatureError(f"{out_path}: nothing to merge; give at least one feature file")
+    spec = expect
+    with atomic_path(out_path) as tmp:
+        merged: FeatureStore | None = None
+        try:
+            for path in paths:
+                with FeatureStore.open(path, "r", expect=spec) as source:
+                    spec = source.spec
+                    if merged is None:
+                        merged = FeatureStore.create(tmp, spec, overwrite=True)
+                    have = set(merged.ids()) | set(skip)
+                    for video_id in source.ids():
+                        if video_id not in have:
+                            merged.copy_entry(source, video_id)
+            assert merged is not None
+            count = len(merged.ids())
+        finally:
+            if merged is not None:
+                merged.close()
+    return count

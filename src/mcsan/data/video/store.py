@@ -2,12 +2,16 @@
 
 Layout::
 
-    /                 attrs: mcsan_feature_spec (JSON of FeatureSpec), mcsan_format
-    /videos/<id>/     one group per video; attr ``complete`` set last
+    /                 attrs: mcsan_feature_spec (JSON of FeatureSpec), mcsan_format,
+                      mcsan_identity (see mcsan.data.video.identity; absent in old files)
+    /videos/<id>/     one group per video; attrs ``digest`` (of the streams), ``source``
+                      (JSON clip fingerprint, when extracted from a clip), ``complete`` last
         <stream>      (T, *shape) float16, one dataset per stream
+    /manifest/        ids, digests, sources of the complete entries (written on close;
+                      read at once instead of an attribute per entry; rebuilt when absent)
 
 Video ids are escaped reversibly into HDF5 names (``%`` and ``/`` become ``%25`` and
-``%2F``, a leading ``.`` becomes ``%2E``). An entry exists only once its ``complete``
+``%2F``, a leading ``.`` becomes ``%2E``: :mod:`mcsan.data.video.entries`). An entry exists only once its ``complete``
 attribute is written and the file flushed; a group left behind by a crash is invisible to
 readers and replaced by the next write of that id.
 
@@ -24,36 +28,48 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
 import numpy as np
 
 from mcsan.core.errors import FeatureError
 from mcsan.core.io import make_dir, output_errors
+from mcsan.data.video.entries import (
+    escape_id,
+    read_manifest,
+    scan_entries,
+    write_manifest,
+)
+from mcsan.data.video.identity import entry_digest, store_identity
 
 SPEC_ATTR = "mcsan_feature_spec"
 FORMAT_ATTR = "mcsan_format"
 FORMAT_VERSION = 1
 VIDEOS_GROUP = "videos"
 COMPLETE_ATTR = "complete"
+IDENTITY_ATTR = "mcsan_identity"
+DIGEST_ATTR = "digest"
+SOURCE_ATTR = "source"
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
     """What a store holds: backbone, frame size (px), frames per clip (0 = variable),
-    and the per-frame shape of each named stream."""
+    the per-frame shape of each named stream, and the sampling rate (``fps``; None when
+    ``frames`` uniform samples were taken, or not recorded)."""
 
     backbone: str
     size: int
     frames: int
     streams: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    fps: float | None = None
 
     def __post_init__(self) -> None:
         streams = {str(k): tuple(int(d) for d in v) for k, v in dict(self.streams).items()}
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "frames", int(self.frames))
+        object.__setattr__(self, "fps", None if self.fps is None else float(self.fps))
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
@@ -62,7 +78,7 @@ class FeatureSpec:
             "size": self.size,
             "frames": self.frames,
             "streams": {name: list(shape) for name, shape in self.streams.items()},
-        }
+        } | ({"fps": self.fps} if self.fps is not None else {})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
@@ -72,6 +88,7 @@ class FeatureSpec:
             size=int(data["size"]),
             frames=int(data["frames"]),
             streams={str(k): tuple(v) for k, v in dict(data["streams"]).items()},
+            fps=data.get("fps"),
         )
 
     def to_attrs(self, attrs: Any) -> None:
@@ -95,9 +112,9 @@ class FeatureSpec:
 
     def mismatch(self, expected: FeatureSpec) -> str | None:
         """A description of the first field that differs from ``expected``, or None."""
-        for name in ("backbone", "size", "frames"):
+        for name in ("backbone", "size", "frames", "fps"):
             have, want = getattr(self, name), getattr(expected, name)
-            if have != want:
+            if have != want and not (name == "fps" and None in (have, want)):
                 return f"field {name!r} is {have!r}, expected {want!r}"
         if list(self.streams) != list(expected.streams):
             return f"field 'streams' is {list(self.streams)}, expected {list(expected.streams)}"
@@ -116,21 +133,6 @@ class FeatureSpec:
             )
 
 
-def escape_id(video_id: str) -> str:
-    """Reversible HDF5-safe name of a video id."""
-    if not video_id:
-        raise FeatureError("empty video id; every video needs a non-empty id")
-    name = quote(video_id, safe="", encoding="utf-8", errors="surrogatepass")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    return name
-
-
-def unescape_id(name: str) -> str:
-    """Inverse of :func:`escape_id`."""
-    return unquote(name, encoding="utf-8", errors="surrogatepass")
-
-
 class FeatureStore:
     """An HDF5 file of per-video feature streams (see the module docstring)."""
 
@@ -140,7 +142,10 @@ class FeatureStore:
         self.spec = spec
         self.mode = mode
         self._ids: list[str] | None = None
+        self._manifest: dict[str, tuple[str | None, str | None]] | None = None
+        """{id: (entry digest, clip fingerprint JSON)} of the complete entries."""
         self._buffered = False  # True for a store built in memory by create()
+        self._changed = False  # entries written: manifest and identity rewritten on close
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -164,8 +169,9 @@ class FeatureStore:
         spec.to_attrs(handle.attrs)
         handle.create_group(VIDEOS_GROUP)
         store = cls(handle, target, spec, "a")
-        store._ids = []
+        store._manifest = {}
         store._buffered = True
+        store._changed = True
         return store
 
     @classmethod
@@ -201,6 +207,10 @@ class FeatureStore:
                 if mode == "r":
                     raise FeatureError(f"{source}: no '{VIDEOS_GROUP}' group; re-extract")
                 handle.create_group(VIDEOS_GROUP)
+            if mode == "a":  # appending: a crash must leave no stale manifest or identity
+                write_manifest(handle, None)
+                handle.attrs.pop(IDENTITY_ATTR, None)
+                handle.flush()
         except BaseException:
             handle.close()
             raise
@@ -210,10 +220,51 @@ class FeatureStore:
         """Flush and close the file."""
         if self._h5 is not None and self._h5.id.valid:
             try:
+                if self.mode != "r" and self._changed:
+                    self._record_identity()
                 if self.mode != "r":
                     self._h5.flush()
             finally:
                 self._h5.close()
+
+    def _record_identity(self) -> None:
+        entries = self._entries()
+        spec_json = self._h5.attrs[SPEC_ATTR]
+        identity = store_identity(spec_json if isinstance(spec_json, str) else
+                                  spec_json.decode(), ((v, d) for v, (d, _) in entries.items()))
+        write_manifest(self._h5, entries)
+        if identity is None:
+            self._h5.attrs.pop(IDENTITY_ATTR, None)
+        else:
+            self._h5.attrs[IDENTITY_ATTR] = identity
+        self._changed = False
+
+    def _entries(self) -> dict[str, tuple[str | None, str | None]]:
+        if self._manifest is None:  # read at once; scanned in files made before manifests
+            self._manifest = read_manifest(self._h5)
+            if self._manifest is None:
+                self._manifest = scan_entries(self._h5[VIDEOS_GROUP], COMPLETE_ATTR,
+                                              DIGEST_ATTR, SOURCE_ATTR)  # fmt: skip
+        return self._manifest
+
+    @property
+    def identity(self) -> str | None:
+        """The store's identity (spec + entry digests), None for a store written before
+        fingerprints (:mod:`mcsan.data.video.identity`)."""
+        if self._changed:
+            self._record_identity()
+        raw = self._h5.attrs.get(IDENTITY_ATTR)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def sources(self) -> dict[str, dict[str, Any] | None]:
+        """{id: fingerprint of the clip it was extracted from (None: not recorded)}."""
+        return {v: json.loads(s) if s else None for v, (_, s) in self._entries().items()}
+
+    def source(self, video_id: str) -> dict[str, Any] | None:
+        """The fingerprint of the clip one entry was extracted from (None: not recorded)."""
+        self._entry(video_id)
+        raw = self._entries()[video_id][1]
+        return json.loads(raw) if raw else None
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -225,19 +276,13 @@ class FeatureStore:
     def ids(self) -> list[str]:
         """Ids of the complete entries, sorted."""
         if self._ids is None:
-            group = self._h5[VIDEOS_GROUP]
-            self._ids = sorted(
-                unescape_id(name)
-                for name, entry in group.items()
-                if entry.attrs.get(COMPLETE_ATTR, False)
-            )
+            self._ids = sorted(self._entries())
         return list(self._ids)
 
     def __contains__(self, video_id: object) -> bool:
         if not isinstance(video_id, str) or not video_id:
             return False
-        entry = self._h5[VIDEOS_GROUP].get(escape_id(video_id))
-        return entry is not None and bool(entry.attrs.get(COMPLETE_ATTR, False))
+        return video_id in self._entries()
 
     def __len__(self) -> int:
         return len(self.ids())
@@ -304,9 +349,11 @@ class FeatureStore:
         return out
 
     def write(
-        self, video_id: str, streams: Mapping[str, np.ndarray], overwrite: bool = False
+        self, video_id: str, streams: Mapping[str, np.ndarray], overwrite: bool = False,
+        source: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store one video's streams (float16); the entry appears complete or not at all."""
+        """Store one video's streams (float16); the entry appears complete or not at all.
+        ``source``: the fingerprint of the clip they were extracted from."""
         if self.mode == "r":
             raise FeatureError(f"{self.path}: opened read-only; open with mode='a' to write")
         arrays = self.validate(video_id, streams)
@@ -322,12 +369,15 @@ class FeatureStore:
         entry = group.create_group(name)
         for stream, array in arrays.items():
             entry.create_dataset(stream, data=array)
+        meta = (entry_digest(arrays), None if source is None else json.dumps(dict(source)))
+        entry.attrs[DIGEST_ATTR] = meta[0]
+        if meta[1] is not None:
+            entry.attrs[SOURCE_ATTR] = meta[1]
         entry.attrs[COMPLETE_ATTR] = True
         if not self._buffered:
             self._h5.flush()
-        if self._ids is not None and video_id not in self._ids:
-            self._ids.append(video_id)
-            self._ids.sort()
+        self._entries()[video_id] = meta
+        self._changed, self._ids = True, None
 
     def copy_entry(self, source: FeatureStore, video_id: str) -> None:
         """Copy one complete entry from another store with an equal spec, without decoding."""
@@ -336,46 +386,10 @@ class FeatureStore:
         if name in group:
             del group[name]
         source._h5.copy(source._h5[VIDEOS_GROUP][name], group, name=name)
-        if self._ids is not None and video_id not in self._ids:
-            self._ids.append(video_id)
-            self._ids.sort()
+        self._entries()[video_id] = source._entries()[video_id]
+        self._changed, self._ids = True, None
 
     def flush(self) -> None:
         """Write buffered data to disk."""
         self._h5.flush()
 
-
-def merge_stores(
-    sources: Iterable[str | os.PathLike[str]],
-    out_path: str | os.PathLike[str],
-    expect: FeatureSpec | None = None,
-) -> int:
-    """Join stores with one spec into ``out_path`` (written atomically); return the entry count.
-
-    An id present in several sources is taken from the first. ``out_path`` may be one of the
-    sources (it is then rewritten with the others added).
-    """
-    from mcsan.core.io import atomic_path
-
-    paths = [Path(p) for p in sources]
-    if not paths:
-        raise FeatureError(f"{out_path}: nothing to merge; give at least one feature file")
-    spec = expect
-    with atomic_path(out_path) as tmp:
-        merged: FeatureStore | None = None
-        try:
-            for path in paths:
-                with FeatureStore.open(path, "r", expect=spec) as source:
-                    spec = source.spec
-                    if merged is None:
-                        merged = FeatureStore.create(tmp, spec, overwrite=True)
-                    have = set(merged.ids())
-                    for video_id in source.ids():
-                        if video_id not in have:
-                            merged.copy_entry(source, video_id)
-            assert merged is not None
-            count = len(merged.ids())
-        finally:
-            if merged is not None:
-                merged.close()
-    return count
