@@ -123,6 +123,8 @@ def cases(f: dict[str, Path]) -> list[tuple[list[str], str]]:
     ann = str(b / "MSRVTT_data.json")
     cases_ = [
         (["synth", "--out", f"{PROC}/w", "--videos", "2"], PROC),
+        (["config", "--show", "--config", str(b / "missing.yaml")], "missing.yaml"),
+        (["config", "--markdown", "--config", "world"], "leave out --config"),
         (["synth", "--out", out, "--videos", "0"], "--videos"),
         (["synth", "--out", out, "--videos", "2", "--size", "100000"], "--size"),
         (["extract", "--videos", str(b / "missing"), "--out", f"{out}/f.h5"], "missing"),

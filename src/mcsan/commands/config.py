@@ -28,12 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the reference."""
     from mcsan.config.reference import reference_markdown, reference_text
+    from mcsan.core.errors import ConfigError
 
     if args.markdown:
         if args.config:
-            print("error: --markdown documents the defaults and every shipped config; "
-                  "leave out --config")
-            return 2
+            raise ConfigError("--markdown documents the defaults and every shipped config; "
+                              "leave out --config")
         print(reference_markdown(), end="")
     else:
         print(reference_text(args.config))
