@@ -38,12 +38,14 @@ def index_feature_file(index: VideoIndex) -> Path | None:
 class ShortlistReranker:
     """Scores a query against candidate clips with the checkpoint's binding matcher."""
 
-    def __init__(self, retriever: Any, feature_file: Path) -> None:
-        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher."""
+    def __init__(self, retriever: Any, feature_file: Path, collection: int = 0) -> None:
+        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher; its
+        shortlist policy sizes the shortlist for a ``collection`` of that many clips."""
         self.retriever = retriever
         self.feature_file = feature_file
-        self.top_k = int(retriever.config.model.rerank_top_k)
-        self.weight = float(retriever.rerank_weight)
+        policy = retriever.shortlist
+        self.top_k = policy.size(collection) if collection else policy.top_k
+        self.weight = policy.weight
 
     @classmethod
     def for_index(cls, index: VideoIndex, retriever: Any) -> tuple[ShortlistReranker | None,
@@ -69,7 +71,7 @@ class ShortlistReranker:
             return None, (f"the index's feature file {feature_file} lacks {len(missing)} of its "
                           f"clips (e.g. {missing[0]!r}); ranked by the fused score alone "
                           "(rebuild the index to re-rank)")  # fmt: skip
-        return cls(retriever, feature_file), None
+        return cls(retriever, feature_file, len(index)), None
 
     def match(self, query: str, video_ids: Sequence[str]) -> np.ndarray:
         """The matcher's score of ``query`` against each clip: (len(video_ids),) float32.
