@@ -89,6 +89,15 @@ def test_relations_bind_roles_and_hold_on_the_trajectories(clips):
     assert _consistent(approach, clips) == ["d"]
 
 
+def test_a_collision_is_also_an_approach():
+    crash = _clip("crash", _obj("red", "circle", 0.8, action="move_left", dx=-0.45),
+                  _obj("blue", "square", 0.3, action="blink"), relations=[(0, "collide", 1)])
+    approach = {"refs": [_ref(0, "ball"), _ref(1, "cube")], "relation_ids": [[0, "approach", 1]]}
+    assert crash.holds(0, "collide", 1) and _consistent(approach, [crash]) == ["crash"]
+    away = {"refs": [_ref(0, "ball"), _ref(1, "cube")], "relation_ids": [[0, "move_away", 1]]}
+    assert _consistent(away, [crash]) == []
+
+
 def test_two_referents_need_two_objects(clips):
     two_balls = {"refs": [_ref(0, "ball"), _ref(1, "ball")]}
     assert _consistent(two_balls, clips) == []

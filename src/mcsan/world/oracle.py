@@ -7,7 +7,8 @@ clip whose structure (structure.jsonl) has distinct objects, one per referred ob
 fit each stated fact. Relations are checked on the clip's trajectories
 (:func:`mcsan.world.scene.relation_holds`, the check that made the world), so "a ball is to
 the left of a cube" is true of a clip where it holds even if the clip's structure lists
-another relation for that pair.
+another relation for that pair. A collision is also an approach (the world's twins never
+turn one into the other for that reason: "is approaching" stays true of a collision).
 
 A perfect model ranks the clips a caption is true of first, in random order (it cannot tell
 them apart). Its expected t2v R@K for a caption true of ``n`` clips is ``min(1, K / n)``;
@@ -33,6 +34,8 @@ from mcsan.world.scene import Scene, WorldObject, relation_holds
 NOUN_SHAPE = {noun: shape for shape, nouns in SHAPE_NOUNS.items() for noun in nouns}
 SIZE_OF_WORD = {word: size for size, words in SIZE_WORDS.items() for word in words}
 ORACLE_KS: tuple[int, ...] = (1, 5, 10)
+IMPLIED_BY: dict[str, tuple[str, ...]] = {"approach": ("collide",)}
+"""A relation is also true where one of these holds."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ class ClipFacts:
         key = (subject, predicate, obj)
         if key not in self._relations:
             self._relations[key] = key in self.scene.relations or relation_holds(
-                self.scene, key, self.frames)  # fmt: skip
+                self.scene, key, self.frames) or any(
+                self.holds(subject, other, obj) for other in IMPLIED_BY.get(predicate, ()))  # fmt: skip
         return self._relations[key]
 
     def satisfies(self, facts: CaptionFacts) -> bool:
