@@ -5,7 +5,8 @@ Makes an evaluation-only world for the world the checkpoints trained on (``mcsan
 of its clips, with twins), extracts its features as the demo does, and evaluates each
 checkpoint on it (``mcsan evaluate --dataset``): the oracle ceiling, the fused first stage,
 and with a binding matcher the re-ranked results at each shortlist with the first stage's
-recall there. Each step's time is stated; a rerun reuses the clips and features.
+recall there. Each step's time is stated; a rerun reuses the clips and features. Each
+checkpoint's report is written to ``OUT/scale_eval_<name>.json``.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_scale_eval.py \
         --world runs/demo/world --out runs/scale-eval --videos 2200 \
@@ -92,6 +93,7 @@ def main() -> None:
     import torch
 
     from mcsan.commands.evaluate import shortlist_list
+    from mcsan.core.io import atomic_write_json
     from mcsan.inference.retriever import evaluate_checkpoint
 
     torch.set_num_threads(args.threads)
@@ -105,8 +107,10 @@ def main() -> None:
         started = time.perf_counter()
         report = evaluate_checkpoint(path, "test", out, shortlists=extra)
         timings.append(f"{name} {time.perf_counter() - started:.0f} s")
+        atomic_write_json(out / f"scale_eval_{name}.json", report)
         oracle = oracle or report["oracle"]
         rows += table_rows(name, report)
+        print("\n".join([f"{name}: {timings[-1]}", *table_rows(name, report)]), flush=True)
     head = []
     if oracle is not None:
         head.append(f"| oracle ceiling | {oracle['t2v_r1']:.1f} | {oracle['t2v_r5']:.1f} | "
