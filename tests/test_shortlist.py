@@ -87,3 +87,16 @@ def test_oracle_row_shares_and_first_stage_lines():
     assert "mean 2.5, median 2 of 9 clips" in lines
     assert "77.0% in top 3" in lines and "global" not in lines
     assert ceiling_lines({"fused": row}, None) == []
+
+
+def test_a_run_saved_before_the_rerank_section_resumes_without_differences():
+    from mcsan.train.setup import resume_differences
+
+    cfg = load_config("world")
+    old = cfg.to_dict()
+    section = old.pop("rerank")
+    old["model"].update(rerank_top_k=section["top_k"], rerank_weight=section["weight"])
+    assert resume_differences({"config": old}, cfg) == []
+    changed = load_config("world", ["rerank.top_k=5", "rerank.fraction=0.01"])
+    assert resume_differences({"config": old}, changed) == []  # evaluation-only keys
+    assert resume_differences({"config": old}, load_config("world", ["seed=3"])) == ["seed"]

@@ -106,10 +106,11 @@ class RerankConfig:
 
 
 RERANK_KEYS: tuple[str, ...] = (
-    "rerank.top_k", "rerank.fraction", "rerank.weight",
+    "rerank", "rerank.top_k", "rerank.fraction", "rerank.weight",
     *(f"model.{key}" for key in LEGACY_RERANK_KEYS),
 )  # fmt: skip
-"""Keys that change evaluation only: a resumed run may change them."""
+"""Keys that change evaluation only (``rerank``: the whole section, absent from runs saved
+before it): a resumed run may change them."""
 
 
 @dataclass
