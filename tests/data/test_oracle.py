@@ -129,6 +129,7 @@ def test_eval_world_shares_holdout_and_draws_new_test_clips(worlds):
     card = read_card(extra)
     assert card["holdout"] == read_card(base)["holdout"] == make_holdout(3).to_json()
     assert (card["seed"], card["frames"], card["size"]) == (3, 4, 32)
+    assert "evaluation-only world" in (extra / "DATASET.md").read_text(encoding="utf-8")
     records = read_captions(extra)
     assert {r.split for r in records} == {"test"}
     ids = {r.video_id for r in records}

@@ -162,6 +162,7 @@ def generate_world(
                 holdout=summary.holdout, files={
                     "structure": STRUCTURE_NAME, "captions_truth": TRUTH_NAME,
                     "twins": TWINS_NAME, "card": "DATASET.md"})
-    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size)
+    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size,
+                       eval_from)
     summary.seconds = round(time.perf_counter() - start, 2)
     return summary
