@@ -61,6 +61,7 @@ def main() -> None:
         pair_scores,
         reranked_metrics,
     )
+    from mcsan.evaluate.shortlist import ShortlistPolicy
     from mcsan.evaluate.split import evaluate_levels
     from mcsan.inference.retriever import Retriever
 
@@ -84,7 +85,7 @@ def main() -> None:
     rows = [f"| fused only | - | {fused_s:.2f} | - | {plain['rsum']:.1f} | "
             f"{plain['t2v_r1']:.1f} | {plain['v2t_r1']:.1f} |"]
     queries = len(captions) + len(clips)
-    weight = model.cfg.rerank_weight if args.weight is None else args.weight
+    weight = retriever.shortlist.weight if args.weight is None else args.weight
     for k in (int(x) for x in args.top_k.split(",")):
         pairs = [0]
 
@@ -93,7 +94,8 @@ def main() -> None:
             return pair_scores(model, match_text, match_video, r, c)
 
         started = time.perf_counter()
-        metrics = reranked_metrics(fused, caption_video, match, k, weight)
+        metrics = reranked_metrics(fused, caption_video, match,
+                                   ShortlistPolicy(top_k=k, weight=weight))
         seconds = time.perf_counter() - started + encode_s
         rows.append(f"| re-ranked top {k} | {pairs[0]:,} | {fused_s + seconds:.2f} | "
                     f"{1000 * seconds / queries:.2f} | {metrics['rsum']:.1f} | "

@@ -29,6 +29,7 @@ def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> d
         pair_scores,
         reranked_metrics,
     )
+    from mcsan.evaluate.shortlist import ShortlistPolicy
 
     model = retriever.model.eval()
     data, captions, caption_video, clips = load_split(retriever, split, dataset)
@@ -44,7 +45,8 @@ def split_grid(retriever, split: str, dataset: str | None, top_ks, weights) -> d
     def match(r: np.ndarray, c: np.ndarray) -> np.ndarray:
         return full[r, c]
 
-    grid = {(k, w): reranked_metrics(fused, caption_video, match, k, w)["rsum"]
+    grid = {(k, w): reranked_metrics(fused, caption_video, match,
+                                     ShortlistPolicy(top_k=k, weight=w))["rsum"]
             for k in top_ks for w in weights}  # fmt: skip
     return {"grid": grid, "captions": len(captions), "clips": len(clips)}
 

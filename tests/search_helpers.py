@@ -130,7 +130,7 @@ def matcher_search_setup(base: Path, parser: object = None) -> dict[str, Path]:
     root = make_tiny_dataset(base / "data", videos={"train": 24, "val": 8, "test": 12}, seed=5)
     cfg = load_config(tiny_config_yaml(root, base / "tiny.yaml", epochs=2),
                       ["model.rerank=true", "model.rerank_dim=8",
-                       f"model.rerank_top_k={MATCHER_TOP_K}", "model.rerank_weight=2.0"])  # fmt: skip
+                       f"rerank.top_k={MATCHER_TOP_K}", "rerank.weight=2.0"])  # fmt: skip
     Trainer(cfg, base / "run", parser=parser).fit()
     checkpoint = base / "run" / "best.pt"
     index_dataset(Retriever.from_checkpoint(checkpoint), root, base / "index",

@@ -41,6 +41,27 @@ def test_summary_is_mean_and_sample_sd_over_seeds() -> None:
     assert rows[1].startswith("a,12.0,2.8284,2") and rows[2].startswith("b,5.0,0.0,1")
 
 
+def test_on_a_world_the_oracle_and_shares_of_it_are_numbers_of_the_run() -> None:
+    runs = []
+    for fused_r10 in (40.0, 60.0):
+        run = _run(300.0)
+        recalls = {"t2v_r1": 10.0, "t2v_r5": 20.0, "t2v_r10": fused_r10}
+        run.metrics["test"] = {
+            "metrics": {"fused": {"rsum": 300.0, **recalls},
+                        "reranked": {"rsum": 400.0, **recalls, "t2v_r10": 70.0,
+                                     "first_stage_recall": 90.0, "shortlist": 100.0}},
+            "oracle": {"t2v_r1": 50.0, "t2v_r5": 70.0, "t2v_r10": 80.0}}  # fmt: skip
+        runs.append(run)
+    summary = summarize({"mcsan": runs}, "test")["mcsan"]
+    assert summary["oracle/t2v_r10"]["mean"] == 80.0
+    assert summary["fused/t2v_r10_of_oracle"]["mean"] == pytest.approx(62.5)  # (50 + 75) / 2
+    assert summary["reranked/t2v_r10_of_oracle"]["mean"] == pytest.approx(87.5)
+    assert summary["reranked/first_stage_recall"]["mean"] == 90.0
+    keys = table_keys({"mcsan": summary})
+    assert {"oracle/t2v_r10", "fused/t2v_r10_of_oracle", "reranked/t2v_r10_of_oracle",
+            "reranked/first_stage_recall"} <= set(keys)  # fmt: skip
+
+
 def test_two_seeds_train_in_their_own_folders_with_negatives(tmp_path, caption_parser) -> None:
     root = make_tiny_dataset(tmp_path / "data", seed=4, captions_per_video=3)
     captions = [r.caption for r in read_captions(root)]

@@ -38,6 +38,11 @@ def test_quick_demo_reports_real_numbers_for_both_models(tmp_path: Path) -> None
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     test_section = report.split("## Test split")[1].split("##")[0]
+    test_section, ceiling = test_section.split("*Oracle ceiling*")
+    oracle = re.search(r"^\| oracle ceiling \|(.*)\|$", test_section, re.M).group(1).split("|")
+    assert all(0 < float(v) <= 100 for v in oracle[:3]) and oracle[3].strip() == "-"
+    assert re.search(r"^\| mcsan re-ranked \| .* \| \d+\.\d% \(top \d+\) \|$", ceiling, re.M)
+    assert "oracle ceiling" in done.stdout and "first stage at shortlist" in done.stdout
     rows = {m.group(1): m.group(2) for m in re.finditer(
         r"^\| (mcsan|global-only|mcsan re-ranked) \|(.*)\|$", test_section, re.M)}  # fmt: skip
     assert set(rows) == {"mcsan", "global-only", "mcsan re-ranked"}

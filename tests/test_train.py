@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,18 +214,28 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert {"match", "match/pairs"} <= set(losses) and losses["match"] > 0
     report = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test")
     metrics = report["metrics"]
-    assert set(metrics["reranked"]) == set(metrics["fused"])
-    assert report["rerank"] == {"top_k": 3, "weight": 1.0}
+    assert set(metrics["reranked"]) == {*metrics["fused"], "first_stage_recall", "shortlist"}
+    # the legacy key model.rerank_top_k lands in the rerank section
+    assert report["rerank"] == {"top_k": 3, "fraction": None, "weight": 1.0, "shortlist": 3}
     # weight 0: the shortlist keeps its fused order, so re-ranking changes nothing
     same = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_top_k=5,
                                rerank_weight=0.0)  # fmt: skip
-    assert same["rerank"] == {"top_k": 5, "weight": 0.0}
-    assert same["metrics"]["reranked"] == pytest.approx(same["metrics"]["fused"])
-    with pytest.raises(ConfigError, match="rerank_weight"):
+    assert same["rerank"] == {"top_k": 5, "fraction": None, "weight": 0.0, "shortlist": 5}
+    fused = same["metrics"]["fused"]
+    assert {k: same["metrics"]["reranked"][k] for k in fused} == pytest.approx(fused)
+    with pytest.raises(ConfigError, match="rerank.weight"):
         evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_weight=-1.0)
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
                      "--rerank-top-k", "4", "--rerank-weight", "0.5"]) == 0  # fmt: skip
-    assert "reranked: each query's top 4 by fused + 0.5 x" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reranked: each query's top 4 by fused + 0.5 x" in printed
+    # the default extra shortlists (1%, 5% of the collection), each with its first stage
+    assert "reranked top 1%" in printed and "reranked top 5%" in printed
+    assert re.search(r"^reranked top 5% .* in top 1$", printed, re.M)
+    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                     "--rerank-fraction", "0.5", "--shortlists", "none"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "reranked top 1%" not in printed and "top 4 by fused" in printed
     retriever = Retriever.from_checkpoint(tmp_path / "run" / "best.pt")
     retriever._parser = caption_parser
     assert retriever.has_matcher

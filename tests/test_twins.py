@@ -10,6 +10,7 @@ import pytest
 
 from mcsan.core.errors import DataError
 from mcsan.data.native import CaptionRecord, write_captions
+from mcsan.evaluate.shortlist import ShortlistPolicy
 from mcsan.inference.twins import TwinPair, mentions_change, read_twins, twin_accuracy, twin_kind
 
 
@@ -131,7 +132,7 @@ class MatcherTableScorer(TableScorer):
     """A TableScorer with a binding matcher whose pair scores come from a second table."""
 
     has_matcher = True
-    rerank_weight = 2.0
+    shortlist = ShortlistPolicy(weight=2.0)
 
     def __init__(self, table, match) -> None:
         super().__init__(table, [])

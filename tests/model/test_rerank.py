@@ -9,8 +9,9 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mcsan.evaluate.protocol import retrieval_metrics
-from mcsan.evaluate.reranked import reranked_metrics, shortlist_orders
+from mcsan.evaluate.protocol import METRIC_KEYS, retrieval_metrics
+from mcsan.evaluate.reranked import reranked_metrics
+from mcsan.evaluate.shortlist import ShortlistPolicy, shortlist_orders
 from mcsan.model.losses import LossConfig, MatchScores, MCSANLoss, match_terms
 from tests.model.test_model import make_model, make_text, make_video, tiny_config
 
@@ -135,19 +136,23 @@ def test_reranking_everything_is_ranking_by_the_sum(seed: int, videos: int, top_
     def lookup(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return match[rows, cols]
 
-    got = reranked_metrics(fused, caption_video, lookup, max(top_k, videos + 4), weight)
+    everything = ShortlistPolicy(top_k=max(top_k, videos + 4), weight=weight)
+    got = reranked_metrics(fused, caption_video, lookup, everything)
     expected = retrieval_metrics(fused + weight * match, caption_video)
-    assert got == pytest.approx(expected)
+    assert {k: got[k] for k in METRIC_KEYS} == pytest.approx(expected)
+    assert got["first_stage_recall"] == 100.0 and got["shortlist"] == videos
     # weight 0 re-orders nothing
-    plain = reranked_metrics(fused, caption_video, lookup, top_k, 0.0)
-    assert plain == pytest.approx(retrieval_metrics(fused, caption_video))
+    plain = reranked_metrics(fused, caption_video, lookup, ShortlistPolicy(top_k=top_k, weight=0))
+    assert {k: plain[k] for k in METRIC_KEYS} == pytest.approx(
+        retrieval_metrics(fused, caption_video))
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10_000), st.integers(2, 6))
 def test_the_shortlist_stays_ahead_and_keeps_the_rest_in_order(seed: int, top_k: int) -> None:
     fused, match, _ = _random_case(seed, 12, 8)
-    t2v, v2t = shortlist_orders(fused, lambda r, c: match[r, c], top_k, 2.0)
+    t2v, v2t = shortlist_orders(fused, lambda r, c: match[r, c],
+                                ShortlistPolicy(top_k=top_k, weight=2.0))
     combined = fused + 2.0 * match
     for row in range(fused.shape[0]):
         kth = np.sort(fused[row])[::-1][top_k - 1]

@@ -169,10 +169,22 @@ def run_ablation(
 def run_numbers(run: VariantResult, split: str) -> dict[str, float]:
     """Every number of one run, flat: ``<level>/<metric>`` on ``split`` (fused included)
     and ``twins/<level[/kind]>/<accuracy|focused_accuracy>`` (``reranked_twins/...`` from
-    the re-ranked score, ``reranked/<metric>`` for a model with a binding matcher)."""
+    the re-ranked score, ``reranked/<metric>`` for a model with a binding matcher, its
+    ``reranked/first_stage_recall`` at the shortlist); on a world ``oracle/t2v_r<K>`` (the
+    oracle ceiling) and ``<fused|reranked>/t2v_r<K>_of_oracle`` (percent of it)."""
+    from mcsan.evaluate.ceiling import oracle_shares
+
     flat: dict[str, float] = {}
-    for level, metrics in run.metrics[split]["metrics"].items():
+    report = run.metrics[split]
+    for level, metrics in report["metrics"].items():
         flat.update({f"{level}/{k}": float(v) for k, v in metrics.items()})
+    oracle = report.get("oracle")
+    if oracle is not None:  # a world: the ceiling and each ranking's share of it
+        flat.update({f"oracle/t2v_r{k}": float(oracle[f"t2v_r{k}"]) for k in (1, 5, 10)})
+        for row in ("fused", "reranked"):
+            if row in report["metrics"]:
+                shares = oracle_shares(report["metrics"][row], oracle)
+                flat.update({f"{row}/{k}_of_oracle": v for k, v in shares.items()})
     for prefix, twins in (("twins", run.twins), ("reranked_twins", run.reranked_twins)):
         for level, entry in twins.items():
             for key in ("accuracy", "focused_accuracy"):
@@ -300,10 +312,13 @@ TWIN_KEYS: tuple[str, ...] = (
 
 
 def table_keys(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The columns worth showing: fused rsum, R@1s, MedR, then the twin groups present; with
-    a binding matcher the re-ranked rsum and twins after them."""
+    """The columns worth showing: fused rsum, R@1s, MedR, on a world the oracle's t2v R@10 and
+    the fused share of it, then the twin groups present; with a binding matcher the re-ranked
+    rsum, share of the oracle, first-stage recall and twins after them."""
     present = {key for numbers in summary.values() for key in numbers}
-    keys = ["fused/rsum", "fused/t2v_r1", "fused/v2t_r1", "fused/t2v_medr"]
+    keys = ["fused/rsum", "fused/t2v_r1", "fused/v2t_r1", "fused/t2v_medr", "oracle/t2v_r10",
+            "fused/t2v_r10_of_oracle"]  # fmt: skip
     twins = [f"twins/{group}/focused_accuracy" for group in TWIN_KEYS]
-    reranked = ["reranked/rsum", *(f"reranked_{k}" for k in twins)]
+    reranked = ["reranked/rsum", "reranked/t2v_r10_of_oracle", "reranked/first_stage_recall",
+                *(f"reranked_{k}" for k in twins)]  # fmt: skip
     return [k for k in keys + twins + reranked if k in present]

@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo, print each stage's summary and the main table."""
     from mcsan.apps.demo import DemoSettings, run_demo
+    from mcsan.evaluate.ceiling import ceiling_lines, with_oracle_row
     from mcsan.evaluate.split import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
 
     given = {
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print("Test split, fused score (re-ranked: the binding matcher's second stage):")
-    print(format_metrics_table(result.metric_tables("test")))
+    tables, oracle = result.metric_tables("test"), result.oracle("test")
+    print(format_metrics_table(with_oracle_row(tables, oracle)))
+    for line in ceiling_lines(tables, oracle):
+        print(line)
     test_videos = next(iter(result.variants.values())).metrics["test"]["videos"]
     if test_videos < SMALL_SAMPLE_VIDEOS:
         print(small_sample_warning(test_videos))

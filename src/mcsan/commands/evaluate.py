@@ -6,6 +6,32 @@ import argparse
 
 from mcsan.core.validate import RANGES, device_arg, float_in, int_in
 
+DEFAULT_SHORTLISTS = "1%,5%"
+
+
+def shortlist_list(text: str) -> list[tuple[str, float]]:
+    """``1%,5%,100`` -> [("fraction", 0.01), ("fraction", 0.05), ("top_k", 100)]."""
+    if text.strip().lower() == "none":
+        return []
+    out: list[tuple[str, float]] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            if part.endswith("%"):
+                value = float(part[:-1]) / 100.0
+                if not 0.0 < value <= 1.0:
+                    raise ValueError
+                out.append(("fraction", value))
+            else:
+                count = int(part)
+                if count < 1:
+                    raise ValueError
+                out.append(("top_k", count))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: give percentages in (0%, 100%] or counts >= 1, e.g. 1%,5%,100"
+            ) from None
+    return out
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
@@ -26,8 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", type=device_arg, default="cpu", help="cpu (default), cuda or cuda:N"
     )
     parser.add_argument(
-        "--rerank-top-k", type=int_in(1, RANGES["model"]["rerank_top_k"].high),
+        "--rerank-top-k", type=int_in(1, RANGES["rerank"]["top_k"].high),
         help="with a binding matcher: re-rank each query's top K (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--rerank-fraction", type=float_in(0.0, 1.0), metavar="F",
+        help="with a binding matcher: re-rank each query's top F of the collection, e.g. 0.01 "
+        "(replaces --rerank-top-k; default: the checkpoint's)",
     )
     parser.add_argument(
         "--rerank-weight", type=float_in(0.0, low_open=False),
@@ -39,30 +70,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "set, e.g. the synthetic world of `mcsan synth`; with a binding matcher fused and "
         "re-ranked)",
     )
+    parser.add_argument(
+        "--shortlists", type=shortlist_list, default=DEFAULT_SHORTLISTS, metavar="LIST",
+        help="with a binding matcher: also re-rank at these shortlists, a comma list of "
+        "percentages of the collection and counts (default: 1%%,5%%; 'none': only the "
+        "checkpoint's)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; write JSON when asked."""
     from mcsan.core.io import atomic_write_json
+    from mcsan.evaluate.ceiling import ceiling_lines, with_oracle_row
     from mcsan.evaluate.split import SMALL_SAMPLE_VIDEOS, format_metrics_table, small_sample_warning
     from mcsan.inference.retriever import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.split, args.dataset, device=args.device,
                                  rerank_top_k=args.rerank_top_k,
-                                 rerank_weight=args.rerank_weight)  # fmt: skip
+                                 rerank_weight=args.rerank_weight,
+                                 rerank_fraction=args.rerank_fraction,
+                                 shortlists=[dict([item]) for item in args.shortlists])  # fmt: skip
     print(
         f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} "
         f"split {report['split']}: {report['captions']} captions, {report['videos']} videos"
     )
-    print(format_metrics_table(report["metrics"]))
-    if report["rerank"] is None and (args.rerank_top_k or args.rerank_weight is not None):
-        print("note: the checkpoint has no binding matcher; --rerank-top-k / --rerank-weight "
-              "change nothing")
+    print(format_metrics_table(with_oracle_row(report["metrics"], report["oracle"])))
+    if report["rerank"] is None and (args.rerank_top_k or args.rerank_weight is not None
+                                     or args.rerank_fraction is not None):
+        print("note: the checkpoint has no binding matcher; --rerank-top-k / --rerank-fraction "
+              "/ --rerank-weight change nothing")
     if report["rerank"] and "reranked" in report["metrics"]:
         rerank = report["rerank"]
-        print(f"reranked: each query's top {rerank['top_k']} by fused + {rerank['weight']:g} x "
-              "the binding matcher's score")
+        print(f"reranked: each query's top {rerank['shortlist']} by fused + {rerank['weight']:g}"
+              " x the binding matcher's score (other rows: the same at their shortlist)")
+    for line in ceiling_lines(report["metrics"], report["oracle"]):
+        print(line)
     if report["videos"] < SMALL_SAMPLE_VIDEOS:
         print(small_sample_warning(report["videos"]))
     if args.twins:

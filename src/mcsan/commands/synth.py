@@ -18,13 +18,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--videos", type=int_in(1, 1_000_000), required=True, help="number of clips"
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=None,
+                        help="random seed (default 0)")
     parser.add_argument(
-        "--frames", type=int_in(2, MAX_FRAMES), default=16, help="frames per clip (default 16)"
+        "--frames", type=int_in(2, MAX_FRAMES), default=None, help="frames per clip (default 16)"
     )
     parser.add_argument(
-        "--size", type=int_in(16, MAX_SIZE), default=128, help="frame side in px (default 128)"
+        "--size", type=int_in(16, MAX_SIZE), default=None, help="frame side in px (default 128)"
     )
+    parser.add_argument(
+        "--eval-for", metavar="WORLD",
+        help="make an evaluation-only world for the world at WORLD: --videos test clips (no "
+        "train/val/comp) drawn like WORLD's test clips (its seed, so its held-out "
+        "combinations; its frames and size), none of them a clip of WORLD, with twins; "
+        "evaluate a model trained on WORLD on it with `mcsan evaluate --dataset OUT`")
     parser.add_argument("--workers", type=int_in(1, 64), default=1,
                         help="processes rendering and encoding clips (default 1)")
     parser.add_argument("--twins", type=non_negative_int, default=None, metavar="K",
@@ -36,10 +43,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the world and print a one-line summary."""
+    from mcsan.core.errors import ConfigError
     from mcsan.world import generate_world
+    from mcsan.world.generate import eval_world_settings
 
-    summary = generate_world(args.out, args.videos, args.seed, frames=args.frames,
-                             size=args.size, workers=args.workers,
-                             n_twin_originals=args.twins, overwrite=args.overwrite)
+    settings = {"seed": 0, "frames": 16, "size": 128, "eval_from": None}
+    if args.eval_for:
+        settings = eval_world_settings(args.eval_for)
+    for name in ("seed", "frames", "size"):
+        given = getattr(args, name)
+        if given is not None and args.eval_for and given != settings[name]:
+            raise ConfigError(f"--{name} {given}: the world at {args.eval_for} has {name} "
+                              f"{settings[name]}; leave --{name} out with --eval-for")
+        settings[name] = given if given is not None else settings[name]
+    summary = generate_world(args.out, args.videos, settings["seed"], frames=settings["frames"],
+                             size=settings["size"], workers=args.workers,
+                             n_twin_originals=args.twins, eval_from=settings["eval_from"],
+                             overwrite=args.overwrite)
     print(summary.line())
     return 0

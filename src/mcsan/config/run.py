@@ -33,6 +33,7 @@ __all__ = [
     "DataConfig",
     "LossConfig",
     "ModelConfig",
+    "RerankConfig",
     "RunConfig",
     "TrainConfig",
     "config_from_dict",
@@ -40,6 +41,11 @@ __all__ = [
     "save_config",
     "validate",
 ]
+
+
+LEGACY_RERANK_KEYS: dict[str, str] = {"rerank_top_k": "top_k", "rerank_weight": "weight"}
+"""``model.<key>`` where the shortlist settings lived before the ``rerank`` section (still
+read, as ``rerank.<value>``)."""
 
 
 @dataclass
@@ -90,6 +96,30 @@ class TrainConfig:
 
 
 @dataclass
+class RerankConfig:
+    """The second stage's shortlist: with a binding matcher (``model.rerank``) each query's
+    top ``top_k`` by fused score (or its top ``fraction`` of the collection) is re-ordered
+    by ``fused + weight * match``. Read once into a frozen
+    :class:`mcsan.evaluate.shortlist.ShortlistPolicy`; training never reads it."""
+
+    top_k: int = 20
+    """Shortlist size as a count of clips (of captions, video-to-text)."""
+    fraction: float | None = None
+    """Shortlist size as a share of the collection, in (0, 1]; when set it replaces
+    ``top_k`` (at least one item)."""
+    weight: float = 1.0
+    """``reranked = fused + weight * match``."""
+
+
+RERANK_KEYS: tuple[str, ...] = (
+    "rerank", "rerank.top_k", "rerank.fraction", "rerank.weight",
+    *(f"model.{key}" for key in LEGACY_RERANK_KEYS),
+)  # fmt: skip
+"""Keys that change evaluation only (``rerank``: the whole section, absent from runs saved
+before it): a resumed run may change them."""
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a training run."""
 
@@ -97,12 +127,38 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
     seed: int = 0
     """Seed of weights, data order and sampling (the same seed gives the same weights)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready)."""
         return to_dict(self)
+
+
+def upgrade_rerank_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the shortlist settings of configs and checkpoints written before the
+    ``rerank`` section (``model.rerank_top_k`` / ``model.rerank_weight``) moved into it;
+    a value the ``rerank`` section already holds wins."""
+    model, section = data.get("model"), data.get("rerank", {})
+    if not isinstance(model, dict) or not isinstance(section, dict):
+        return data  # from_dict names the bad section
+    if not set(model) & set(LEGACY_RERANK_KEYS):
+        return data
+    model, section = dict(model), dict(section)
+    for old, new in LEGACY_RERANK_KEYS.items():
+        if old in model:
+            section.setdefault(new, model.pop(old))
+    return {**data, "model": model, "rerank": section}
+
+
+def _upgrade_override(item: str) -> str:
+    """``model.rerank_top_k=K`` -> ``rerank.top_k=K`` (and the weight likewise)."""
+    key, sep, value = item.partition("=")
+    old = key.strip().removeprefix("model.")
+    if sep and key.strip().startswith("model.") and old in LEGACY_RERANK_KEYS:
+        return f"rerank.{LEGACY_RERANK_KEYS[old]}={value}"
+    return item
 
 
 def config_from_dict(
@@ -112,7 +168,8 @@ def config_from_dict(
     base: str | os.PathLike[str] | None = None,
 ) -> RunConfig:
     """A checked RunConfig from a nested dict plus overrides; paths resolved from ``base``."""
-    merged = apply_overrides(data, list(overrides or []))
+    upgraded = [_upgrade_override(item) for item in overrides or []]
+    merged = apply_overrides(upgrade_rerank_keys(data), upgraded)
     cfg = from_dict(RunConfig, merged, source)
     validate(cfg, source)
     cfg.data.resolve_paths(Path(base) if base is not None else Path.cwd())
@@ -141,6 +198,7 @@ def save_config(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
 def validate(cfg: RunConfig, source: str = "<config>") -> None:
     """Value checks that types alone cannot express."""
     check_section("train", cfg.train, source)
+    check_section("rerank", cfg.rerank, source)
     cfg.data.validate(source)
     try:
         check_device(cfg.train.device, "key 'train.device'", present=False)

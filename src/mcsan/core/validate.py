@@ -69,7 +69,10 @@ RANGES: dict[str, dict[str, Range]] = {
         "video_hidden": Range(2, 65536), "entity_slots": COUNT, "attention_heads": COUNT,
         "attention_hidden": DIM, "action_channels": DIM,
         "dropout": Range(0, 1, high_open=True), "rerank_dim": DIM,
-        "rerank_top_k": Range(1, 1 << 20), "rerank_weight": NON_NEGATIVE,
+    },
+    "rerank": {
+        "top_k": Range(1, 1 << 20), "fraction": Range(0, 1, low_open=True, optional=True),
+        "weight": NON_NEGATIVE,
     },
     "loss": {
         "margin": NON_NEGATIVE, "fbce_alpha": Range(0, 1), "fbce_gamma": NON_NEGATIVE,

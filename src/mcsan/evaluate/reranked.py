@@ -2,10 +2,13 @@
 
 The fused score ranks the whole collection (an inner product: chunked evaluator, FAISS).
 With ``model.rerank`` the binding matcher (:mod:`mcsan.model.matcher`) then re-orders a
-shortlist: for a caption, its ``rerank_top_k`` clips by fused score are ordered by
-``fused + rerank_weight * match`` and stay ahead of every clip outside the shortlist; for
-a clip (video-to-text), its top-k captions likewise. Ranks outside the shortlist are the
-fused ranks. The metrics are the protocol of :mod:`mcsan.evaluate.protocol` on those two orders.
+shortlist, as the one shortlist policy says (:mod:`mcsan.evaluate.shortlist`): for a
+caption, its top K clips by fused score are ordered by ``fused + weight * match`` and stay
+ahead of every clip outside the shortlist; for a clip (video-to-text), its top-K captions
+likewise. Ranks outside the shortlist are the fused ranks. The metrics are the protocol of
+:mod:`mcsan.evaluate.protocol` on those two orders, with the first stage's recall at the
+shortlist (``first_stage_recall``: t2v queries whose clip is in it) and its length
+(``shortlist``: clips per caption).
 
 Memory: the split's fused scores are held as dense (captions x clips) float64 matrices
 (three of them), unlike the chunked evaluator: 24 MB for MSR-VTT 1k-A (1,000 x 1,000), but
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 
 from mcsan.data.loading.collate import EncodedCaption, collate_text, collate_video
 from mcsan.evaluate.protocol import RECALL_KS, retrieval_metrics
+from mcsan.evaluate.shortlist import ShortlistPolicy, first_stage_recall, shortlist_orders
 from mcsan.model.matcher import MatcherText, MatcherVideo
 
 PAIR_CHUNK = 2048
@@ -106,51 +110,33 @@ def fused_scores(text: Mapping[str, np.ndarray], video: Mapping[str, np.ndarray]
     return sum(weight * (text[level] @ video[level].T) for level, weight in weights.items())
 
 
-def shortlist_orders(fused: np.ndarray, match: Any, top_k: int, weight: float
-                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Score matrices whose orders are the re-ranked ones: (for t2v, for v2t).
-
-    ``fused`` (Nt, Nv); ``match(text_rows, clip_rows) -> (P,)`` scores pairs. Each row's
-    (t2v) or column's (v2t) shortlist, its top-k by fused plus anything tied with the k-th
-    (ties count against the model, as in :mod:`mcsan.evaluate.protocol`), scores
-    ``fused + weight * match``; everything outside it is lowered below any of those (so the
-    shortlist's own scores are exact, whatever the weight)."""
-    fused = np.asarray(fused, dtype=np.float64)
-    span = float(np.abs(fused).max()) if fused.size else 0.0
-    lift = 2.0 * span + 2.0 * weight + 1.0
-    kth_video = -np.sort(-fused, axis=1)[:, min(top_k, fused.shape[1]) - 1]
-    kth_caption = -np.sort(-fused, axis=0)[min(top_k, fused.shape[0]) - 1]
-    t_rows, t_cols = np.nonzero(fused >= kth_video[:, None])
-    v_rows, v_cols = np.nonzero(fused >= kth_caption[None, :])
-    scores = match(np.concatenate([t_rows, v_rows]), np.concatenate([t_cols, v_cols]))
-    t2v, v2t = fused - lift, fused - lift
-    t2v[t_rows, t_cols] = fused[t_rows, t_cols] + weight * scores[: len(t_rows)]
-    v2t[v_rows, v_cols] = fused[v_rows, v_cols] + weight * scores[len(t_rows):]
-    return t2v, v2t
-
-
-def reranked_metrics(fused: np.ndarray, caption_video: np.ndarray, match: Any, top_k: int,
-                     weight: float) -> dict[str, float]:  # fmt: skip
-    """Retrieval metrics (:data:`mcsan.evaluate.protocol.METRIC_KEYS`) after re-ranking each query's
-    shortlist (see the module docstring)."""
-    t2v, v2t = shortlist_orders(fused, match, top_k, weight)
+def reranked_metrics(fused: np.ndarray, caption_video: np.ndarray, match: Any,
+                     policy: ShortlistPolicy) -> dict[str, float]:  # fmt: skip
+    """Retrieval metrics (:data:`mcsan.evaluate.protocol.METRIC_KEYS`) after re-ranking each
+    query's shortlist (see the module docstring), with ``first_stage_recall`` and
+    ``shortlist``."""
+    t2v, v2t = shortlist_orders(fused, match, policy)
     metrics = {k: v for k, v in retrieval_metrics(t2v, caption_video).items() if k[:3] == "t2v"}
     metrics.update({k: v for k, v in retrieval_metrics(v2t, caption_video).items()
                     if k[:3] == "v2t"})  # fmt: skip
     metrics["rsum"] = sum(metrics[f"{p}_r{k}"] for p in ("t2v", "v2t") for k in RECALL_KS)
+    metrics["first_stage_recall"] = first_stage_recall(fused, caption_video, policy)
+    metrics["shortlist"] = float(policy.size(np.shape(fused)[1]))
     return metrics
 
 
 def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
                       clips: Sequence[Mapping[str, np.ndarray]], streams: Sequence[str],
                       max_frames: int | None, fused: np.ndarray, caption_video: np.ndarray,
-                      batch_size: int, device: torch.device | str = "cpu") -> dict[str, float]:  # fmt: skip
-    """Re-ranked metrics of ``model`` (with a matcher) given the split's fused scores."""
-    cfg = model.cfg
+                      batch_size: int, device: torch.device | str = "cpu",
+                      policies: Sequence[ShortlistPolicy] = (ShortlistPolicy(),),
+                      ) -> list[dict[str, float]]:  # fmt: skip
+    """Re-ranked metrics of ``model`` (with a matcher) given the split's fused scores, for
+    each of ``policies`` (the matcher reads captions and clips once)."""
     text = encode_match_text(model, captions, batch_size, device)
     video = encode_match_video(model, clips, streams, max_frames, batch_size, device)
 
     def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return pair_scores(model, text, video, rows, cols, device)
 
-    return reranked_metrics(fused, caption_video, match, cfg.rerank_top_k, cfg.rerank_weight)
+    return [reranked_metrics(fused, caption_video, match, policy) for policy in policies]

@@ -10,7 +10,7 @@ on a split of a loaded dataset: the trainer's validation and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from mcsan.data.loading.dataset import RetrievalData
 from mcsan.evaluate.embed import embed_captions, embed_videos
 from mcsan.evaluate.engine import default_chunk_size, retrieval_metrics_from_embeddings
 from mcsan.evaluate.protocol import METRIC_KEYS, retrieval_metrics
+from mcsan.evaluate.shortlist import ShortlistPolicy
 
 SMALL_SAMPLE_VIDEOS = 100
 """Below this many videos a recall is too coarse to compare models on."""
@@ -64,14 +65,16 @@ def evaluate_split(
     batch_size: int,
     device: torch.device | str = "cpu",
     rerank: bool = True,
+    shortlists: Sequence[ShortlistPolicy] = (),
 ) -> dict[str, dict[str, float]]:
     """Fused and per-level metrics of ``model`` (an MCSAN in eval mode) on ``split`` of ``data``.
 
     Every caption of the split queries the split's videos and every video its captions;
     the fused score uses the model's own level weights. A model with a binding matcher
     (``model.rerank``) also gets ``"reranked"``: its shortlists re-ordered
-    (:mod:`mcsan.evaluate.reranked`), unless ``rerank`` is False (validation: the best epoch is
-    chosen on the fused rsum).
+    (:mod:`mcsan.evaluate.reranked`) by the first of ``shortlists`` (default
+    ``ShortlistPolicy()``), and ``"reranked <policy label>"`` for each further one, unless
+    ``rerank`` is False (validation: the best epoch is chosen on the fused rsum).
     """
     captions, videos, caption_video = data.split_view(split)
     text = embed_captions(model, captions, batch_size, device, desc=f"{split} captions")
@@ -84,15 +87,19 @@ def evaluate_split(
     if rerank and getattr(model, "matcher", None) is not None:
         from mcsan.evaluate.reranked import evaluate_reranked, fused_scores
 
-        results["reranked"] = evaluate_reranked(
+        policies = list(shortlists) or [ShortlistPolicy()]
+        reranked = evaluate_reranked(
             model, captions, data.video_features(videos), data.streams, data.max_frames,
-            fused_scores(text, video, weights), caption_video, batch_size, device,
+            fused_scores(text, video, weights), caption_video, batch_size, device, policies,
         )  # fmt: skip
+        for number, (policy, metrics) in enumerate(zip(policies, reranked, strict=True)):
+            results["reranked" if number == 0 else f"reranked {policy.label()}"] = metrics
     return results
 
 
 def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """A plain-text table: one row per model/level name, one column per metric."""
+    """A plain-text table: one row per model/level name, one column per metric ("-" where
+    a row lacks it, e.g. the oracle's v2t columns)."""
     name_width = max([len("name"), *(len(name) for name in results)])
     widths = [max(7, len(key)) for key in METRIC_KEYS]
     header = "  ".join(
@@ -100,7 +107,8 @@ def format_metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
     )
     lines = [header, "-" * len(header)]
     for name, metrics in results.items():
-        cells = [f"{metrics[k]:.1f}".rjust(w) for k, w in zip(METRIC_KEYS, widths, strict=True)]
+        cells = [(f"{metrics[k]:.1f}" if k in metrics else "-").rjust(w)
+                 for k, w in zip(METRIC_KEYS, widths, strict=True)]  # fmt: skip
         lines.append("  ".join([name.ljust(name_width), *cells]))
     return "\n".join(lines)
 

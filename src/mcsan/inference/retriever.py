@@ -13,6 +13,7 @@ The batched encoders behind it are :mod:`mcsan.evaluate.embed`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,9 @@ from mcsan.core.io import file_sha256
 from mcsan.data.loading.collate import encode_caption
 from mcsan.data.loading.dataset import RetrievalData
 from mcsan.data.video.store import FeatureSpec
+from mcsan.evaluate.ceiling import split_oracle
 from mcsan.evaluate.embed import embed_captions, embed_videos
+from mcsan.evaluate.shortlist import ShortlistPolicy
 from mcsan.evaluate.split import evaluate_split
 from mcsan.inference.checkpoint import (
     attributes_from_state,
@@ -44,7 +47,8 @@ class Retriever:
     It implements :class:`mcsan.inference.encoder.Encoder`.
     """
 
-    def __init__(self, state: dict[str, Any], source: str | os.PathLike[str], device: str = "cpu"):
+    def __init__(self, state: dict[str, Any], source: str | os.PathLike[str], device: str = "cpu",
+                 shortlist: ShortlistPolicy | None = None):  # fmt: skip
         """Use :meth:`from_checkpoint`; ``state`` is a loaded checkpoint dict."""
         self.path = Path(source)
         self.device = torch.device(device)
@@ -56,14 +60,19 @@ class Retriever:
         self.feature_spec = FeatureSpec.from_json(state["feature_spec"])
         self.streams: tuple[str, ...] = tuple(state["streams"])
         self.epoch = int(state.get("epoch", 0))
+        self.shortlist: ShortlistPolicy = shortlist or ShortlistPolicy.from_config(
+            self.config.rerank)
+        """The binding matcher's shortlist (the checkpoint's ``rerank`` section unless given)."""
         self._sha256: str | None = None
         self._parser: Any = None
         self._last_parse: tuple[tuple[str, ...], list[Any]] | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> Retriever:
-        """Load ``path`` (best.pt / last.pt); CheckpointError if missing or corrupt."""
-        return cls(load_checkpoint(path), path, device)
+    def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu",
+                        shortlist: ShortlistPolicy | None = None) -> Retriever:  # fmt: skip
+        """Load ``path`` (best.pt / last.pt); CheckpointError if missing or corrupt.
+        ``shortlist``: re-rank with this policy instead of the checkpoint's."""
+        return cls(load_checkpoint(path), path, device, shortlist)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -112,19 +121,19 @@ class Retriever:
         """Whether the model has a binding matcher (``model.rerank``) to re-rank with."""
         return self.model.matcher is not None
 
+    def with_shortlist(self, shortlist: ShortlistPolicy) -> Retriever:
+        """This retriever (the same model, shared) re-ranking with ``shortlist``; this one
+        keeps its own policy."""
+        if shortlist == self.shortlist:
+            return self
+        other = copy.copy(self)
+        other.shortlist = shortlist
+        return other
+
     @property
     def rerank_weight(self) -> float:
-        """``reranked = fused + rerank_weight * match``."""
-        return float(self.config.model.rerank_weight)
-
-    def set_rerank(self, top_k: int | None = None, weight: float | None = None) -> None:
-        """Re-rank with another shortlist size or weight than the checkpoint's (the weights
-        are unchanged); ConfigError when out of range."""
-        changes = {name: value for name, value in (("rerank_top_k", top_k),
-                                                   ("rerank_weight", weight)) if value is not None}  # fmt: skip
-        if changes:
-            self.config.model = dataclasses.replace(self.config.model, **changes)
-            self.model.cfg = self.config.model
+        """``reranked = fused + rerank_weight * match`` (:attr:`shortlist`)."""
+        return self.shortlist.weight
 
     @property
     def matcher_streams(self) -> tuple[str, ...]:
@@ -201,19 +210,25 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     rerank_top_k: int | None = None,
     rerank_weight: float | None = None,
+    rerank_fraction: float | None = None,
+    shortlists: Sequence[Mapping[str, float]] = (),
 ) -> dict[str, Any]:
     """Metrics (fused and per level, and re-ranked with a binding matcher) of a checkpoint
     on ``split``.
 
     ``dataset`` defaults to the dataset the model was trained on; another native dataset
     must provide the same feature set streams (same per-frame shapes and backbone).
-    ``rerank_top_k`` / ``rerank_weight`` replace the checkpoint's re-ranking settings.
-    Returns ``{"checkpoint", "checkpoint_sha256", "epoch", "dataset", "split", "captions",
-    "videos", "dropped_captions", "rerank": {"top_k", "weight"} or None, "metrics":
+    ``rerank_top_k`` / ``rerank_fraction`` / ``rerank_weight`` replace the checkpoint's
+    shortlist policy (:mod:`mcsan.evaluate.shortlist`); ``shortlists``: further shortlists,
+    each ``{"top_k": K}`` or ``{"fraction": F}`` (the weight as above), each a
+    ``"reranked <label>"`` row. On a world (:mod:`mcsan.world.oracle`) the oracle
+    ceiling of the split comes too. Returns ``{"checkpoint", "checkpoint_sha256", "epoch",
+    "dataset", "split", "captions", "videos", "dropped_captions", "rerank": {"top_k",
+    "fraction", "weight", "shortlist"} or None, "oracle": {...} or None, "metrics":
     {"fused": {...}, level: {...}, "reranked": {...} with a matcher}}``.
     """
     retriever = Retriever.from_checkpoint(checkpoint, device)
-    retriever.set_rerank(rerank_top_k, rerank_weight)
+    policy = retriever.shortlist.replaced(rerank_top_k, rerank_fraction, rerank_weight)
     data_cfg = dataclasses.replace(retriever.config.data)
     if dataset is not None:
         data_cfg.root = str(Path(dataset).resolve())
@@ -229,7 +244,9 @@ def evaluate_checkpoint(
     _check_compatible(retriever, data.feature_spec, data.root)
     captions, videos, _ = data.split_view(split)
     size = batch_size or retriever.config.train.eval_batch_size
-    metrics = evaluate_split(retriever.model, data, split, size, retriever.device)
+    metrics = evaluate_split(retriever.model, data, split, size, retriever.device,
+                             shortlists=(policy, *(policy.replaced(**dict(changes))
+                                                   for changes in shortlists)))  # fmt: skip
     return {
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": retriever.checkpoint_sha256,
@@ -239,8 +256,9 @@ def evaluate_checkpoint(
         "captions": len(captions),
         "videos": len(videos),
         "dropped_captions": data.dropped_captions,
-        "rerank": ({"top_k": retriever.model.cfg.rerank_top_k, "weight": retriever.rerank_weight}
+        "rerank": ({**policy.to_json(), "shortlist": policy.size(len(videos))}
                    if retriever.has_matcher else None),  # fmt: skip
+        "oracle": split_oracle(data, split),
         "metrics": metrics,
     }
 

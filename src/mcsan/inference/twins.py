@@ -41,8 +41,9 @@ TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
 TWIN_KINDS = ("changed", "swapped", "binding")
 MATCHER_SCORES = ("reranked", "match")
-"""Scores from the binding matcher (``model.rerank``): ``fused + rerank_weight * match``
-(both clips of a twin pair as one shortlist), or the match score alone."""
+"""Scores from the binding matcher (``model.rerank``): ``fused + weight * match`` (both clips
+of a twin pair as one shortlist; the weight of the encoder's shortlist policy,
+:mod:`mcsan.evaluate.shortlist`), or the match score alone."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[s
     rows, cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
     match = match_pairs(texts, clips, rows, cols)
     out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
-    weight = 1.0 if score == "match" else encoder.rerank_weight
+    weight = 1.0 if score == "match" else encoder.shortlist.weight
     out[rows, cols] += weight * match
     return out
 
@@ -234,7 +235,7 @@ def evaluate_twin_scores(
     from mcsan.inference.retriever import Retriever
 
     retriever = Retriever.from_checkpoint(checkpoint)
-    retriever.set_rerank(weight=rerank_weight)
+    retriever = retriever.with_shortlist(retriever.shortlist.replaced(weight=rerank_weight))
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)

@@ -91,15 +91,12 @@ class ModelConfig:
     # The binding matcher (mcsan.model.matcher): a second, text-conditioned stage that grounds
     # each noun phrase in the grid cells and checks its colour, action and relations there.
     # It is trained beside the levels (loss.lambda_match) and re-ranks the fused score's
-    # top rerank_top_k: reranked = fused + rerank_weight * match. The fused score, the
-    # chunked evaluator and the search index are unchanged; both numbers are reported.
+    # shortlist (the run config's ``rerank`` section: reranked = fused + weight * match).
+    # The fused score, the chunked evaluator and the search index are unchanged; both
+    # numbers are reported.
     rerank: bool = False
     rerank_dim: int = 64
     """Width of the matcher's projected cells and phrases."""
-    rerank_top_k: int = 20
-    """Shortlist: each query's top this many clips by fused score are re-ranked."""
-    rerank_weight: float = 1.0
-    """reranked = fused + rerank_weight x match inside the shortlist."""
     # The relation term also counts how well subject and object are found (the mean of
     # their attended cosines) beside the predicate match: half each.
     rerank_presence: bool = False

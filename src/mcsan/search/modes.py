@@ -3,9 +3,10 @@
 - ``concepts``: the query's words are matched to the frame encoder's ImageNet classes and the
   people detector's concepts (:mod:`mcsan.search.concepts`); clips rank by
   ``sum_c w_c p_clip(c)``; clips below ``HIT_FLOOR`` are left out, not padded in.
-- ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.search`);
-  with a binding matcher in the checkpoint (``model.rerank``), its top ``rerank_top_k``
-  clips are re-ordered by ``fused + rerank_weight * match`` (:mod:`mcsan.search.rerank`).
+- ``model``: the trained MCSAN checkpoint's fused score (:func:`mcsan.search.query.fused_search`);
+  with a binding matcher in the checkpoint (``model.rerank``), its shortlist (``rerank.top_k``
+  or ``rerank.fraction``) is re-ordered by ``fused + rerank.weight * match``
+  (:mod:`mcsan.search.rerank`).
 - ``auto`` (the default) never ranks worse than the model on what the model was trained for:
   concepts join only for the query's words the model does **not** know, and only when they
   carry evidence (the best clip's concept score for those words is at least

@@ -4,8 +4,8 @@ A checkpoint trained with ``model.rerank`` carries a binding matcher (:mod:`mcsa
 that reads a caption's parse against a clip's frame features: it tells "a red cube left of a
 blue ball" from the clip with the colours or the roles exchanged, which the fused score
 (an inner product, what the index holds) often cannot. Search uses it as evaluation does
-(:mod:`mcsan.evaluate.reranked`): the query's top ``rerank_top_k`` clips by fused score are
-re-ordered by ``fused + rerank_weight * match``. The matcher needs the clips' features, so
+(:mod:`mcsan.evaluate.reranked`): the query's shortlist by fused score (``rerank.top_k``
+clips or ``rerank.fraction`` of the index) is re-ordered by ``fused + rerank.weight * match``. The matcher needs the clips' features, so
 the index must still find the feature file it was built from (its own extraction cache
 ``INDEX/features.h5``, or the dataset's feature set it records).
 """
@@ -40,13 +40,15 @@ class ShortlistReranker:
 
     def __init__(self, retriever: Any, feature_file: Path, index: VideoIndex | None = None
                  ) -> None:  # fmt: skip
-        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher;
-        ``index``: the features must be those it records (checked at every reopening)."""
+        """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher, whose
+        shortlist policy sizes the shortlist for ``index`` (whose features must be those it
+        records: checked at every reopening)."""
         self.retriever = retriever
         self.feature_file = feature_file
         self.index = index
-        self.top_k = int(retriever.config.model.rerank_top_k)
-        self.weight = float(retriever.rerank_weight)
+        policy = retriever.shortlist
+        self.top_k = policy.size(len(index)) if index is not None else policy.top_k
+        self.weight = policy.weight
 
     @classmethod
     def for_index(cls, index: VideoIndex, retriever: Any) -> tuple[ShortlistReranker | None,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mcsan.config.run import RERANK_KEYS
 from mcsan.core.batch import TextBatch
 from mcsan.core.errors import CheckpointError, ConfigError, FeatureError
 from mcsan.core.typed_yaml import config_differences
@@ -130,8 +131,9 @@ def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelO
 
 def resume_differences(state: dict[str, Any], cfg: RunConfig) -> list[str]:
     """Config keys that differ between a saved run ``state`` and ``cfg``, besides those a
-    resumed run may change (``train.epochs`` and the loading / threads keys)."""
-    keep = ("train.epochs", *loading.LOADING_KEYS)
+    resumed run may change (``train.epochs``, the loading / threads keys and the
+    evaluation's shortlist, ``RERANK_KEYS``)."""
+    keep = ("train.epochs", *loading.LOADING_KEYS, *RERANK_KEYS)
     return config_differences(dict(state["config"]), cfg.to_dict(), ignore=keep)
 
 

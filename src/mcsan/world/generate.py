@@ -79,15 +79,34 @@ def _describe(params: dict[str, Any] | None) -> str:
     return ", ".join(f"{key} {params.get(key)}" for key in ("videos", "seed", "frames", "size"))
 
 
-def _params(n_videos: int, seed: int, frames: int, size: int, twins: int) -> dict[str, Any]:
-    return {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
-            "size": size, "twin_originals": twins, "fps": FPS}
+def _params(n_videos: int, seed: int, frames: int, size: int, twins: int,
+            eval_from: int | None) -> dict[str, Any]:
+    params = {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
+              "size": size, "twin_originals": twins, "fps": FPS}
+    return params if eval_from is None else {**params, "eval_from": eval_from}
+
+
+def eval_world_settings(base: str | os.PathLike[str]) -> dict[str, int]:
+    """Seed, frames, size and first clip index of an evaluation-only world for the world at
+    ``base``: its seed (so its held-out combinations), its clip format, and clip indices
+    after its own (so no clip of ``base`` is drawn again)."""
+    card = read_card(base)
+    generator = card.get("generator")
+    if card.get("name") != WORLD_NAME or not isinstance(generator, dict):
+        raise ConfigError(f"{base}: not a world written by `mcsan synth` (its dataset.yaml "
+                          "has no generator section); pass the folder of a generated world")
+    if "eval_from" in generator:
+        raise ConfigError(f"{base} is itself an evaluation-only world; pass the world it was "
+                          "made for (the one the model trained on)")
+    return {"seed": int(generator["seed"]), "frames": int(generator["frames"]),
+            "size": int(generator["size"]), "eval_from": int(generator["videos"])}
 
 
 def generate_world(
     out_dir: str | os.PathLike[str], n_videos: int, seed: int, frames: int = 16,
     size: int = 128, workers: int = 1, n_twin_originals: int | None = None,
     overwrite: bool = False,
+    eval_from: int | None = None,
 ) -> WorldSummary:
     """Generate the synthetic world into ``out_dir`` in the native format.
 
@@ -98,15 +117,23 @@ def generate_world(
     the features extracted from them stay valid). Another dataset in ``out_dir`` is refused
     unless ``overwrite``, which also removes what was derived from it (feature sets, the
     parse cache: :func:`mcsan.data.native.clear_derived`).
+
+    ``eval_from``: an evaluation-only world: every clip is a test clip drawn like the test
+    clips of the world of the same ``seed`` (the same held-out combinations, none of them in
+    a clip), with clip indices ``eval_from, eval_from + 1, ...`` (pass the other world's clip
+    count, :func:`eval_world_settings`, and no clip of it is drawn again).
     """
     _validate(n_videos, frames, size, workers)
     if n_twin_originals is not None and n_twin_originals < 0:
         raise ConfigError(f"--twins {n_twin_originals}: must be 0 or more")
+    if eval_from is not None and eval_from < 0:
+        raise ConfigError(f"first clip index {eval_from}: must be 0 or more")
     start = time.perf_counter()
     root = Path(out_dir)
     holdout = make_holdout(seed)
-    splits = assign_splits(n_videos, seed)
-    scenes = [sample_scene(seed, i, splits[i], holdout, frames)
+    first = eval_from or 0
+    splits = assign_splits(n_videos, seed) if eval_from is None else ["test"] * n_videos
+    scenes = [sample_scene(seed, first + i, splits[i], holdout, frames)
               for i in track(range(n_videos), total=n_videos, desc="sampling", unit="clip")]
     captions = {s.video_id: write_captions(s, seed) for s in scenes}
     test = [s for s in scenes if s.split == "test"]
@@ -116,7 +143,7 @@ def generate_world(
              for t in make_twins(seed, s, holdout, frames) + make_binding_twins(
                  seed, s, holdout, frames)]
 
-    params = _params(n_videos, seed, frames, size, k)
+    params = _params(n_videos, seed, frames, size, k, eval_from)
     previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
     if (root / "dataset.yaml").is_file() and previous != params:
         if not overwrite:
@@ -157,6 +184,7 @@ def generate_world(
                 holdout=summary.holdout, files={
                     "structure": STRUCTURE_NAME, "captions_truth": TRUTH_NAME,
                     "twins": TWINS_NAME, "card": "DATASET.md"})
-    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size)
+    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size,
+                       eval_from)
     summary.seconds = round(time.perf_counter() - start, 2)
     return summary

@@ -17,6 +17,7 @@ from mcsan.apps.demo.plots import (
 )
 from mcsan.apps.demo.settings import DemoResult
 from mcsan.core.io import atomic_write_text
+from mcsan.evaluate.ceiling import with_oracle_row
 from mcsan.inference.twins import twin_cell
 
 METRIC_COLUMNS = (
@@ -33,9 +34,43 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def metrics_markdown(table: dict[str, dict[str, float]]) -> str:
-    """Rows = models (or levels), columns = the protocol's metrics."""
-    rows = [[name] + [f"{m[c]:.1f}" for c in METRIC_COLUMNS] for name, m in table.items()]
+    """Rows = models (or levels), columns = the protocol's metrics ("-" where a row has none:
+    the oracle's v2t columns)."""
+    rows = [[name] + [f"{m[c]:.1f}" if c in m else "-" for c in METRIC_COLUMNS]
+            for name, m in table.items()]  # fmt: skip
     return markdown_table(["model", *METRIC_COLUMNS], rows)
+
+
+def ceiling_markdown(table: dict[str, dict[str, float]], oracle: dict[str, Any] | None) -> str:
+    """Each model's t2v R@K as a share of the oracle's, and each re-ranked row's first-stage
+    recall at its shortlist; empty without an oracle or a re-ranked row."""
+    from mcsan.evaluate.ceiling import model_rows, oracle_shares
+
+    names = model_rows(table)
+    reranked = any("first_stage_recall" in table[name] for name in names)
+    if oracle is None and not reranked:
+        return ""
+    header = ["model"]
+    if oracle is not None:
+        header += [f"t2v R@{k} / oracle" for k in (1, 5, 10)]
+    header.append("first stage: t2v queries whose clip is in the shortlist")
+    rows = []
+    for name in names:
+        row = [name]
+        if oracle is not None:
+            row += [f"{v:.0f}%" for v in oracle_shares(table[name], oracle).values()]
+        m = table[name]
+        row.append(f"{m['first_stage_recall']:.1f}% (top {m['shortlist']:.0f})"
+                   if "first_stage_recall" in m else "-")  # fmt: skip
+        rows.append(row)
+    intro = ""
+    if oracle is not None:
+        intro = (f"*Oracle ceiling*: a perfect model ranks the clips whose ground truth "
+                 f"satisfies everything a caption says first, in random order (a caption is true "
+                 f"of {oracle['mean_consistent']:.1f} of the {oracle['clips']} clips on average, "
+                 f"median {oracle['median_consistent']:.0f}); its expected t2v R@K is the mean "
+                 "of min(1, K / that count).\n\n")  # fmt: skip
+    return intro + markdown_table(header, rows)
 
 
 def machine_line() -> str:
@@ -162,15 +197,19 @@ def write_report(result: DemoResult) -> Path:
         "caption among all captions; ties count against the model; best epoch chosen on "
         "validation rsum only (fused score). Rows marked *re-ranked*: the binding matcher "
         "(a text-conditioned second stage, `model.rerank`) re-orders each query's top "
-        "`model.rerank_top_k` by fused + `rerank_weight` x match; twins count both clips as "
+        "`rerank.top_k` by fused + `rerank.weight` x match; twins count both clips as "
         "one shortlist.",
     ]
     for split, title in (("test", "Test split"), ("comp", "Compositional split (unseen combinations)")):
         table = result.metric_tables(split)
         if table:
             counts = next(iter(result.variants.values())).metrics[split]
+            oracle = result.oracle(split)
+            ceiling = ceiling_markdown(table, oracle)
             sections.append(f"## {title}: {counts['videos']} clips, {counts['captions']} captions\n\n"
-                            + metrics_markdown(table) + _small_sample_note(counts["videos"]))  # fmt: skip
+                            + metrics_markdown(with_oracle_row(table, oracle))
+                            + _small_sample_note(counts["videos"])
+                            + (f"\n\n{ceiling}" if ceiling else ""))  # fmt: skip
     sections.append("![recall at K](plots/recall_at_k.png)\n\nDashed: a random ranking's "
                     "recall. One training seed per model: the tables carry no seed-to-seed "
                     "spread (`mcsan ablate --seeds N` gives mean +/- sd).")  # fmt: skip

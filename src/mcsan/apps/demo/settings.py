@@ -68,6 +68,11 @@ class DemoResult:
     examples: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
 
+    def oracle(self, split: str) -> dict[str, Any] | None:
+        """The oracle ceiling of ``split`` (:mod:`mcsan.world.oracle`), when evaluated."""
+        return next((v.metrics[split].get("oracle") for v in self.variants.values()
+                     if split in v.metrics), None)  # fmt: skip
+
     def metric_tables(self, split: str) -> dict[str, dict[str, float]]:
         """Model -> fused metrics on ``split``, and ``"<model> re-ranked"`` after them for a
         model with a binding matcher (``model.rerank``)."""
