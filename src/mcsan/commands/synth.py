@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="processes rendering and encoding clips (default 1)")
     parser.add_argument("--twins", type=non_negative_int, default=None, metavar="K",
                         help="test clips that get twins (default: 20%% of --videos)")
+    parser.add_argument("--train-twins", type=non_negative_int, default=0, metavar="N",
+                        help="training clips that get twins too, written as hard negative "
+                        "clips of the captions they make false (hard_negatives.jsonl, for "
+                        "--set data.hard_negatives=K in training; default 0)")
     parser.set_defaults(func=run)
 
 
@@ -38,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
     summary = generate_world(args.out, args.videos, args.seed, frames=args.frames,
                              size=args.size, workers=args.workers,
-                             n_twin_originals=args.twins)
+                             n_twin_originals=args.twins, n_train_twins=args.train_twins)
     print(summary.line())
     return 0
