@@ -31,9 +31,16 @@ CELL_MODES = dict(entity_mode="cell_tensor", relation_mode="cell_tensor",
 at these shapes (no grid stream) the frame token is the one cell."""
 
 
+NEGATIVE_SHARE = 4
+"""Configs ending in ``_negatives`` encode batch / NEGATIVE_SHARE extra negative clips per
+step (``data.hard_negatives`` / ``data.edit_negatives``) and add their hinge."""
+
+
 def build(config: str, hidden: int, dim: int):
-    """The model of ``config`` ("full", "cells", "cells_rerank" or "global_only") at
-    benchmark sizes ("cells_rerank": cells plus the binding matcher, mcsan.model.matcher)."""
+    """The model of ``config`` ("full", "cells", "cells_rerank" or "global_only", each
+    optionally with "_negatives") at benchmark sizes ("cells_rerank": cells plus the binding
+    matcher, mcsan.model.matcher)."""
+    config = config.removesuffix("_negatives")
     import numpy as np
 
     from mcsan.model import MCSAN, ModelConfig
@@ -110,6 +117,11 @@ def child(
     loss_fn = MCSANLoss(LossConfig())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     video, text, keys, targets = make_batch(batch, frames, dim, seed=1)
+    negatives = None
+    if config.endswith("_negatives"):  # extra clips, each false for one caption of the batch
+        extra = max(1, batch // NEGATIVE_SHARE)
+        negatives = (make_batch(extra, frames, dim, seed=2)[0].to(device),
+                     torch.randperm(batch, generator=torch.Generator().manual_seed(3))[:extra])
     video, text, keys = video.to(device), text.to(device), keys.to(device)
     targets = {k: v.to(device) for k, v in targets.items()}
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -133,8 +145,10 @@ def child(
                 match = MatchScores(model.matcher.score(captions, clips).float(),
                                     keys[:, None] == keys[None, :], predicates=
                                     model.matcher.predicate_contrast(captions, clips, text))  # fmt: skip
+            clips = None if negatives is None else \
+                (model.encode_video(negatives[0]), negatives[1].to(device))
         total, _ = loss_fn(video_out, text_out, model.level_weights(), keys, targets, targets,
-                           match=match)  # fmt: skip
+                           match=match, hard_negatives=clips)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -220,8 +234,8 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bench_model.md")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--configs", default="global_only,full,cells",
-                        help="comma list of global_only, full, cells, cells_rerank "
-                        "(global_only first)")
+                        help="comma list of global_only, full, cells, cells_rerank, each "
+                        "with _negatives optionally (global_only first)")
     args = parser.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     if args.child:

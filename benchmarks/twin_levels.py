@@ -6,6 +6,9 @@ A level's score alone ties on captions that name nothing at that level (both cli
 the same); ties count as misses, as in the fused accuracy.
 
     PYTHONPATH=src .venv/bin/python benchmarks/twin_levels.py WORLD RUN/best.pt [RUN2/best.pt ...]
+
+With ``--margins``: how far apart the first stage puts a clip and its twin instead
+(:mod:`twin_margins`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("world", type=Path)
     parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--margins", action="store_true",
+                        help="print twin_margins.py's table (clip and score margins) instead")
     args = parser.parse_args()
+    if args.margins:
+        from twin_margins import print_margins
+
+        print_margins(args.world, args.checkpoints)
+        return
     for checkpoint in args.checkpoints:
         model = load_checkpoint(checkpoint)["config"]["model"]
         matcher = MATCHER_SCORES if model.get("rerank") and len(model["levels"]) > 1 else ()

@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="test clips that get twins (default: 20%% of --videos)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace another dataset in --out (its features are deleted)")
+    parser.add_argument("--train-twins", type=non_negative_int, default=0, metavar="N",
+                        help="training clips that get twins too, written as hard negative "
+                        "clips of the captions they make false (hard_negatives.jsonl, for "
+                        "--set data.hard_negatives=K in training; default 0)")
     parser.set_defaults(func=run)
 
 
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     summary = generate_world(args.out, args.videos, settings["seed"], frames=settings["frames"],
                              size=settings["size"], workers=args.workers,
                              n_twin_originals=args.twins, eval_from=settings["eval_from"],
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite,
+                             n_train_twins=args.train_twins)
     print(summary.line())
     return 0

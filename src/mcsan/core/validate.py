@@ -79,6 +79,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "lambda_fbce": NON_NEGATIVE, "lambda_kl": NON_NEGATIVE, "kl_temperature": POSITIVE,
         "lambda_match": NON_NEGATIVE, "lambda_predicates": NON_NEGATIVE,
         "lambda_distill": NON_NEGATIVE, "distill_temperature": POSITIVE,
+        "lambda_hard_negatives": NON_NEGATIVE,
     },
     "train": {
         "epochs": Range(1, 1_000_000), "batch_size": Range(2, 1 << 20),
@@ -92,7 +93,8 @@ RANGES: dict[str, dict[str, Range]] = {
     "data": {
         "max_words": Range(1, 4096), "max_frames": Range(1, 1 << 16, optional=True),
         "min_word_count": AT_LEAST_1, "resident_limit_gb": NON_NEGATIVE,
-        "feature_cache_gb": NON_NEGATIVE,
+        "feature_cache_gb": NON_NEGATIVE, "hard_negatives": Range(0, 1 << 20),
+        "edit_negatives": Range(0, 1 << 20),
     },
 }  # fmt: skip
 """Valid range of each numeric field, per config section."""

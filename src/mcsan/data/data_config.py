@@ -53,6 +53,17 @@ class DataConfig:
     """On demand: LRU cache of recently read clips, per process (each worker has one). In a
     random epoch order over a large collection it hits ~cache/collection of the time; the
     OS page cache (outside the process) does the rest."""
+    hard_negatives: int = 0
+    """Training only: at most this many negative clips per batch from
+    ``<root>/hard_negatives.jsonl`` (clips that differ from a caption's own clip in what the
+    caption says, e.g. the world's training twins: ``mcsan synth --train-twins``), one per
+    caption that has any; each must score below the caption's own clip
+    (``loss.lambda_hard_negatives``). 0 = none (the file is not read)."""
+    edit_negatives: int = 0
+    """Training only: at most this many edited clips per batch, each a caption's own clip
+    changed so that the caption becomes false (played backwards for a caption with a
+    direction in time, mirrored for one that says left or right:
+    :mod:`mcsan.data.loading.hard_negatives`); scored like hard negatives. 0 = none."""
 
     def validate(self, source: str = "<config>") -> None:
         """Value checks that types alone cannot express; ConfigError naming the key."""

@@ -26,7 +26,6 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +35,15 @@ from mcsan.core.errors import DataError
 from mcsan.core.io import read_jsonl
 from mcsan.data.native import read_captions
 from mcsan.inference.encoder import Encoder
+from mcsan.world.twin_truth import TWIN_KINDS as TWIN_KINDS  # re-exported
+from mcsan.world.twin_truth import TwinPair, mentions_change, twin_kind
 
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
-TWIN_KINDS = ("changed", "swapped", "binding")
 MATCHER_SCORES = ("reranked", "match")
 """Scores from the binding matcher (``model.rerank``): ``fused + weight * match`` (both clips
 of a twin pair as one shortlist; the weight of the encoder's shortlist policy,
 :mod:`mcsan.evaluate.shortlist`), or the match score alone."""
-
-
-@dataclass(frozen=True)
-class TwinPair:
-    """One original clip and one twin that differs from it at ``level``."""
-
-    original_id: str
-    twin_id: str
-    level: str
-    change: dict[str, Any]
-    """What differs, as the generator wrote it (object index, from, to)."""
 
 
 def read_twins(root: str | os.PathLike[str]) -> list[TwinPair]:
@@ -74,32 +63,6 @@ def read_twins(root: str | os.PathLike[str]) -> list[TwinPair]:
                 f"{path}: record {number} lacks {exc.args[0]!r}; regenerate with `mcsan synth`"
             ) from exc
     return pairs
-
-
-def twin_kind(pair: TwinPair) -> str:
-    """"changed" (one fact differs), "swapped" (a relation's subject and object exchanged)
-    or "binding" (two objects exchange a colour or an action)."""
-    kind = str(pair.change.get("kind") or "changed")
-    return kind if kind in TWIN_KINDS else "changed"
-
-
-def mentions_change(truth: dict[str, Any], pair: TwinPair) -> bool:
-    """Whether a caption's ground truth mentions what ``pair``'s twin changed.
-
-    A binding twin keeps every word-level fact, so a caption tells the clips apart only
-    when it ties one of the exchanged objects to its colour (entity) or action (action)."""
-    change = pair.change
-    if twin_kind(pair) == "binding":
-        swapped = set(change.get("objects", []))
-        if pair.level == "entity":
-            return any(ref.get("object") in swapped and ref.get("colour")
-                       for ref in truth.get("refs", []))
-        return any(obj in swapped for obj, _ in truth.get("object_actions", []))
-    if pair.level == "entity":
-        return any(ref.get("object") == change.get("object") for ref in truth.get("refs", []))
-    if pair.level == "action":
-        return any(obj == change.get("object") for obj, _ in truth.get("object_actions", []))
-    return list(change.get("from", [])) in [list(r) for r in truth.get("relation_ids", [])]
 
 
 def _read_truth(root: Path) -> dict[str, list[dict[str, Any]]] | None:

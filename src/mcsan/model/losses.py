@@ -22,6 +22,7 @@ from torch import nn
 
 from mcsan.core.errors import ConfigError
 from mcsan.core.validate import check_section
+from mcsan.model.negative_loss import Pairs, hard_negative_terms, negative_terms
 from mcsan.model.scoring import LevelOutput, level_similarities
 
 KLDirection = Literal["video_to_text", "text_to_video", "symmetric"]
@@ -95,6 +96,11 @@ class LossConfig:
     lambda_distill: float = 0.0
     distill_temperature: float = 0.05
     """Temperature of the matcher's softmax in the distillation term (lambda_distill)."""
+    # Hard negative clips (data.hard_negatives: clips that differ from a caption's own clip
+    # in what the caption says, e.g. the world's training twins): [m + s(cap, neg) -
+    # s(cap, own)]+ on the fused score and on every level the caption names, mean over the
+    # batch's negative clips, times this weight. Off while data.hard_negatives is 0.
+    lambda_hard_negatives: float = 1.0
 
     def negative_kinds(self) -> tuple[str, ...]:
         """The binding negative kinds switched on (empty: none are made)."""
@@ -281,109 +287,104 @@ class MCSANLoss(nn.Module):
         negatives: tuple[LevelOutput, torch.Tensor] | None = None,
         match: MatchScores | None = None,
         match_scale: float = 1.0,
+        hard_negatives: tuple[LevelOutput, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and its named parts (detached scalars), see the module docstring.
 
         ``negatives``: encoded binding negatives and the caption row each was made from;
-        ``match``: the binding matcher's scores (model.rerank), on this rank's batch only;
-        ``match_scale`` multiplies their weight (1 / world size under DDP, so that the
+        ``hard_negatives``: encoded hard negative clips and the caption row each is false
+        for; ``match``: the binding matcher's scores (model.rerank), on this rank's batch
+        only; ``match_scale`` multiplies their weight (1 / world size under DDP, so that the
         averaged gradient is the mean over ranks, like the gathered terms')."""
-        cfg = self.cfg
         caption_keys = video_keys if caption_keys is None else caption_keys
         positive = caption_keys[:, None] == video_keys[None, :]
-        matched_video = positive.to(torch.uint8).argmax(dim=1)  # first video of each caption
         levels = list(level_weights)
-        present = text_out.present
         sims = level_similarities(
-            text_out.embeddings, video_out.embeddings, level_weights, levels, present
+            text_out.embeddings, video_out.embeddings, level_weights, levels, text_out.present
         )
+        pair = Pairs(video_out, text_out, level_weights, levels, sims, positive,
+                      positive.to(torch.uint8).argmax(dim=1))  # first video of each caption
+        terms = self._first_stage_terms(pair, text_targets, video_targets, negatives,
+                                        hard_negatives)  # fmt: skip
+        terms.update(self._second_stage_terms(sims, match))
+        return self._total(terms, match_scale, sims["fused"])
 
+    def _first_stage_terms(self, pair: Pairs, text_targets: Mapping[str, torch.Tensor],
+                           video_targets: Mapping[str, torch.Tensor],
+                           negatives: tuple[LevelOutput, torch.Tensor] | None,
+                           hard_negatives: tuple[LevelOutput, torch.Tensor] | None,
+                           ) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
+        """Triplet, attribute (focal BCE, KL) and negative terms of the fused levels."""
+        cfg = self.cfg
         terms: dict[str, dict[str, torch.Tensor]] = {
-            "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}, "match": {}
+            "triplet": {}, "fbce": {}, "kl": {}, "negatives": {}
         }  # fmt: skip
-        if match is not None:
-            terms["match"] = match_terms(match, cfg.margin, cfg.lambda_predicates)
-            if cfg.lambda_distill > 0:
-                terms["distill"] = distill_terms(sims, match, cfg.distill_temperature)
         if negatives is not None:
             terms["negatives"] = negative_terms(
-                sims, negatives, video_out, matched_video, level_weights, levels, cfg.margin,
-                present,
+                pair.sims, negatives, pair.video, pair.matched, pair.weights, pair.levels,
+                cfg.margin, pair.text.present,
             )  # fmt: skip
-        triplet_on = list(levels) if cfg.per_level_triplet else []
-        if cfg.fused_triplet and not (cfg.per_level_triplet and len(levels) == 1):
+        if hard_negatives is not None:
+            terms["hard_negatives"] = hard_negative_terms(pair, hard_negatives, cfg.margin)
+        triplet_on = list(pair.levels) if cfg.per_level_triplet else []
+        if cfg.fused_triplet and not (cfg.per_level_triplet and len(pair.levels) == 1):
             triplet_on.append("fused")
         for name in triplet_on:
             terms["triplet"][name] = triplet_loss(
-                sims[name], positive, cfg.margin, cfg.hardest_negative, cfg.triplet_reduction,
-                rows=present.get(name),
+                pair.sims[name], pair.positive, cfg.margin, cfg.hardest_negative,
+                cfg.triplet_reduction, rows=pair.text.present.get(name),
             )  # fmt: skip
-        for modality, out, targets in (
-            ("video", video_out, video_targets),
-            ("text", text_out, text_targets),
-        ):
+        terms["fbce"], terms["kl"] = self._attribute_terms(pair, text_targets, video_targets)
+        return terms
+
+    def _attribute_terms(self, pair: Pairs, text_targets: Mapping[str, torch.Tensor],
+                         video_targets: Mapping[str, torch.Tensor],
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:  # fmt: skip
+        """Focal BCE per modality and level, and the KL of matched pairs' distributions."""
+        cfg = self.cfg
+        fbce, kl = {}, {}
+        for modality, out, targets in (("video", pair.video, video_targets),
+                                       ("text", pair.text, text_targets)):  # fmt: skip
             for lvl, logits in out.attribute_logits.items():
                 if lvl not in targets:
                     raise KeyError(f"no {modality} attribute targets for level {lvl!r}")
-                terms["fbce"][f"{modality}/{lvl}"] = self._attribute_loss(logits, targets[lvl])
-        if cfg.use_kl:
-            for lvl, text_logits in text_out.attribute_logits.items():
-                if lvl in video_out.attribute_logits:
-                    keep = present.get(lvl, torch.ones_like(matched_video, dtype=torch.bool))
-                    if not bool(keep.any()):
-                        continue
-                    terms["kl"][lvl] = attribute_kl(
-                        video_out.attribute_logits[lvl][matched_video][keep],
-                        text_logits[keep],
-                        cfg.kl_temperature,
-                        cfg.kl_direction,
-                    )
+                fbce[f"{modality}/{lvl}"] = self._attribute_loss(logits, targets[lvl])
+        if not cfg.use_kl:
+            return fbce, kl
+        for lvl, text_logits in pair.text.attribute_logits.items():
+            if lvl in pair.video.attribute_logits:
+                keep = pair.text.present.get(lvl, torch.ones_like(pair.matched, dtype=torch.bool))
+                if bool(keep.any()):
+                    kl[lvl] = attribute_kl(pair.video.attribute_logits[lvl][pair.matched][keep],
+                                           text_logits[keep], cfg.kl_temperature,
+                                           cfg.kl_direction)  # fmt: skip
+        return fbce, kl
 
+    def _second_stage_terms(self, sims: Mapping[str, torch.Tensor], match: MatchScores | None
+                            ) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
+        """The binding matcher's terms, and the distillation of it into the levels."""
+        cfg = self.cfg
+        if match is None:
+            return {"match": {}}
+        terms = {"match": match_terms(match, cfg.margin, cfg.lambda_predicates)}
+        if cfg.lambda_distill > 0:
+            terms["distill"] = distill_terms(sims, match, cfg.distill_temperature)
+        return terms
+
+    def _total(self, terms: dict[str, dict[str, torch.Tensor]], match_scale: float,
+               like: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+        """The weighted sum of the terms and the report of every part."""
+        cfg = self.cfg
         weights = {"triplet": 1.0, "fbce": cfg.lambda_fbce, "kl": cfg.lambda_kl,
                    "negatives": cfg.lambda_negatives,
+                   "hard_negatives": cfg.lambda_hard_negatives,
                    "match": cfg.lambda_match * match_scale,
                    "distill": cfg.lambda_distill * match_scale}  # fmt: skip
-        zero = sims["fused"].new_zeros(())
+        zero = like.new_zeros(())
         sums = {kind: sum(parts.values(), zero) for kind, parts in terms.items()}
         total = sum((weights[kind] * sums[kind] for kind in sums), zero)
-        report = {
-            f"{kind}/{name}": v.detach()
-            for kind, parts in terms.items()
-            for name, v in parts.items()
-        }
+        report = {f"{kind}/{name}": v.detach()
+                  for kind, parts in terms.items() for name, v in parts.items()}  # fmt: skip
         report.update({kind: s.detach() for kind, s in sums.items()})
         report["total"] = total.detach()
         return total, report
-
-
-def negative_terms(
-    sims: Mapping[str, torch.Tensor],
-    negatives: tuple[LevelOutput, torch.Tensor],
-    video_out: LevelOutput,
-    matched_video: torch.Tensor,
-    level_weights: Mapping[str, torch.Tensor | float],
-    levels: list[str],
-    margin: float,
-    present: Mapping[str, torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    """Hinge of each binding negative against its caption on the caption's own video:
-    ``[m + s(neg, v) - s(cap, v)]+``, on the fused score and per level (where both name
-    something at that level); level or "fused" -> mean over negatives."""
-    neg_out, rows = negatives
-    video = matched_video[rows]
-    neg_sims = level_similarities(
-        neg_out.embeddings, video_out.embeddings, level_weights, levels, neg_out.present
-    )
-    out = {}
-    for name in ["fused", *levels]:
-        keep = torch.ones_like(rows, dtype=torch.bool)
-        if name in neg_out.present:
-            keep = keep & neg_out.present[name]
-        if name in present:
-            keep = keep & present[name][rows]
-        if not bool(keep.any()):
-            continue
-        positive = sims[name][rows, video]
-        negative = neg_sims[name][torch.arange(len(rows), device=rows.device), video]
-        out[name] = F.relu(margin + negative - positive)[keep].mean()
-    return out

@@ -89,11 +89,14 @@ class JointForward(nn.Module):
     def forward(
         self, batch: TrainBatch, negatives: tuple[TextBatch, torch.Tensor] | None = None
     ) -> tuple[LevelOutput, LevelOutput, dict[str, torch.Tensor], LevelOutput | None,
-               MatchScores | None]:  # fmt: skip
-        """Both encoders on the batch (and the text encoder on binding negatives, if any),
-        and the binding matcher's scores on this rank's batch when the model has one."""
+               MatchScores | None, LevelOutput | None]:  # fmt: skip
+        """Both encoders on the batch (the text encoder on binding negatives and the video
+        encoder on hard negative clips, if any), and the binding matcher's scores on this
+        rank's batch when the model has one."""
         video, text = self.model(batch.video, batch.text)
         negative_out = None if negatives is None else self.model.encode_text(negatives[0])
+        clips = batch.negative_video
+        clip_out = None if clips is None else self.model.encode_video(clips)
         match = None
         if self.model.matcher is not None:
             clips = self.model.match_video(batch.video)
@@ -114,7 +117,7 @@ class JointForward(nn.Module):
                     self.model.match_text(negatives[0]), clips.rows(rows), pairs=True
                 ).float()
                 match.rows = rows
-        return video, text, self.model.level_weights(), negative_out, match
+        return video, text, self.model.level_weights(), negative_out, match, clip_out
 
 
 def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelOutput:
@@ -127,6 +130,20 @@ def float_output(out: LevelOutput, ctx: dist_utils.DistContext | None) -> LevelO
         {k: dist_utils.gather_with_grad(v.to(torch.uint8), ctx).bool()
          for k, v in out.present.items()},  # fmt: skip
     )
+
+
+def hard_negative_clips(clip_out: LevelOutput | None, batch: TrainBatch,
+                        ctx: dist_utils.DistContext, on: bool,
+                        ) -> tuple[LevelOutput, torch.Tensor] | None:  # fmt: skip
+    """Encoded hard negative clips (float32, this rank's) and the rows of the gathered batch
+    of the captions they are false for; with ``on`` every rank must call it (it gathers)."""
+    from mcsan.train.negatives import global_rows
+
+    clips = None if clip_out is None else (float_output(clip_out, None), batch.negative_rows)
+    if not on:
+        return clips
+    rows = global_rows(clips, len(batch), ctx)
+    return None if clips is None or rows is None else (clips[0], rows)
 
 
 def resume_differences(state: dict[str, Any], cfg: RunConfig) -> list[str]:

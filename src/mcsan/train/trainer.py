@@ -56,6 +56,7 @@ from mcsan.train.setup import (
     check_resume_features,
     check_world_size,
     float_output,
+    hard_negative_clips,
     make_optimizer,
     resume_differences,
     seed_everything,
@@ -230,11 +231,14 @@ class Trainer:
         batch = batch.to(self.device)
         negatives = None if self.negatives is None else self.negatives(batch.text)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            video_out, text_out, weights, neg_out, match = self.joint(batch, negatives)
+            video_out, text_out, weights, neg_out, match, clip_out = self.joint(batch, negatives)
         gather = dist_utils.gather_with_grad
         if self.negatives is not None:
             rows = global_rows(negatives, len(batch), self.ctx)
             negatives = None if neg_out is None else (float_output(neg_out, None), rows)
+        data = self.cfg.data
+        clips = hard_negative_clips(clip_out, batch, self.ctx,
+                                    bool(data.hard_negatives or data.edit_negatives))
         loss, parts = self.loss_fn(
             float_output(video_out, self.ctx),
             float_output(text_out, self.ctx),
@@ -245,6 +249,7 @@ class Trainer:
             negatives=negatives,
             match=match,
             match_scale=1.0 / self.ctx.world_size,
+            hard_negatives=clips,
         )
         if not torch.isfinite(loss):
             last = self.out_dir / "last.pt"

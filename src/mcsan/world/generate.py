@@ -21,6 +21,7 @@ from mcsan.world.describe import write_captions
 from mcsan.world.scene import Scene
 from mcsan.world.splits import assign_splits, make_holdout, make_twins, sample_scene
 from mcsan.world.summary import WorldSummary, summarise_world
+from mcsan.world.twin_truth import HARD_NEGATIVES_NAME, TwinPair, hard_negative_records
 
 WORLD_NAME = "mcsan-world"
 WORLD_VERSION = 1
@@ -80,9 +81,11 @@ def _describe(params: dict[str, Any] | None) -> str:
 
 
 def _params(n_videos: int, seed: int, frames: int, size: int, twins: int,
-            eval_from: int | None) -> dict[str, Any]:
+            eval_from: int | None = None, train_twins: int = 0) -> dict[str, Any]:
     params = {"version": WORLD_VERSION, "videos": n_videos, "seed": seed, "frames": frames,
               "size": size, "twin_originals": twins, "fps": FPS}
+    if train_twins:
+        params["train_twin_originals"] = train_twins
     return params if eval_from is None else {**params, "eval_from": eval_from}
 
 
@@ -102,11 +105,18 @@ def eval_world_settings(base: str | os.PathLike[str]) -> dict[str, int]:
             "size": int(generator["size"]), "eval_from": int(generator["videos"])}
 
 
+def _all_twins(seed: int, originals: list[Scene], holdout: Any, frames: int) -> list[Scene]:
+    return [t for s in track(originals, total=len(originals), desc="twins", unit="clip")
+            for t in make_twins(seed, s, holdout, frames) + make_binding_twins(
+                seed, s, holdout, frames)]
+
+
 def generate_world(
     out_dir: str | os.PathLike[str], n_videos: int, seed: int, frames: int = 16,
     size: int = 128, workers: int = 1, n_twin_originals: int | None = None,
     overwrite: bool = False,
     eval_from: int | None = None,
+    n_train_twins: int = 0,
 ) -> WorldSummary:
     """Generate the synthetic world into ``out_dir`` in the native format.
 
@@ -122,6 +132,9 @@ def generate_world(
     clips of the world of the same ``seed`` (the same held-out combinations, none of them in
     a clip), with clip indices ``eval_from, eval_from + 1, ...`` (pass the other world's clip
     count, :func:`eval_world_settings`, and no clip of it is drawn again).
+    ``n_train_twins`` training clips get twins too (own random streams: every other clip
+    stays the same); they are listed not in twins.jsonl but, per caption whose fact they
+    change, in hard_negatives.jsonl (negative clips for training, ``data.hard_negatives``).
     """
     _validate(n_videos, frames, size, workers)
     if n_twin_originals is not None and n_twin_originals < 0:
@@ -139,11 +152,44 @@ def generate_world(
     test = [s for s in scenes if s.split == "test"]
     k = min(len(test), max(1, round(0.2 * n_videos)) if n_twin_originals is None
             else n_twin_originals)
-    twins = [t for s in track(test[:k], total=k, desc="twins", unit="clip")
-             for t in make_twins(seed, s, holdout, frames) + make_binding_twins(
-                 seed, s, holdout, frames)]
+    twins = _all_twins(seed, test[:k], holdout, frames)
+    train = [s for s in scenes if s.split == "train"][:max(0, n_train_twins)]
+    train_twins = _all_twins(seed, train, holdout, frames)
 
-    params = _params(n_videos, seed, frames, size, k, eval_from)
+    params = _params(n_videos, seed, frames, size, k, eval_from, len(train))
+    previous = _previous_world(root, params, overwrite)
+    video_root = videos_dir(root)
+    make_dir(video_root)
+    made = scenes + twins + train_twins
+    jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in made]
+    if previous == params:
+        jobs = [job for job in jobs if not Path(job[3]).is_file()]
+    if previous is not None:  # an earlier world lives here: drop its clips we do not make
+        _remove_stale_clips(video_root, {s.video_id for s in made})
+    _render_all(jobs, workers)
+
+    records = [CaptionRecord(s.video_id, c.caption, s.split)
+               for s in scenes for c in captions[s.video_id]]
+    write_caption_records(root, records)
+    write_jsonl(root / TRUTH_NAME, ({"video_id": s.video_id, "split": s.split, **c.to_json()}
+                                    for s in scenes for c in captions[s.video_id]))
+    write_jsonl(root / STRUCTURE_NAME, (s.to_json(frames) for s in made))
+    _write_hard_negatives(root, train_twins, captions)
+    write_jsonl(root / TWINS_NAME, ({"twin_id": t.video_id, "original_id": t.meta["twin_of"],
+                                     "level": t.meta["twin_level"], "change": t.meta["change"]}
+                                    for t in twins))
+    summary = summarise_world(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
+    summary.holdout = holdout.to_json()
+    _update_world_card(root, params, summary)
+    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size,
+                       eval_from)
+    summary.seconds = round(time.perf_counter() - start, 2)
+    return summary
+
+
+def _previous_world(root: Path, params: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The generator settings of the dataset already in ``root`` (None: none there); another
+    dataset is refused unless ``overwrite``, which removes what was derived from it."""
     previous = read_card(root).get("generator") if (root / "dataset.yaml").is_file() else None
     if (root / "dataset.yaml").is_file() and previous != params:
         if not overwrite:
@@ -155,36 +201,30 @@ def generate_world(
         removed = clear_derived(root)
         logger.warning("%s: replacing the dataset there; removed %s", root,
                        ", ".join(removed) or "nothing derived")  # fmt: skip
-    video_root = videos_dir(root)
-    make_dir(video_root)
-    jobs = [(s, frames, size, str(video_root / f"{s.video_id}.mp4")) for s in scenes + twins]
-    if previous == params:
-        jobs = [job for job in jobs if not Path(job[3]).is_file()]
-    if previous is not None:  # an earlier world lives here: drop its clips we do not make
-        _remove_stale_clips(video_root, {s.video_id for s in scenes + twins})
-    _render_all(jobs, workers)
+    return previous
 
-    records = [CaptionRecord(s.video_id, c.caption, s.split)
-               for s in scenes for c in captions[s.video_id]]
-    write_caption_records(root, records)
-    write_jsonl(root / TRUTH_NAME, ({"video_id": s.video_id, "split": s.split, **c.to_json()}
-                                    for s in scenes for c in captions[s.video_id]))
-    write_jsonl(root / STRUCTURE_NAME, (s.to_json(frames) for s in scenes + twins))
-    write_jsonl(root / TWINS_NAME, ({"twin_id": t.video_id, "original_id": t.meta["twin_of"],
-                                     "level": t.meta["twin_level"], "change": t.meta["change"]}
-                                    for t in twins))
-    summary = summarise_world(root, scenes, captions, twins, len(jobs), time.perf_counter() - start)
-    summary.holdout = holdout.to_json()
-    update_card(root, name=WORLD_NAME, generator=params, seed=seed, frames=frames, size=size,
-                fps=FPS, splits=list(summary.splits), counts={
+
+def _update_world_card(root: Path, params: dict[str, Any], summary: WorldSummary) -> None:
+    """The world's entries in dataset.yaml: generator settings, counts, holdout, files."""
+    update_card(root, name=WORLD_NAME, generator=params, seed=params["seed"],
+                frames=params["frames"], size=params["size"], fps=FPS,
+                splits=list(summary.splits), counts={
                     "videos": summary.videos, "captions": summary.captions,
                     "videos_per_split": summary.splits,
                     "captions_per_split": summary.captions_per_split,
                     "twins": summary.twins, "twins_per_level": summary.twins_per_level},
                 holdout=summary.holdout, files={
                     "structure": STRUCTURE_NAME, "captions_truth": TRUTH_NAME,
-                    "twins": TWINS_NAME, "card": "DATASET.md"})
-    write_dataset_card(root, scenes, captions, twins, holdout, summary, seed, frames, size,
-                       eval_from)
-    summary.seconds = round(time.perf_counter() - start, 2)
-    return summary
+                    "twins": TWINS_NAME, "card": "DATASET.md"})  # fmt: skip
+
+
+def _write_hard_negatives(root: Path, twins: list[Scene], captions: dict[str, Any]) -> None:
+    """hard_negatives.jsonl from the training twins (none: no file, an old one removed)."""
+    path = root / HARD_NEGATIVES_NAME
+    if not twins:
+        path.unlink(missing_ok=True)
+        return
+    pairs = [TwinPair(t.meta["twin_of"], t.video_id, t.meta["twin_level"], t.meta["change"])
+             for t in twins]
+    truth = {vid: [c.to_json() for c in caps] for vid, caps in captions.items()}
+    write_jsonl(path, hard_negative_records(pairs, truth))

@@ -166,24 +166,29 @@ class TrainBatch:
     """level -> (B, K) multi-hot labels of each caption."""
     video_targets: dict[str, torch.Tensor]
     """level -> (B, K) union of the labels of the video's training captions."""
+    negative_video: VideoBatch | None = None
+    """Hard negative clips (``data.hard_negatives``), or None."""
+    negative_rows: torch.Tensor | None = None
+    """long (N,): the batch row of the caption each negative clip is false for."""
+
+    def _apply(self, video: Any, tensor: Any) -> TrainBatch:
+        negative = self.negative_video
+        return TrainBatch(
+            video(self.video), video(self.text), tensor(self.video_keys),
+            {k: tensor(v) for k, v in self.text_targets.items()},
+            {k: tensor(v) for k, v in self.video_targets.items()},
+            None if negative is None else video(negative),
+            None if self.negative_rows is None else tensor(self.negative_rows),
+        )  # fmt: skip
 
     def to(self, device: torch.device | str) -> TrainBatch:
         """The batch on ``device``."""
-        return TrainBatch(
-            self.video.to(device),
-            self.text.to(device),
-            self.video_keys.to(device, non_blocking=True),
-            {k: v.to(device, non_blocking=True) for k, v in self.text_targets.items()},
-            {k: v.to(device, non_blocking=True) for k, v in self.video_targets.items()},
-        )
+        return self._apply(lambda b: b.to(device),
+                           lambda t: t.to(device, non_blocking=True))  # fmt: skip
 
     def pin_memory(self) -> TrainBatch:
         """The batch in page-locked memory (DataLoader with pin_memory=True calls this)."""
-        return TrainBatch(
-            self.video.pin_memory(), self.text.pin_memory(), self.video_keys.pin_memory(),
-            {k: v.pin_memory() for k, v in self.text_targets.items()},
-            {k: v.pin_memory() for k, v in self.video_targets.items()},
-        )  # fmt: skip
+        return self._apply(lambda b: b.pin_memory(), lambda t: t.pin_memory())
 
     def __len__(self) -> int:
         return int(self.video_keys.shape[0])

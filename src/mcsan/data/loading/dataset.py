@@ -38,6 +38,12 @@ from mcsan.data.loading.collate import (
     collate_video,
     encode_caption,
 )
+from mcsan.data.loading.hard_negatives import (
+    batch_negatives,
+    caption_edits,
+    negative_table,
+    read_hard_negatives,
+)
 from mcsan.data.loading.video_features import VideoFeatures, load_video_features
 from mcsan.data.native import (
     CaptionRecord,
@@ -78,6 +84,14 @@ class RetrievalData:
     word_vector_coverage: float | None = None
     caption_labels: list[dict[str, list[int]]] = field(default_factory=list)
     video_labels: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    hard_negatives: dict[int, np.ndarray] = field(default_factory=dict)
+    """Training caption row -> video indices of its hard negative clips
+    (``data.hard_negatives``; :mod:`mcsan.data.loading.hard_negatives`)."""
+    caption_edits: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    """Training caption row -> edits of its own clip that make it false
+    (``data.edit_negatives``; :func:`mcsan.data.loading.hard_negatives.caption_edits`)."""
+    negative_limits: tuple[int, int] = (0, 0)
+    """At most this many hard negative and edited clips per training batch."""
 
     @classmethod
     def load(
@@ -104,7 +118,10 @@ class RetrievalData:
         root = Path(cfg.root)
         set_name = feature_set or cfg.feature_set or _only_feature_set(root, read_card(root))
         records = _select_captions(root, splits)
-        loaded = _load_features(cfg, root, set_name, records, expect_spec, streams)
+        negatives = read_hard_negatives(root) if cfg.hard_negatives and "train" in splits \
+            else []
+        loaded = _load_features(cfg, root, set_name, records, expect_spec, streams,
+                                [n for _, _, n in negatives])  # fmt: skip
         records = loaded.records
         index = {v: i for i, v in enumerate(loaded.features.ids)}
         parsed = parse_with_cache([r.caption for r in records], _cache_path(cfg, root), parser)
@@ -129,6 +146,11 @@ class RetrievalData:
             feature_identity=loaded.identity,
         )
         data._build_labels(is_train)
+        data.hard_negatives = negative_table(negatives, records, index)
+        if cfg.edit_negatives:
+            data.caption_edits = {row: edits for row in range(len(records))
+                                  if is_train[row] and (edits := caption_edits(parsed[row].lemmas))}
+        data.negative_limits = (cfg.hard_negatives, cfg.edit_negatives)
         return data
 
     def _build_labels(self, is_train: list[bool]) -> None:
@@ -202,8 +224,10 @@ def _load_features(
     records: list[CaptionRecord],
     expect_spec: FeatureSpec | None,
     streams: Sequence[str] | None,
+    extra_ids: Sequence[str] = (),
 ) -> _Loaded:
-    """The features of the records' videos (records without features: error or dropped)."""
+    """The features of the records' videos (records without features: error or dropped),
+    and of ``extra_ids`` that the store holds (hard negative clips, after them)."""
     store_path = feature_path(root, set_name)
     if not store_path.is_file():
         raise DataError(
@@ -234,6 +258,7 @@ def _load_features(
             dropped = sum(r.video_id in gone for r in records)
             records = [r for r in records if r.video_id not in gone]
         video_ids = list(dict.fromkeys(r.video_id for r in records))
+        video_ids += [v for v in dict.fromkeys(extra_ids) if v in store and v not in video_ids]
         features = load_video_features(
             store, video_ids, chosen, cfg.max_frames, cfg.feature_memory,
             cfg.resident_limit_gb, cfg.feature_cache_gb,
@@ -313,13 +338,20 @@ class Collator:
         data = self.data
         rows = np.asarray(rows, dtype=np.int64)
         keys = data.caption_video[rows]
-        return TrainBatch(
+        batch = TrainBatch(
             video=collate_video(data.video_features(keys), data.streams, data.max_frames),
             text=collate_text([data.encoded[r] for r in rows]),
             video_keys=torch.from_numpy(keys),
             text_targets={k: table.multi_hot(rows) for k, table in self.text_labels.items()},
             video_targets={k: table.multi_hot(keys) for k, table in self.video_labels.items()},
         )
+        if data.hard_negatives or data.caption_edits:
+            clips, owners = batch_negatives(rows, keys, data.hard_negatives, data.caption_edits,
+                                            data.negative_limits, data.video_features)
+            if clips:
+                batch.negative_video = collate_video(clips, data.streams, data.max_frames)
+                batch.negative_rows = torch.from_numpy(owners)
+        return batch
 
 
 def epoch_batches(
