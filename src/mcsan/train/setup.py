@@ -41,6 +41,15 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Any) -> Any:
+    """The learning-rate schedule of ``cfg`` (a TrainConfig): constant, step or cosine."""
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _epoch: 1.0)
+
+
 def make_optimizer(model: MCSAN, cfg: Any) -> torch.optim.Optimizer:
     """Adam / AdamW over the trainable parameters (``cfg`` a TrainConfig); the binding
     matcher's (``model.rerank``) in a group of their own at ``rerank_lr``."""

@@ -58,6 +58,7 @@ from mcsan.train.setup import (
     float_output,
     hard_negative_clips,
     make_optimizer,
+    make_scheduler,
     resume_differences,
     seed_everything,
     select_device,
@@ -134,8 +135,8 @@ class Trainer:
             )
         self.loss_fn = MCSANLoss(cfg.loss)
         self.negatives = negative_maker(cfg.loss.negative_kinds(), self.data.vocab)
-        self.optimizer = self._optimizer()
-        self.scheduler = self._scheduler()
+        self.optimizer = make_optimizer(self.model, self.cfg.train)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg.train)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.epoch, self.step = 0, 0
         self.history: list[dict[str, Any]] = []
@@ -176,17 +177,6 @@ class Trainer:
             return None if not word_dim else np.zeros((len(self.data.vocab), word_dim), np.float32)
         self.data.load_word_vectors(self.cfg.data.word_vectors)
         return self.data.word_vectors
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        return make_optimizer(self.model, self.cfg.train)
-
-    def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
-        t = self.cfg.train
-        if t.scheduler == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
-        if t.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, t.epochs)
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _epoch: 1.0)
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
