@@ -140,6 +140,17 @@ def matcher_search_setup(base: Path, parser: object = None) -> dict[str, Path]:
     return paths
 
 
+def strip_matcher_store(index_dir: Path) -> None:
+    """Make ``index_dir`` an index as written before matcher stores (re-ranks from features)."""
+    meta = json.loads((index_dir / "meta.json").read_text())
+    meta["matcher"] = None
+    for segment in meta.get("segments", []):
+        name = segment["files"].pop("matcher", None)
+        if name:
+            (index_dir / name).unlink()
+    (index_dir / "meta.json").write_text(json.dumps(meta))
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -21,7 +21,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--videos", help="folder of clips (.mp4, ...) to index")
     source.add_argument("--dataset", help="native dataset folder whose features to index")
+    source.add_argument(
+        "--add", nargs="+", metavar="DIR_OR_ID",
+        help="add to the existing index --out: folders of clips (only clips it lacks are "
+        "extracted and encoded) or video ids of the feature file it records; no rebuild",
+    )
+    source.add_argument(
+        "--remove", nargs="+", metavar="ID", help="remove these video ids from the index --out"
+    )
     parser.add_argument("--out", required=True, help="index folder to write (replaced atomically)")
+    parser.add_argument(
+        "--index-type", choices=("auto", "flat", "ivf", "ivfpq"), default=None,
+        help="FAISS index: flat (exact), ivf, ivfpq (compressed, beyond RAM); auto picks by "
+        "collection size (flat below 100k clips; the choice is logged). Default: flat, or "
+        "ivf with --approx",
+    )
     parser.add_argument(
         "--approx", action="store_true", help="approximate IVF index (for large collections)"
     )
@@ -42,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         from mcsan.inference.retriever import Retriever
 
         retriever = Retriever.from_checkpoint(args.checkpoint)
+    if args.add or args.remove:
+        return _change(args, retriever)
     if args.dataset:
         if retriever is None:
             raise SearchError(
@@ -49,12 +65,13 @@ def run(args: argparse.Namespace) -> int:
                 "search without a model index its clips with --videos DIR"
             )
         summary = index_dataset(retriever, args.dataset, args.out, approx=args.approx,
-                                checkpoint=args.checkpoint)
+                                checkpoint=args.checkpoint, index_type=args.index_type)
     else:
         if retriever is None and args.no_concepts:
             raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
         summary = index_videos(retriever, args.videos, args.out, approx=args.approx,
-                               checkpoint=args.checkpoint, concepts=not args.no_concepts)
+                               checkpoint=args.checkpoint, concepts=not args.no_concepts,
+                               index_type=args.index_type)
     parts = []
     if retriever is not None:
         parts.append(f"model embeddings ({summary.kind})")
@@ -65,6 +82,23 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.seconds:.1f} s; features: {summary.extracted} extracted, "
         f"{summary.reused} reused; {summary.with_media} with clips"
     )
+    for video_id in summary.failed:
+        print(f"warning: could not decode {video_id}; left out of the index")
+    return 0
+
+
+def _change(args: argparse.Namespace, retriever: object) -> int:
+    """``--add`` / ``--remove`` on the index in ``--out``."""
+    from mcsan.search.grow import add_to_index, remove_from_index
+
+    if args.add:
+        summary = add_to_index(args.out, args.add, retriever)
+        print(f"added {summary.added} videos to {summary.out} (now {summary.videos}) in "
+              f"{summary.seconds:.1f} s; {len(summary.skipped)} already indexed")
+    else:
+        summary = remove_from_index(args.out, args.remove)
+        print(f"removed {summary.removed} videos from {summary.out} (now {summary.videos}) "
+              f"in {summary.seconds:.1f} s")
     for video_id in summary.failed:
         print(f"warning: could not decode {video_id}; left out of the index")
     return 0

@@ -13,9 +13,11 @@ Two sources:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import FeatureError, SearchError
+from mcsan.core.io import make_dir
 from mcsan.core.progress import track
 from mcsan.data.video.backbone import DEFAULT_BACKBONE as DEFAULT_CONCEPT_BACKBONE
 from mcsan.data.video.backbone import LOGITS_STREAM
@@ -30,10 +33,13 @@ from mcsan.inference.encoder import Encoder
 from mcsan.search.concept_index import CONCEPT_FRAMES, CONCEPT_SIZE, ConceptScores
 from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex
+from mcsan.search.index_files import MATCHER_ROLE
+from mcsan.search.matcher_store import StoreWriter, encode_rows, segment_frames, store_layout
 
 CACHE_NAME = "features.h5"
 CONCEPT_CACHE_NAME = "concepts.h5"
 ENCODE_BATCH = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,9 +58,11 @@ class IndexSummary:
 
 
 def encode_store(
-    retriever: Encoder, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH
+    retriever: Encoder, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH,
+    matcher: StoreWriter | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore."""
+    """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore; with
+    ``matcher`` the binding matcher's stored rows of each batch go there too (one read)."""
     levels = retriever.levels
     parts: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
     starts = range(0, len(ids), batch_size)
@@ -63,7 +71,28 @@ def encode_store(
         encoded = retriever.encode_features(batch)
         for level in levels:
             parts[level].append(np.asarray(encoded[level], dtype=np.float32))
+        if matcher is not None:
+            matcher.write(encode_rows(retriever, batch, matcher.frames))
     return {lv: np.concatenate(chunks, axis=0) for lv, chunks in parts.items()}
+
+
+@contextlib.contextmanager
+def staged_store(retriever: Encoder | None, out: Path, store: Any,
+                 ids: Sequence[str]) -> Iterator[StoreWriter | None]:  # fmt: skip
+    """A matcher store for the clips ``ids`` of the FeatureStore ``store``, written beside
+    ``out`` (None when the checkpoint has no matcher); removed once the index is saved."""
+    layout = store_layout(retriever)
+    if layout is None:
+        yield None
+        return
+    assert retriever is not None
+    frames = segment_frames(layout, store, ids, retriever.config.data.max_frames)
+    make_dir(out.parent)
+    path = out.parent / f".{out.name}.{os.getpid()}.matcher.npy"
+    try:
+        yield StoreWriter(path, len(ids), layout, frames)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def build_from_store(
@@ -78,6 +107,7 @@ def build_from_store(
     checkpoint: str | os.PathLike[str] | None,
     source: dict[str, Any],
     concepts: ConceptScores | None = None,
+    index_type: str | None = None,
 ) -> VideoIndex:
     """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``.
 
@@ -87,20 +117,29 @@ def build_from_store(
 
     extra: dict[str, Any] = {"source": source}
     embeddings: dict[str, np.ndarray] = {}
-    if retriever is not None:
-        with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
-            embeddings = encode_store(retriever, store, ids)
-        extra["feature_file"] = str(Path(store_path).resolve())
-        extra["dataset"] = model_info(retriever)["dataset"]
-    if checkpoint is not None:
-        extra["checkpoint"] = str(Path(checkpoint).resolve())
-    index = VideoIndex.build(
-        embeddings, ids, paths,
-        retriever.level_weights if retriever is not None else {},
-        retriever.checkpoint_sha256 if retriever is not None else None,
-        media_root=media_root, approx=approx, extra=extra, concepts=concepts,
-    )
-    index.save(out)
+    with contextlib.ExitStack() as stack:
+        matcher, writer = None, None
+        if retriever is not None:
+            store = stack.enter_context(
+                FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec))
+            writer = stack.enter_context(staged_store(retriever, out, store, ids))
+            embeddings = encode_store(retriever, store, ids, matcher=writer)
+            extra["feature_file"] = str(Path(store_path).resolve())
+            extra["dataset"] = model_info(retriever)["dataset"]
+            matcher = writer.close() if writer is not None else None
+        if checkpoint is not None:
+            extra["checkpoint"] = str(Path(checkpoint).resolve())
+        index = VideoIndex.build(
+            embeddings, ids, paths,
+            retriever.level_weights if retriever is not None else {},
+            retriever.checkpoint_sha256 if retriever is not None else None,
+            media_root=media_root, approx=approx, extra=extra, concepts=concepts,
+            index_type=index_type, matcher=matcher,
+            matcher_info=writer.layout if writer is not None else None,
+        )
+        if writer is not None:
+            index.sources[(0, MATCHER_ROLE)] = writer.path
+        index.save(out)
     return index
 
 
@@ -111,6 +150,7 @@ def index_dataset(
     *,
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
+    index_type: str | None = None,
 ) -> IndexSummary:
     """Index every video of a native dataset's feature set that matches the checkpoint."""
     from mcsan.data.native import feature_path, read_card, videos_dir
@@ -147,7 +187,7 @@ def index_dataset(
     paths = [clips.get(video_id) for video_id in ids]
     index = build_from_store(
         retriever, store_path, ids, paths, Path(out), media_root=media_root, approx=approx,
-        checkpoint=checkpoint, source={"dataset": str(root.resolve())},
+        checkpoint=checkpoint, source={"dataset": str(root.resolve())}, index_type=index_type,
     )
     return IndexSummary(
         out=str(out), videos=len(index), kind=index.meta()["kind"],
@@ -164,6 +204,7 @@ def index_videos(
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     concepts: bool = True,
+    index_type: str | None = None,
 ) -> IndexSummary:
     """Extract (or reuse) features of every clip in ``videos`` and index them.
 
@@ -213,6 +254,7 @@ def index_videos(
     index = build_from_store(
         retriever, cache, ids, paths, out_dir, media_root=folder, approx=approx,
         checkpoint=checkpoint, source={"videos": str(folder.resolve())}, concepts=scores,
+        index_type=index_type,
     )
     return IndexSummary(
         out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),

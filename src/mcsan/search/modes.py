@@ -21,6 +21,9 @@ carried it), the words the model does not know, and a warning when the ranking m
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +64,9 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     reranked: int = 0
     """How many of the hits the binding matcher re-scored (0: ranked without it)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per stage: ``encode`` (parse + caption encoding), ``first_stage`` (the
+    fused-score search), ``second_stage`` (the binding matcher), ``concepts``, ``total``."""
 
     def to_json(self) -> dict[str, Any]:
         """The answer as a JSON-serialisable dict."""
@@ -116,6 +122,7 @@ class Searcher:
                rerank: bool = True) -> Answer:  # fmt: skip
         """Rank the index for ``query`` in ``mode`` (see the module docstring); ``rerank``
         False ranks by the fused score even when the checkpoint has a binding matcher."""
+        started = time.perf_counter()
         text, k, mode = validate_query(query), validate_k(k), validate_mode(mode)
         reranker = self.reranker if rerank else None
         if mode not in self.modes():
@@ -147,17 +154,19 @@ class Searcher:
         if use_model and use_concepts:
             result.mode = "auto"
             result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0,
-                                      reranker, result.warnings)  # fmt: skip
+                                      reranker, result.warnings, result.timings)  # fmt: skip
         elif use_model:
             result.mode = "model"
-            result.hits = self._model_hits(text, k, reranker, result.warnings)
+            result.hits = self._model_hits(text, k, reranker, result.warnings, result.timings)
         elif concept_query is not None:
             result.mode = "concepts"
             warning = concept_warning(list(concept_query.words), list(concept_query.unmatched))
             if warning:
                 result.warnings.append(warning)
-            result.hits = self._concept_hits(concept_query, k)
+            with _timed(result.timings, "concepts"):
+                result.hits = self._concept_hits(concept_query, k)
         result.reranked = sum(h.match_score is not None for h in result.hits)
+        result.timings["total"] = round(1000 * (time.perf_counter() - started), 3)
         best = max((h.concept_score for h in result.hits if h.concept_score is not None),
                    default=None)
         if best is not None and best < WEAK_CONCEPT_SCORE:
@@ -190,16 +199,19 @@ class Searcher:
 
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
-                    warnings: list[str]) -> list[Hit]:  # fmt: skip
-        encoded = self._encode(text)
+                    warnings: list[str], timings: dict[str, float]) -> list[Hit]:  # fmt: skip
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
         pool = k if reranker is None else max(k, reranker.top_k)
-        found = self.index.search_vectors(encoded, pool)[0]
+        with _timed(timings, "first_stage"):
+            found = self.index.search_vectors(encoded, pool)[0]
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
         if reranker is not None:
             short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
-            match, problem = reranker.try_match(text, ids)
+            with _timed(timings, "second_stage"):
+                match, problem = reranker.try_match(text, ids)
             warnings.extend([problem] if problem else [])
             if match is not None:
                 order[:short] = reorder_shortlist(found.rows[:short], found.scores[:short],
@@ -216,20 +228,25 @@ class Searcher:
         return self._hits(rows, scores, {}, scores, query)
 
     def _fused(self, text: str, query: ConceptQuery, k: int, weight: float,
-               reranker: ShortlistReranker | None, warnings: list[str]) -> list[Hit]:  # fmt: skip
+               reranker: ShortlistReranker | None, warnings: list[str],
+               timings: dict[str, float]) -> list[Hit]:  # fmt: skip
         concepts = self.index.concepts
         assert concepts is not None
         pool = max(CANDIDATES, 4 * k)
-        encoded = self._encode(text)
-        model_rows = self.index.search_vectors(encoded, pool)[0].rows
-        concept_rows, _ = concepts.top(query, pool)
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
+        with _timed(timings, "first_stage"):
+            model_rows = self.index.search_vectors(encoded, pool)[0].rows
+        with _timed(timings, "concepts"):
+            concept_rows, _ = concepts.top(query, pool)
         rows = np.unique(np.concatenate([model_rows, concept_rows])).astype(np.int64)
         levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
         model = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
         match = np.full(len(rows), np.nan)
         if reranker is not None:
             short = np.lexsort((rows, -model))[: reranker.top_k]
-            scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
+            with _timed(timings, "second_stage"):
+                scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
             warnings.extend([problem] if problem else [])
             if scored is not None:
                 match[short] = scored
@@ -273,6 +290,17 @@ class Searcher:
                              else float(match_scores[pos])),
             ))
         return hits
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the milliseconds the block takes to ``timings[stage]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent = 1000 * (time.perf_counter() - started)
+        timings[stage] = round(timings.get(stage, 0.0) + spent, 3)
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:
