@@ -88,11 +88,27 @@ def staged_store(retriever: Encoder | None, out: Path, store: Any,
     assert retriever is not None
     frames = segment_frames(layout, store, ids, retriever.config.data.max_frames)
     make_dir(out.parent)
-    path = out.parent / f".{out.name}.{os.getpid()}.matcher.npy"
+    for stale in out.parent.glob(f".{out.name}.*.stage"):
+        if not _running(stale.name.rsplit(".", 2)[-2]):
+            stale.unlink(missing_ok=True)  # left by a killed build or add
+    path = out.parent / f".{out.name}.{os.getpid()}.stage"
     try:
         yield StoreWriter(path, len(ids), layout, frames)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _running(pid: str) -> bool:
+    """Whether process ``pid`` (text) is alive (False for anything not a pid)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def build_from_store(
