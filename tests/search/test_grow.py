@@ -178,3 +178,31 @@ def test_the_cli_adds_and_removes(matcher_index, tmp_path, capsys):
     assert cli_main(["index", "--out", str(index_dir), "--remove", "nope"]) == 2
     assert "not in the index" in capsys.readouterr().err
     assert len(VideoIndex.load(index_dir)) == len(ids) - 2
+
+
+def test_shards_merged_rank_like_one_build(matcher_index, tmp_path, capsys):
+    from mcsan.cli import main as cli_main
+
+    checkpoint, root = str(matcher_index["checkpoint"]), str(matcher_index["root"])
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for number, part in enumerate(parts):
+        assert cli_main(["index", "--checkpoint", checkpoint, "--dataset", root, "--out",
+                         str(part), "--shard", f"{number}/3"]) == 0  # fmt: skip
+    sizes = [len(VideoIndex.load(part)) for part in parts]
+    whole = VideoIndex.load(matcher_index["index"])
+    assert sum(sizes) == len(whole) and min(sizes) > 0
+    merged = tmp_path / "merged"
+    assert cli_main(["index", "--merge", *map(str, parts), "--out", str(merged)]) == 0
+    assert "merged 3 shard indexes" in capsys.readouterr().out
+    index = VideoIndex.load(merged)
+    assert sorted(index.live_ids()) == sorted(whole.live_ids()) and index.matcher is not None
+    retriever = matcher_index["retriever"]
+    for query in QUERIES:
+        a = Searcher(index, retriever).answer(query, k=8, mode="model").hits
+        b = Searcher(whole, retriever).answer(query, k=8, mode="model").hits
+        assert [(h.video_id, round(h.score, 5)) for h in a] == [
+            (h.video_id, round(h.score, 5)) for h in b]
+    with pytest.raises(SearchError, match="both"):
+        from mcsan.search.index_shards import merge_indexes
+
+        merge_indexes([parts[0], parts[0]], tmp_path / "twice")

@@ -29,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--remove", nargs="+", metavar="ID", help="remove these video ids from the index --out"
     )
+    source.add_argument(
+        "--merge", nargs="+", metavar="PART",
+        help="join shard indexes (built with --shard i/N) into --out; the FAISS index is "
+        "built once over all of them, nothing is re-encoded",
+    )
+    parser.add_argument(
+        "--shard", default=None,
+        help="i/N: index only every N-th clip from the i-th (run N of these, then --merge)",
+    )
     parser.add_argument("--out", required=True, help="index folder to write (replaced atomically)")
     parser.add_argument(
         "--index-type", choices=("auto", "flat", "ivf", "ivfpq"), default=None,
@@ -58,6 +67,18 @@ def run(args: argparse.Namespace) -> int:
         retriever = Retriever.from_checkpoint(args.checkpoint)
     if args.add or args.remove:
         return _change(args, retriever)
+    if args.merge:
+        from mcsan.search.index_shards import merge_indexes
+
+        merged = merge_indexes(args.merge, args.out, args.index_type)
+        print(f"merged {len(args.merge)} shard indexes ({len(merged)} videos, {merged.kind}) "
+              f"into {args.out}")
+        return 0
+    shard = None
+    if args.shard:
+        from mcsan.data.video.shards import parse_shard
+
+        shard = parse_shard(args.shard)
     if args.dataset:
         if retriever is None:
             raise SearchError(
@@ -65,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
                 "search without a model index its clips with --videos DIR"
             )
         summary = index_dataset(retriever, args.dataset, args.out, approx=args.approx,
-                                checkpoint=args.checkpoint, index_type=args.index_type)
+                                checkpoint=args.checkpoint, index_type=args.index_type,
+                                shard=shard)
     else:
         if retriever is None and args.no_concepts:
             raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
         summary = index_videos(retriever, args.videos, args.out, approx=args.approx,
                                checkpoint=args.checkpoint, concepts=not args.no_concepts,
-                               index_type=args.index_type)
+                               index_type=args.index_type, shard=shard)
     parts = []
     if retriever is not None:
         parts.append(f"model embeddings ({summary.kind})")

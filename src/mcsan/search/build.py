@@ -34,6 +34,7 @@ from mcsan.search.concept_index import CONCEPT_FRAMES, CONCEPT_SIZE, ConceptScor
 from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex
 from mcsan.search.index_files import MATCHER_ROLE
+from mcsan.search.index_shards import shard_of
 from mcsan.search.matcher_store import StoreWriter, encode_rows, segment_frames, store_layout
 
 CACHE_NAME = "features.h5"
@@ -167,8 +168,10 @@ def index_dataset(
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     index_type: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexSummary:
-    """Index every video of a native dataset's feature set that matches the checkpoint."""
+    """Index every video (of ``shard`` (i, N): every N-th from the i-th) of a native
+    dataset's feature set that matches the checkpoint."""
     from mcsan.data.native import feature_path, read_card, videos_dir
     from mcsan.data.video.store import FeatureStore
 
@@ -197,7 +200,7 @@ def index_dataset(
             "with `mcsan extract` using the checkpoint's options"
         )
     with FeatureStore.open(store_path, mode="r") as store:
-        ids = store.ids()
+        ids = shard_of(store.ids(), shard)
     clips = _clips_by_id(videos_dir(root))
     media_root = videos_dir(root) if clips else None
     paths = [clips.get(video_id) for video_id in ids]
@@ -221,8 +224,10 @@ def index_videos(
     checkpoint: str | os.PathLike[str] | None = None,
     concepts: bool = True,
     index_type: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexSummary:
-    """Extract (or reuse) features of every clip in ``videos`` and index them.
+    """Extract (or reuse) features of every clip in ``videos`` (of ``shard`` (i, N): every
+    N-th from the i-th) and index them.
 
     ``retriever`` None builds a concept-only index (``concepts`` must then be True).
     """
@@ -234,6 +239,7 @@ def index_videos(
     started = time.perf_counter()
     folder = Path(videos)
     found = list_videos(folder)
+    found = {video_id: found[video_id] for video_id in shard_of(sorted(found), shard)}
     if not found:
         raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
     out_dir = Path(out)
