@@ -45,58 +45,79 @@ def rss_gb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
+def rss_parts() -> str:
+    """Anonymous and file-backed (memory-mapped, reclaimable) resident memory now."""
+    with open("/proc/self/status") as handle:
+        fields = dict(line.split(":", 1) for line in handle if line.startswith("Rss"))
+    return ", ".join(f"{k} {int(v.split()[0]) / 1e6:.2f} GB" for k, v in fields.items())
+
+
 def peak_gb() -> float:
     """Peak resident set size of this process so far (GB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
-def write_rows(folder: Path, rows: int, first: int, centres: dict, layout: dict | None,
-               suffix: str) -> tuple[dict, np.ndarray | None]:  # fmt: skip
-    """Random embeddings (and matcher rows) of ``rows`` clips into .npy files in ``folder``."""
+def npy_file(path: Path, shape: tuple[int, ...], dtype: type) -> int:
+    """Create an .npy of ``shape`` (sparse, not mapped); return where its data starts."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    offset = int(array.offset)
+    del array
+    return offset
+
+
+def write_rows(folder: Path, rows: int, first: int, centres: dict,
+               layout: dict | None) -> None:  # fmt: skip
+    """Random embeddings (and matcher rows) of ``rows`` clips into .npy files in ``folder``,
+    written chunk by chunk through plain file writes (no mapping: the process's resident
+    memory stays one chunk, not the files' size)."""
     from mcsan import LEVELS
 
     dim = centres[LEVELS[0]].shape[1]
-    files = {lv: np.lib.format.open_memmap(folder / f"emb_{lv}{suffix}.npy", mode="w+",
-                                           dtype=np.float32, shape=(rows, dim))
-             for lv in LEVELS}  # fmt: skip
-    store = None
+    targets = {lv: (folder / f"emb_{lv}.npy", npy_file(folder / f"emb_{lv}.npy", (rows, dim),
+                                                        np.float32)) for lv in LEVELS}  # fmt: skip
+    rng = np.random.default_rng(first)
     if layout is not None:
         shape = (rows, layout["frames"], layout["cells"], layout["key_dim"] + layout["change_dim"])
-        store = np.lib.format.open_memmap(folder / f"matcher{suffix}.npy", mode="w+",
-                                          dtype=np.float16, shape=shape)  # fmt: skip
-    rng = np.random.default_rng(first)
-    if store is not None:
+        targets["matcher"] = (folder / "matcher.npy",
+                              npy_file(folder / "matcher.npy", shape, np.float16))  # fmt: skip
         keys = rng.standard_normal((65_536, layout["key_dim"]), dtype=np.float32)
         keys /= np.linalg.norm(keys, axis=-1, keepdims=True)
         change = 0.1 * rng.standard_normal((65_536, layout["change_dim"]), dtype=np.float32)
         pool = np.concatenate([keys, change], axis=1).astype(np.float16)
-    for start in range(0, rows, CHUNK):
-        stop = min(rows, start + CHUNK)
-        block = synthetic(centres, stop - start, seed=first + start)
-        for lv in LEVELS:
-            files[lv][start:stop] = block[lv]
-        if store is not None:  # cells drawn from a pool of random unit keys + changes
-            for part in range(start, stop, CHUNK // 5):
-                end = min(stop, part + CHUNK // 5)
-                store[part:end] = pool[rng.integers(0, len(pool), (end - part, *shape[1:3]))]
-    for array in [*files.values(), store]:
-        if array is not None:
-            array.flush()
-    loaded = {lv: np.load(folder / f"emb_{lv}{suffix}.npy", mmap_mode="r") for lv in LEVELS}
-    matcher = np.load(folder / f"matcher{suffix}.npy", mmap_mode="r") if layout else None
-    return loaded, matcher
+    handles = {name: open(path, "r+b") for name, (path, _) in targets.items()}  # noqa: SIM115
+    try:
+        for start in range(0, rows, CHUNK):
+            stop = min(rows, start + CHUNK)
+            block = synthetic(centres, stop - start, seed=first + start)
+            for lv in LEVELS:
+                handles[lv].seek(targets[lv][1] + start * dim * 4)
+                handles[lv].write(block[lv].tobytes())
+            if layout is not None:  # cells drawn from a pool of random unit keys + changes
+                row_bytes = int(np.prod(shape[1:])) * 2
+                for part in range(start, stop, CHUNK // 5):
+                    end = min(stop, part + CHUNK // 5)
+                    cells = pool[rng.integers(0, len(pool), (end - part, *shape[1:3]))]
+                    handles["matcher"].seek(targets["matcher"][1] + part * row_bytes)
+                    handles["matcher"].write(cells.tobytes())
+    finally:
+        for handle in handles.values():
+            handle.close()
 
 
-def exact_top(embeddings: dict, weights: dict, queries: dict, k: int) -> list[list[int]]:
-    """Exact top-k rows of the fused score, computed in chunks."""
-    levels = list(embeddings)
-    count = len(embeddings[levels[0]])
+def exact_top(folder: Path, levels: list[str], weights: dict, queries: dict,
+              k: int) -> list[list[int]]:  # fmt: skip
+    """Exact top-k rows of the fused score over the index's first segment, in chunks (each
+    read through a mapping dropped after the chunk)."""
+    count = len(np.load(folder / f"emb_{levels[0]}.npy", mmap_mode="r"))
     best_scores = np.full((len(queries[levels[0]]), 0), -np.inf, np.float32)
     best_rows = np.zeros((len(queries[levels[0]]), 0), np.int64)
     for start in range(0, count, CHUNK * 4):
         stop = min(count, start + CHUNK * 4)
-        scores = sum(weights[lv] * (queries[lv] @ np.asarray(embeddings[lv][start:stop]).T)
-                     for lv in levels)  # fmt: skip
+        scores = 0
+        for lv in levels:
+            mapped = np.load(folder / f"emb_{lv}.npy", mmap_mode="r")
+            scores = scores + weights[lv] * (queries[lv] @ np.array(mapped[start:stop]).T)
+            del mapped
         rows = np.broadcast_to(np.arange(start, stop), scores.shape)
         both_s = np.concatenate([best_scores, scores], axis=1)
         both_r = np.concatenate([best_rows, rows], axis=1)
@@ -124,6 +145,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    from mcsan import LEVELS
     from mcsan.data.native import read_captions
     from mcsan.inference.retriever import Retriever
     from mcsan.search.grow import append_segment, drop_clips
@@ -142,8 +164,10 @@ def main() -> None:
     centres = topic_centres(max(100, args.rows // 100), args.dim, seed=1)
     report = {}
     tick = time.perf_counter()
-    embeddings, matcher = write_rows(staging, args.rows, 0, centres, layout, "")
+    write_rows(staging, args.rows, 0, centres, layout)
     report["generate_s"] = time.perf_counter() - tick
+    embeddings = {lv: np.load(staging / f"emb_{lv}.npy", mmap_mode="r") for lv in LEVELS}
+    matcher = np.load(staging / "matcher.npy", mmap_mode="r") if layout else None
     ids = [f"c{row}" for row in range(args.rows)]
     tick = time.perf_counter()
     index = VideoIndex.build(embeddings, ids, None, weights, retriever.checkpoint_sha256,
@@ -156,6 +180,7 @@ def main() -> None:
     index.save(out)
     report["build_s"] = time.perf_counter() - tick
     report["build_peak_gb"] = peak_gb()
+    report["after_build"] = rss_parts()
     report["kind"], report["nprobe"] = index.kind, index.nprobe
     del index, embeddings, matcher
     shutil.rmtree(staging)
@@ -179,23 +204,25 @@ def main() -> None:
     report["stages_ms"] = {s: float(np.median(v)) for s, v in stages.items()}
     report["reranked"] = answer.reranked
     report["query_rss_gb"] = rss_gb()
+    report["after_queries"] = rss_parts()
 
     queries = synthetic(centres, args.recall_queries, seed=10**9)
     found = [r.rows.tolist() for r in index.search_vectors(
         {lv: queries[lv] * 1.0 for lv in index.levels}, args.recall_k)]  # fmt: skip
-    truth = exact_top({lv: index.embeddings[lv] for lv in index.levels}, weights,
-                      queries, args.recall_k)  # fmt: skip
+    truth = exact_top(out, list(index.levels), weights, queries, args.recall_k)
     report[f"recall@{args.recall_k}"] = recall_at(found, truth, args.recall_k)
 
     if args.add:
         extra_dir = out.parent / f"{out.name}.new"
         shutil.rmtree(extra_dir, ignore_errors=True)
         extra_dir.mkdir()
-        new_emb, new_matcher = write_rows(extra_dir, args.add, args.rows, centres, layout, "")
+        write_rows(extra_dir, args.add, args.rows, centres, layout)
+        new_emb = {lv: np.load(extra_dir / f"emb_{lv}.npy") for lv in LEVELS}
+        new_matcher = np.load(extra_dir / "matcher.npy", mmap_mode="r") if layout else None
         tick = time.perf_counter()
         new_ids = [f"c{row}" for row in range(args.rows, args.rows + args.add)]
         grown = append_segment(index, new_ids, [None] * args.add,
-                               {lv: np.asarray(a) for lv, a in new_emb.items()},
+                               new_emb,
                                matcher=new_matcher,
                                matcher_file=extra_dir / "matcher.npy" if layout else None)  # fmt: skip
         grown.save(out)
