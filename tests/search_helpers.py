@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+NEEDS_QDRANT = pytest.mark.skipif(__import__("importlib").util.find_spec("qdrant_client") is None,
+                                  reason="the [qdrant] extra is not installed (it is in [dev])")
+BACKENDS = ["flat", pytest.param("qdrant", marks=NEEDS_QDRANT)]
+"""First-stage backends the search tests run on: FAISS (flat) and embedded Qdrant."""
 
 COLOURS = {
     "red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220),

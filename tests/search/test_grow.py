@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import matcher_search_setup, photo_index_setup
+from search_helpers import BACKENDS, matcher_search_setup, photo_index_setup
 
 from mcsan.core.errors import SearchError
 from mcsan.inference.retriever import Retriever
@@ -34,13 +34,13 @@ def matcher_index(tmp_path_factory, caption_parser) -> dict:
     return {**paths, "retriever": retriever}
 
 
-def build(setup: dict, ids: list[str], out: Path) -> VideoIndex:
-    """A fresh index of the dataset clips ``ids``."""
+def build(setup: dict, ids: list[str], out: Path, backend: str = "flat") -> VideoIndex:
+    """A fresh index of the dataset clips ``ids`` (FAISS flat or another backend)."""
     retriever = setup["retriever"]
     store = setup["root"] / "features" / f"{retriever.feature_set}.h5"
     return build_from_store(retriever, store, ids, [None] * len(ids), out, media_root=None,
                             approx=False, checkpoint=setup["checkpoint"],
-                            source={"dataset": str(setup["root"])})  # fmt: skip
+                            source={"dataset": str(setup["root"])}, index_type=backend)  # fmt: skip
 
 
 def answers(index_dir: Path, retriever: Retriever) -> list[list[tuple]]:
@@ -54,11 +54,13 @@ def answers(index_dir: Path, retriever: Retriever) -> list[list[tuple]]:
     return out
 
 
-def test_add_then_remove_equals_a_fresh_build(matcher_index, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_add_then_remove_equals_a_fresh_build(matcher_index, tmp_path, backend):
     retriever = matcher_index["retriever"]
     ids = VideoIndex.load(matcher_index["index"]).live_ids()
     grown = tmp_path / "grown"
-    build(matcher_index, ids[:30], grown)
+    build(matcher_index, ids[:30], grown, backend)
+    assert VideoIndex.load(grown).kind == backend
     summary = add_to_index(grown, ids[25:], retriever)  # 25..29 are there already
     assert summary.added == len(ids) - 30 and summary.skipped == ids[25:30]
     index = VideoIndex.load(grown)
@@ -71,7 +73,7 @@ def test_add_then_remove_equals_a_fresh_build(matcher_index, tmp_path):
     summary = remove_from_index(grown, gone)
     assert summary.removed == 3 and summary.videos == len(ids) - 3
     fresh = tmp_path / "fresh"
-    build(matcher_index, [v for v in ids if v not in gone], fresh)
+    build(matcher_index, [v for v in ids if v not in gone], fresh, backend)
     assert answers(grown, retriever) == answers(fresh, retriever)
     index = VideoIndex.load(grown)
     assert ids[3] not in index and len(index) == len(ids) - 3

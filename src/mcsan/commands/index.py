@@ -40,10 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="index folder to write (replaced atomically)")
     parser.add_argument(
-        "--index-type", choices=("auto", "flat", "ivf", "ivfpq"), default=None,
+        "--index-type", choices=("auto", "flat", "ivf", "ivfpq", "qdrant"), default=None,
         help="FAISS index: flat (exact), ivf, ivfpq (compressed, beyond RAM); auto picks by "
-        "collection size (flat below 100k clips; the choice is logged). Default: flat, or "
-        "ivf with --approx",
+        "collection size (flat below 100k clips; the choice is logged); qdrant: a Qdrant "
+        "collection, embedded or the cluster at $MCSAN_QDRANT_URL ([qdrant] extra). "
+        "Default: flat, or ivf with --approx",
     )
     parser.add_argument(
         "--approx", action="store_true", help="approximate IVF index (for large collections)"

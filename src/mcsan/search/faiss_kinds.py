@@ -11,6 +11,9 @@ Kinds (``mcsan index --index-type``):
   search takes :data:`PQ_POOL` times the asked number and orders them by the exact fused
   score from the (memory-mapped) embeddings.
 
+- ``qdrant``: the fused vectors in a Qdrant collection, embedded or on a cluster
+  (:mod:`mcsan.search.qdrant_backend`); never chosen by ``auto``.
+
 ``auto`` picks by size; the choice is logged. Every kind labels a vector with its row, so
 ``remove_ids`` never renumbers the others.
 """
@@ -29,8 +32,8 @@ from mcsan.core.errors import SearchError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flat", "ivf", "ivfpq")
-META_KINDS = {"flat": "flat", "ivf": "ivf_flat", "ivfpq": "ivf_pq"}
+KINDS = ("flat", "ivf", "ivfpq", "qdrant")
+META_KINDS = {"flat": "flat", "ivf": "ivf_flat", "ivfpq": "ivf_pq", "qdrant": "qdrant"}
 FLAT_BELOW = 100_000
 RAM_FRACTION = 0.5
 PQ_POOL = 4
@@ -103,6 +106,10 @@ def make_index(kind: str, dim: int, rows: int, sample: Callable[[np.ndarray], np
 
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), None
+    if kind == "qdrant":
+        from mcsan.search.qdrant_backend import QdrantVectors
+
+        return QdrantVectors.new(dim), None
     nlist = nlist or default_nlist(rows)
     nprobe = nprobe or default_nprobe(nlist)
     codes = f"PQ{pq_bytes(dim)}x8" if kind == "ivfpq" else "Flat"

@@ -18,7 +18,6 @@ On disk an index is a directory, written to a temporary sibling and renamed into
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,32 +38,9 @@ from mcsan.search.faiss_kinds import (
     set_nprobe,
 )
 from mcsan.search.faiss_threads import faiss_search
+from mcsan.search.fusion import fuse, fuse_scales
 
 ADD_CHUNK_ROWS = 65_536
-
-
-def fuse_scales(levels: Sequence[str], weights: Mapping[str, float]) -> tuple[np.ndarray, ...]:
-    """Per-level (video_scale, query_scale) such that their product is the level weight."""
-    video_scale = np.array([math.sqrt(abs(float(weights[lv]))) for lv in levels], np.float32)
-    query_scale = np.array(
-        [math.copysign(math.sqrt(abs(float(weights[lv]))), float(weights[lv])) for lv in levels],
-        np.float32,
-    )
-    return video_scale, query_scale
-
-
-def fuse(
-    embeddings: Mapping[str, np.ndarray],
-    levels: Sequence[str],
-    scales: np.ndarray,
-    rows: slice | None = None,
-) -> np.ndarray:
-    """Concatenate ``scales[l] * embeddings[l][rows]`` over levels into (N, sum d_l) float32."""
-    parts = []
-    for scale, level in zip(scales, levels, strict=True):
-        block = embeddings[level] if rows is None else embeddings[level][rows]
-        parts.append(np.asarray(block, dtype=np.float32) * scale)
-    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 from mcsan.core.errors import CheckpointError
 from mcsan.core.io import _link_or_copy, atomic_directory, atomic_write_json
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
+from mcsan.search.fusion import fuse, fuse_scales
 from mcsan.search.matcher_store import MATCHER_PREFIX
 from mcsan.search.segments import blocks_of, rows_of
 
@@ -74,6 +75,7 @@ def index_meta(index: Any) -> dict[str, Any]:
         "paths": index.paths,
         "extra": index.extra,
         "concepts": index.concepts.info if index.concepts is not None else None,
+        "qdrant": index.faiss_index.info() if index.kind == "qdrant" else None,
     }
 
 
@@ -108,7 +110,7 @@ def save_index(index: Any, directory: str | os.PathLike[str]) -> Path:
                     _link_or_copy(source, tmp / name)
                 else:
                     np.save(tmp / name, np.asarray(blocks[number]))
-        if index.faiss_index is not None:
+        if index.faiss_index is not None and index.kind != "qdrant":
             faiss.write_index(index.faiss_index, str(tmp / FAISS_NAME))
         if index.concepts is not None:
             index.concepts.save_into(tmp)
@@ -141,6 +143,23 @@ def read_meta(root: Path) -> dict[str, Any]:
     return meta
 
 
+def _qdrant(meta: dict[str, Any], embeddings: dict[str, Any], ids: list) -> Any:
+    """The Qdrant collection of an index (embedded: re-filled from its embeddings)."""
+    from mcsan.search.qdrant_backend import open_vectors
+
+    levels = list(meta["levels"])
+    scale, _ = fuse_scales(levels, meta["weights"])
+    live = np.flatnonzero([v is not None for v in ids])
+
+    def rows() -> Any:
+        for start in range(0, len(live), 65_536):
+            chunk = live[start : start + 65_536]
+            yield fuse({lv: embeddings[lv][chunk] for lv in levels}, levels, scale), chunk
+
+    dim = sum(int(embeddings[lv].shape[1]) for lv in levels)
+    return open_vectors(meta.get("qdrant"), dim, rows)
+
+
 def load_index(cls: Any, directory: str | os.PathLike[str], mmap: bool = True) -> Any:
     """Read an index written by :func:`save_index`; a damaged one raises CheckpointError."""
     import faiss
@@ -163,8 +182,11 @@ def load_index(cls: Any, directory: str | os.PathLike[str], mmap: bool = True) -
         info = meta.get("matcher")
         matcher = rows_of([np.load(sources[(n, MATCHER_ROLE)], mmap_mode=mode)
                            for n in range(len(segments))]) if info else None  # fmt: skip
-        faiss_index = faiss.read_index(str(root / FAISS_NAME)) if levels else None
         weights, sha = meta["weights"], meta["checkpoint_sha256"]
+        if meta.get("kind") == "qdrant":
+            faiss_index = _qdrant(meta, embeddings, ids)
+        else:
+            faiss_index = faiss.read_index(str(root / FAISS_NAME)) if levels else None
         concepts = (
             ConceptScores.load_from(root, meta["concepts"], len(ids), mmap)
             if meta.get("concepts") else None
