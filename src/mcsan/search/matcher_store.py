@@ -78,10 +78,13 @@ def encode_rows(retriever: Any, clips: Sequence[Mapping[str, np.ndarray]],
 
 def to_video(rows: np.ndarray, key_dim: int) -> MatcherVideo:
     """Stored rows (B, T, G, key_dim + change_dim) as the matcher's clips (float32)."""
-    block = torch.from_numpy(np.ascontiguousarray(rows)).float()
-    keys = block[..., :key_dim]
-    mask = keys.abs().sum(dim=(-1, -2)) > 0
-    return MatcherVideo(keys.contiguous(), block[..., key_dim:].contiguous(), mask)
+    rows = np.asarray(rows)
+    keys = torch.empty(rows.shape[:-1] + (key_dim,), dtype=torch.float32)
+    change = torch.empty(rows.shape[:-1] + (rows.shape[-1] - key_dim,), dtype=torch.float32)
+    keys.copy_(torch.from_numpy(rows[..., :key_dim]))  # one pass each: cast and split
+    change.copy_(torch.from_numpy(rows[..., key_dim:]))
+    mask = keys[:, :, 0].abs().sum(-1) > 0  # a real frame's first cell has a unit key
+    return MatcherVideo(keys, change, mask)
 
 
 def segment_name(version: int) -> str:
