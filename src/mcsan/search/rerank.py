@@ -24,6 +24,7 @@ from mcsan.core.errors import FeatureError
 from mcsan.search.build import CACHE_NAME
 from mcsan.search.index import VideoIndex
 from mcsan.search.matcher_store import store_layout, to_video
+from mcsan.search.segments import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class ShortlistReranker:
         if self.index is not None:
             assert self.index.matcher_info is not None
             rows = np.array([self.index.row_of(v) for v in video_ids], np.int64)
+            prefetch(self.index.matcher, rows)
             video = to_video(self.index.matcher[rows], self.index.matcher_info["key_dim"])
             every = np.arange(len(rows))
             return retriever.match_encoded([query], video, np.zeros_like(every), every)

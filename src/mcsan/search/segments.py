@@ -14,6 +14,7 @@ rows (memory-mapped segments read only those rows), ``blocks[start:stop]`` a ran
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,3 +75,32 @@ def rows_of(blocks: Sequence[Any]) -> Any:
 def blocks_of(array: Any) -> list[Any]:
     """The segments of an array built by :func:`rows_of`."""
     return list(array.blocks) if isinstance(array, RowBlocks) else [array]
+
+
+def prefetch(array: Any, rows: np.ndarray) -> None:
+    """Ask the kernel to read ``rows`` of memory-mapped segments into the page cache, all at
+    once (``posix_fadvise(WILLNEED)`` per row): a shortlist's rows then arrive in parallel
+    instead of one page fault after another (on a disk, 100 random rows took 470 ms one by
+    one). Does nothing for arrays in memory or where the call is missing."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None or not len(rows):
+        return
+    blocks = blocks_of(array)
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    rows = np.sort(np.asarray(rows, np.int64))
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    for number in np.unique(which):
+        block = blocks[number]
+        if not isinstance(block, np.memmap) or not block.filename:
+            continue
+        row_bytes = int(block.strides[0])
+        try:
+            handle = os.open(block.filename, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            for row in (rows[which == number] - offsets[number]).tolist():
+                advise(handle, int(block.offset) + row * row_bytes, row_bytes,
+                       os.POSIX_FADV_WILLNEED)  # fmt: skip
+        finally:
+            os.close(handle)
