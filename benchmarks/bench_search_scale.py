@@ -21,6 +21,7 @@ the encoder's measured clips/s) and removing ``--remove`` clips.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import resource
@@ -228,6 +229,8 @@ def main() -> None:
         grown.save(out)
         report["add_s"] = time.perf_counter() - tick
         shutil.rmtree(extra_dir)
+        del index, grown, searcher  # one FAISS index in memory at a time
+        gc.collect()
         index = VideoIndex.load(out)
     if args.remove:
         rng = np.random.default_rng(7)
