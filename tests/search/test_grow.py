@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_helpers import BACKENDS, matcher_search_setup, photo_index_setup
+from search_helpers import BACKENDS, photo_index_setup
 
 from mcsan.core.errors import SearchError
 from mcsan.inference.retriever import Retriever
@@ -22,16 +22,6 @@ from mcsan.search.modes import Searcher
 
 QUERIES = ("a red ball is jumping", "a blue cube left of a green ball", "a yellow ball",
            "a purple cube is above a red cube")
-
-
-@pytest.fixture(scope="module")
-def matcher_index(tmp_path_factory, caption_parser) -> dict:
-    base = tmp_path_factory.getbasetemp() / "matcher_setup"
-    base.mkdir(exist_ok=True)
-    paths = matcher_search_setup(base, caption_parser)
-    retriever = Retriever.from_checkpoint(paths["checkpoint"])
-    retriever._parser = caption_parser
-    return {**paths, "retriever": retriever}
 
 
 def build(setup: dict, ids: list[str], out: Path, backend: str = "flat") -> VideoIndex:

@@ -8,9 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from search_helpers import matcher_search_setup, strip_matcher_store
+from search_helpers import strip_matcher_store
 
-from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.modes import Searcher
 from mcsan.search.rerank import ShortlistReranker, index_feature_file
@@ -20,16 +19,6 @@ QUERIES = ("a red ball is jumping", "a blue cube left of a green ball", "a yello
            "a green ball moves right", "a purple cube is above a red cube")
 STORE_ERROR = 2e-3
 """Largest |match(store) - match(features)| allowed: the keys and changes are float16."""
-
-
-@pytest.fixture(scope="module")
-def matcher_index(tmp_path_factory, caption_parser) -> dict:
-    base = tmp_path_factory.getbasetemp() / "matcher_setup"
-    base.mkdir(exist_ok=True)
-    paths = matcher_search_setup(base, caption_parser)
-    retriever = Retriever.from_checkpoint(paths["checkpoint"])
-    retriever._parser = caption_parser
-    return {**paths, "retriever": retriever}
 
 
 def test_the_index_stores_what_the_matcher_reads(matcher_index):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from search_helpers import MATCHER_TOP_K as TOP_K
-from search_helpers import matcher_search_setup, strip_matcher_store
+from search_helpers import strip_matcher_store
 
 from mcsan.cli import main as cli_main
 from mcsan.inference.retriever import Retriever
@@ -18,17 +18,6 @@ from mcsan.search.modes import Searcher
 from mcsan.search.server import create_app
 
 QUERY = "a red ball is jumping"
-
-
-@pytest.fixture(scope="module")
-def matcher_index(tmp_path_factory, caption_parser) -> dict:
-    """The tiny matcher run (top 4, weight 2) and its index, with a retriever for it."""
-    base = tmp_path_factory.getbasetemp() / "matcher_setup"
-    base.mkdir(exist_ok=True)
-    paths = matcher_search_setup(base, caption_parser)
-    retriever = Retriever.from_checkpoint(paths["checkpoint"])
-    retriever._parser = caption_parser
-    return {**paths, "retriever": retriever}
 
 
 def expected_order(retriever: Retriever, index: VideoIndex, root: Path, query: str, k: int):

@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from search_helpers import matcher_search_setup, running_server
+from search_helpers import running_server
 
-from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.batching import MicroBatcher
 from mcsan.search.grow import add_to_index, remove_from_index
@@ -19,16 +18,6 @@ from mcsan.search.server import create_app
 
 QUERIES = ["a red ball is jumping", "a blue cube left of a green ball", "a yellow ball",
            "a purple cube is above a red cube", "a green ball moves right", "a red cube"]
-
-
-@pytest.fixture(scope="module")
-def matcher_index(tmp_path_factory, caption_parser) -> dict:
-    base = tmp_path_factory.getbasetemp() / "matcher_setup"
-    base.mkdir(exist_ok=True)
-    paths = matcher_search_setup(base, caption_parser)
-    retriever = Retriever.from_checkpoint(paths["checkpoint"])
-    retriever._parser = caption_parser
-    return {**paths, "retriever": retriever}
 
 
 def ranked(body: dict) -> list[tuple]:
