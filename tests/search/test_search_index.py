@@ -220,3 +220,39 @@ def test_good_k_is_accepted():
     assert validate_k(5) == 5 and validate_k("12") == 12 and validate_k(np.int64(3)) == 3
     assert validate_k(MAX_K) == MAX_K
 
+
+
+def test_index_type_follows_the_collection_size_and_is_logged(caplog):
+    import logging
+
+    from mcsan.search.faiss_kinds import FLAT_BELOW, choose_kind, memory_bytes
+
+    with caplog.at_level(logging.INFO, logger="mcsan.search.faiss_kinds"):
+        assert choose_kind(FLAT_BELOW - 1, 1024) == "flat"
+        assert choose_kind(FLAT_BELOW, 1024) == "ivf"
+        assert choose_kind(memory_bytes() // 1024, 1024) == "ivfpq"  # vectors > half the RAM
+        assert choose_kind(10, 1024, "ivfpq") == "ivfpq"
+    assert sum("override with --index-type" in r.getMessage() for r in caplog.records) == 3
+    with pytest.raises(SearchError, match="index type"):
+        choose_kind(10, 8, "hnsw")
+
+
+def test_ivfpq_index_refines_its_candidates_exactly(tmp_path):
+    rng = np.random.default_rng(2)
+    videos = clustered(rng, 12000, 64, 60)
+    ids = [f"v{i}" for i in range(12000)]
+    exact = VideoIndex.build(videos, ids, None, WEIGHTS, SHA)
+    compressed = VideoIndex.build(videos, ids, None, WEIGHTS, SHA, index_type="ivfpq")
+    assert compressed.kind == "ivf_pq"
+    picked = rng.choice(12000, 40, replace=False)  # queries near the clips, as real ones are
+    queries = {lv: v[picked] for lv, v in videos.items()}
+    found = compressed.search_vectors(queries, 10)
+    truth = exact.search_vectors(queries, 10)
+    recall = np.mean([len(set(f.rows.tolist()) & set(t.rows.tolist())) / 10
+                      for f, t in zip(found, truth, strict=True)])  # fmt: skip
+    assert recall >= 0.9
+    for f in found:  # the scores are the exact fused scores of the rows returned
+        np.testing.assert_allclose(f.scores, sum(f.level_scores.values()), atol=1e-5)
+    loaded = VideoIndex.load(compressed.save(tmp_path / "pq"))
+    assert loaded.kind == "ivf_pq" and [r.rows.tolist() for r in loaded.search_vectors(
+        queries, 10)] == [r.rows.tolist() for r in found]
