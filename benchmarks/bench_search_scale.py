@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=10_000)
     parser.add_argument("--remove", type=int, default=1_000)
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse OUT.staging's random data (same --rows, seed) if there")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from mcsan import LEVELS
@@ -160,12 +162,13 @@ def main() -> None:
     out = Path(args.out)
     staging = out.parent / f"{out.name}.staging"
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     centres = topic_centres(max(100, args.rows // 100), args.dim, seed=1)
     report = {}
     tick = time.perf_counter()
-    write_rows(staging, args.rows, 0, centres, layout)
+    if not (args.reuse and staging.is_dir()):  # --reuse: the data of an earlier, killed run
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        write_rows(staging, args.rows, 0, centres, layout)
     report["generate_s"] = time.perf_counter() - tick
     embeddings = {lv: np.load(staging / f"emb_{lv}.npy", mmap_mode="r") for lv in LEVELS}
     matcher = np.load(staging / "matcher.npy", mmap_mode="r") if layout else None
