@@ -39,6 +39,7 @@ from mcsan.search.faiss_kinds import (
 )
 from mcsan.search.faiss_threads import faiss_search
 from mcsan.search.fusion import fuse, fuse_scales
+from mcsan.search.segments import release
 
 ADD_CHUNK_ROWS = 65_536
 
@@ -176,6 +177,7 @@ class VideoIndex:
             for start in range(0, count, ADD_CHUNK_ROWS):
                 if not np.isfinite(array[start : start + ADD_CHUNK_ROWS]).all():
                     raise SearchError(f"level {level!r} embeddings contain NaN or inf")
+                release(array)
             arrays[level] = array
         dim = sum(a.shape[1] for a in arrays.values())
         video_scale, _ = fuse_scales(levels, weights)
@@ -312,3 +314,5 @@ def add_rows(index: Any, arrays: Mapping[str, Any], levels: Sequence[str],
         block = fuse(arrays, levels, video_scale, slice(start, start + ADD_CHUNK_ROWS))
         labels = np.arange(first_row + start, first_row + start + len(block), dtype=np.int64)
         index.add_with_ids(block, labels)
+        for level in levels:
+            release(arrays[level])

@@ -14,6 +14,8 @@ rows (memory-mapped segments read only those rows), ``blocks[start:stop]`` a ran
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -104,3 +106,15 @@ def prefetch(array: Any, rows: np.ndarray) -> None:
                        os.POSIX_FADV_WILLNEED)  # fmt: skip
         finally:
             os.close(handle)
+
+
+def release(array: Any) -> None:
+    """Unmap the pages a pass over memory-mapped segments touched (``MADV_DONTNEED``; they
+    stay in the page cache): a build that reads N x d floats through the mapping would
+    otherwise count all of them as its own resident memory, and be the first the kernel's
+    out-of-memory killer picks. Nothing for arrays in memory."""
+    for block in blocks_of(array):
+        mapping = getattr(block, "_mmap", None)
+        if isinstance(block, np.memmap) and mapping is not None and hasattr(mapping, "madvise"):
+            with contextlib.suppress(OSError, ValueError):
+                mapping.madvise(mmap.MADV_DONTNEED)
