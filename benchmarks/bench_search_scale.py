@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=10_000)
     parser.add_argument("--remove", type=int, default=1_000)
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    parser.add_argument("--pq-pool", type=int, default=None,
+                        help="IVF-PQ: candidates re-scored exactly per hit asked (default 4)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse OUT.staging's random data (same --rows, seed) if there")
     args = parser.parse_args()
@@ -157,6 +159,10 @@ def main() -> None:
     from mcsan.search.modes import Searcher
 
     retriever = Retriever.from_checkpoint(args.checkpoint)
+    if args.pq_pool:
+        import mcsan.search.index as index_module
+
+        index_module.PQ_POOL = args.pq_pool
     layout = None if args.no_rerank else store_layout(retriever)
     weights = retriever.level_weights
     out = Path(args.out)
