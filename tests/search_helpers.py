@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+NEEDS_QDRANT = pytest.mark.skipif(__import__("importlib").util.find_spec("qdrant_client") is None,
+                                  reason="the [qdrant] extra is not installed (it is in [dev])")
+BACKENDS = ["flat", pytest.param("qdrant", marks=NEEDS_QDRANT)]
+"""First-stage backends the search tests run on: FAISS (flat) and embedded Qdrant."""
 
 COLOURS = {
     "red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220),
@@ -138,6 +144,17 @@ def matcher_search_setup(base: Path, parser: object = None) -> dict[str, Path]:
     paths = {"root": root, "checkpoint": checkpoint, "index": base / "index"}
     done.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
     return paths
+
+
+def strip_matcher_store(index_dir: Path) -> None:
+    """Make ``index_dir`` an index as written before matcher stores (re-ranks from features)."""
+    meta = json.loads((index_dir / "meta.json").read_text())
+    meta["matcher"] = None
+    for segment in meta.get("segments", []):
+        name = segment["files"].pop("matcher", None)
+        if name:
+            (index_dir / name).unlink()
+    (index_dir / "meta.json").write_text(json.dumps(meta))
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     return tiny_search_setup(base)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def matcher_index(tmp_path_factory, caption_parser) -> dict:
     """The tiny matcher run (top 4, weight 2) and its index, with a retriever for it."""
     from mcsan.inference.retriever import Retriever

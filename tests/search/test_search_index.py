@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from search_helpers import BACKENDS, NEEDS_QDRANT
 
 from mcsan import LEVELS
 from mcsan.core.errors import CheckpointError, OutputError, SearchError
@@ -48,12 +49,14 @@ WEIGHTS = {"global": 0.4, "entity": 0.25, "action": 0.2, "relation": 0.15}
         st.floats(-2, 2, allow_nan=False).filter(lambda w: abs(w) > 1e-3), min_size=4, max_size=4
     ),
 )
-def test_exact_index_ranks_by_the_fused_score(rows, dim, k, seed, weights):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_index_ranks_by_the_fused_score(rows, dim, k, seed, weights, backend):
     rng = np.random.default_rng(seed)
     videos = level_embeddings(rng, rows, dim)
     queries = level_embeddings(rng, 3, dim)
     level_weights = dict(zip(LEVELS, weights, strict=True))
-    index = VideoIndex.build(videos, [f"v{i}" for i in range(rows)], None, level_weights, SHA)
+    index = VideoIndex.build(videos, [f"v{i}" for i in range(rows)], None, level_weights, SHA,
+                             index_type=backend)  # fmt: skip
     reference = reference_scores(queries, videos, level_weights)
     for qi, result in enumerate(index.search_vectors(queries, k)):
         assert len(result.rows) == min(k, rows)
@@ -109,23 +112,24 @@ def test_ivf_list_count_suits_tiny_and_large_collections():
         np.random.default_rng(1), 2, 4), 10)] == [5, 5]
 
 
-def small_index(tmp_path=None, approx=False) -> VideoIndex:
+def small_index(tmp_path=None, approx=False, backend=None) -> VideoIndex:
     rng = np.random.default_rng(7)
     return VideoIndex.build(
         level_embeddings(rng, 20, 8), [f"clip{i}" for i in range(20)],
         [f"clip{i}.mp4" for i in range(20)], WEIGHTS, SHA, media_root=tmp_path, approx=approx,
-        extra={"checkpoint": "run/best.pt"},
+        extra={"checkpoint": "run/best.pt"}, index_type=backend,
     )
 
 
-@pytest.mark.parametrize("approx", [False, True])
-def test_save_load_round_trip(tmp_path, approx):
-    index = small_index(tmp_path, approx)
+@pytest.mark.parametrize(("approx", "backend"), [
+    (False, None), (True, None), pytest.param(False, "qdrant", marks=NEEDS_QDRANT)])
+def test_save_load_round_trip(tmp_path, approx, backend):
+    index = small_index(tmp_path, approx, backend)
     out = index.save(tmp_path / "index")
     loaded = VideoIndex.load(out)
     assert loaded.ids == index.ids and loaded.paths == index.paths
     assert loaded.weights == index.weights and loaded.levels == tuple(LEVELS)
-    assert loaded.checkpoint_sha256 == SHA and loaded.approx == approx
+    assert loaded.checkpoint_sha256 == SHA and loaded.approx == (approx or backend is not None)
     assert loaded.media_root == str(tmp_path.resolve())
     assert loaded.extra == {"checkpoint": "run/best.pt"}
     queries = level_embeddings(np.random.default_rng(3), 4, 8)
@@ -216,3 +220,39 @@ def test_good_k_is_accepted():
     assert validate_k(5) == 5 and validate_k("12") == 12 and validate_k(np.int64(3)) == 3
     assert validate_k(MAX_K) == MAX_K
 
+
+
+def test_index_type_follows_the_collection_size_and_is_logged(caplog):
+    import logging
+
+    from mcsan.search.faiss_kinds import FLAT_BELOW, choose_kind, memory_bytes
+
+    with caplog.at_level(logging.INFO, logger="mcsan.search.faiss_kinds"):
+        assert choose_kind(FLAT_BELOW - 1, 1024) == "flat"
+        assert choose_kind(FLAT_BELOW, 1024) == "ivf"
+        assert choose_kind(memory_bytes() // 1024, 1024) == "ivfpq"  # vectors > half the RAM
+        assert choose_kind(10, 1024, "ivfpq") == "ivfpq"
+    assert sum("override with --index-type" in r.getMessage() for r in caplog.records) == 3
+    with pytest.raises(SearchError, match="index type"):
+        choose_kind(10, 8, "hnsw")
+
+
+def test_ivfpq_index_refines_its_candidates_exactly(tmp_path):
+    rng = np.random.default_rng(2)
+    videos = clustered(rng, 12000, 64, 60)
+    ids = [f"v{i}" for i in range(12000)]
+    exact = VideoIndex.build(videos, ids, None, WEIGHTS, SHA)
+    compressed = VideoIndex.build(videos, ids, None, WEIGHTS, SHA, index_type="ivfpq")
+    assert compressed.kind == "ivf_pq"
+    picked = rng.choice(12000, 40, replace=False)  # queries near the clips, as real ones are
+    queries = {lv: v[picked] for lv, v in videos.items()}
+    found = compressed.search_vectors(queries, 10)
+    truth = exact.search_vectors(queries, 10)
+    recall = np.mean([len(set(f.rows.tolist()) & set(t.rows.tolist())) / 10
+                      for f, t in zip(found, truth, strict=True)])  # fmt: skip
+    assert recall >= 0.9
+    for f in found:  # the scores are the exact fused scores of the rows returned
+        np.testing.assert_allclose(f.scores, sum(f.level_scores.values()), atol=1e-5)
+    loaded = VideoIndex.load(compressed.save(tmp_path / "pq"))
+    assert loaded.kind == "ivf_pq" and [r.rows.tolist() for r in loaded.search_vectors(
+        queries, 10)] == [r.rows.tolist() for r in found]

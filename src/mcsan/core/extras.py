@@ -23,6 +23,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "fastapi": "search",
     "starlette": "search",
     "uvicorn": "search",
+    "qdrant_client": "qdrant",
     "matplotlib": "report",
     "tensorboard": "tensorboard",
 }

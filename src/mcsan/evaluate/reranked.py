@@ -96,9 +96,12 @@ def pair_scores(model: Any, text: MatcherText, video: MatcherVideo, text_rows: n
     rows = torch.as_tensor(np.asarray(text_rows, dtype=np.int64))
     cols = torch.as_tensor(np.asarray(clip_rows, dtype=np.int64))
     out = []
+    in_order = len(cols) == len(video.mask) and bool(torch.equal(cols, torch.arange(len(cols))))
     for start in range(0, len(rows), PAIR_CHUNK):
         t = text.rows(rows[start : start + PAIR_CHUNK]).to(device)
-        v = video.rows(cols[start : start + PAIR_CHUNK]).to(device)
+        part = slice(start, start + PAIR_CHUNK)  # clip p for pair p: a view, not a copy
+        v = (MatcherVideo(video.keys[part], video.change[part], video.mask[part]) if in_order
+             else video.rows(cols[part])).to(device)  # fmt: skip
         out.append(model.matcher.score(t, v, pairs=True).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 

@@ -146,17 +146,28 @@ class Retriever:
         """The binding matcher's score of caption ``caption_rows[p]`` against clip
         ``clip_rows[p]`` (rows of ``captions`` and ``features``; a clip needs only
         :attr:`matcher_streams`): (P,) float32."""
-        from mcsan.evaluate.reranked import encode_match_text, encode_match_video, pair_scores
+        return self.match_encoded(captions, self.match_clips(features), caption_rows, clip_rows)
+
+    def match_clips(self, features: Sequence[Mapping[str, np.ndarray]]) -> Any:
+        """The clips as the binding matcher reads them (``MatcherVideo``: unit cell keys,
+        cell changes, frame mask), on the CPU; what a search index stores per clip."""
+        from mcsan.evaluate.reranked import encode_match_video
 
         if not self.has_matcher:
             raise CheckpointError(f"{self.path} has no binding matcher (trained without "
                                   "model.rerank): use its fused score")  # fmt: skip
         self._check_streams(features, self.matcher_streams)
+        return encode_match_video(self.model, features, self.matcher_streams,
+                                  self.config.data.max_frames, device=self.device)  # fmt: skip
+
+    def match_encoded(self, captions: Sequence[str], video: Any, caption_rows: np.ndarray,
+                      clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+        """:meth:`match_pairs` of clips already read by :meth:`match_clips`."""
+        from mcsan.evaluate.reranked import encode_match_text, pair_scores
+
         max_words = self.config.data.max_words
         encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
         text = encode_match_text(self.model, encoded, device=self.device)
-        video = encode_match_video(self.model, features, self.matcher_streams,
-                                   self.config.data.max_frames, device=self.device)  # fmt: skip
         return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device)
 
     def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]],

@@ -279,7 +279,8 @@ class BindingMatcher(nn.Module):
                 continue
             parts = tuple(part[rows] for part in text.parts[term])
             items = text.masks[term][rows]
-            clips, seen = (video.rows(rows), frames[rows]) if pairs else (video, frames)
+            every = not pairs or len(rows) == len(video.mask)  # all pairs: no copy of the clips
+            clips, seen = (video, frames) if every else (video.rows(rows), frames[rows])
             value = getattr(self, f"_{term}_match")(parts, clips, seen, pairs)
             found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
         return found

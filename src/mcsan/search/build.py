@@ -13,9 +13,11 @@ Two sources:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import FeatureError, SearchError
+from mcsan.core.io import make_dir
 from mcsan.core.progress import track
 from mcsan.data.video.backbone import DEFAULT_BACKBONE as DEFAULT_CONCEPT_BACKBONE
 from mcsan.data.video.backbone import LOGITS_STREAM
@@ -30,11 +33,15 @@ from mcsan.inference.encoder import Encoder
 from mcsan.search.concept_index import CONCEPT_FRAMES, CONCEPT_SIZE, ConceptScores
 from mcsan.search.honesty import model_info
 from mcsan.search.index import VideoIndex
+from mcsan.search.index_files import MATCHER_ROLE
+from mcsan.search.index_shards import shard_of
+from mcsan.search.matcher_store import StoreWriter, encode_rows, segment_frames, store_layout
 
 CACHE_NAME = "features.h5"
 CONCEPT_CACHE_NAME = "concept_frames.h5"
 """Per-frame ImageNet logits and people indicators (``concepts.h5`` before people detection)."""
 ENCODE_BATCH = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,9 +62,11 @@ class IndexSummary:
 
 
 def encode_store(
-    retriever: Encoder, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH
+    retriever: Encoder, store: Any, ids: Sequence[str], batch_size: int = ENCODE_BATCH,
+    matcher: StoreWriter | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore."""
+    """Per-level embeddings (N, d) of the videos ``ids`` read from a FeatureStore; with
+    ``matcher`` the binding matcher's stored rows of each batch go there too (one read)."""
     levels = retriever.levels
     parts: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
     starts = range(0, len(ids), batch_size)
@@ -66,7 +75,44 @@ def encode_store(
         encoded = retriever.encode_features(batch)
         for level in levels:
             parts[level].append(np.asarray(encoded[level], dtype=np.float32))
+        if matcher is not None:
+            matcher.write(encode_rows(retriever, batch, matcher.frames))
     return {lv: np.concatenate(chunks, axis=0) for lv, chunks in parts.items()}
+
+
+@contextlib.contextmanager
+def staged_store(retriever: Encoder | None, out: Path, store: Any,
+                 ids: Sequence[str]) -> Iterator[StoreWriter | None]:  # fmt: skip
+    """A matcher store for the clips ``ids`` of the FeatureStore ``store``, written beside
+    ``out`` (None when the checkpoint has no matcher); removed once the index is saved."""
+    layout = store_layout(retriever)
+    if layout is None:
+        yield None
+        return
+    assert retriever is not None
+    frames = segment_frames(layout, store, ids, retriever.config.data.max_frames)
+    make_dir(out.parent)
+    for stale in out.parent.glob(f".{out.name}.*.stage"):
+        if not _running(stale.name.rsplit(".", 2)[-2]):
+            stale.unlink(missing_ok=True)  # left by a killed build or add
+    path = out.parent / f".{out.name}.{os.getpid()}.stage"
+    try:
+        yield StoreWriter(path, len(ids), layout, frames)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _running(pid: str) -> bool:
+    """Whether process ``pid`` (text) is alive (False for anything not a pid)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def build_from_store(
@@ -81,6 +127,7 @@ def build_from_store(
     checkpoint: str | os.PathLike[str] | None,
     source: dict[str, Any],
     concepts: ConceptScores | None = None,
+    index_type: str | None = None,
 ) -> VideoIndex:
     """Encode ``ids`` from the store at ``store_path`` and save the index to ``out``.
 
@@ -90,21 +137,30 @@ def build_from_store(
 
     extra: dict[str, Any] = {"source": source}
     embeddings: dict[str, np.ndarray] = {}
-    if retriever is not None:
-        with FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec) as store:
-            embeddings = encode_store(retriever, store, ids)
+    with contextlib.ExitStack() as stack:
+        matcher, writer = None, None
+        if retriever is not None:
+            store = stack.enter_context(
+                FeatureStore.open(store_path, mode="r", expect=retriever.feature_spec))
+            writer = stack.enter_context(staged_store(retriever, out, store, ids))
+            embeddings = encode_store(retriever, store, ids, matcher=writer)
             extra["feature_identity"] = store.identity  # what the re-ranker must read
-        extra["feature_file"] = str(Path(store_path).resolve())
-        extra["dataset"] = model_info(retriever)["dataset"]
-    if checkpoint is not None:
-        extra["checkpoint"] = str(Path(checkpoint).resolve())
-    index = VideoIndex.build(
-        embeddings, ids, paths,
-        retriever.level_weights if retriever is not None else {},
-        retriever.checkpoint_sha256 if retriever is not None else None,
-        media_root=media_root, approx=approx, extra=extra, concepts=concepts,
-    )
-    index.save(out)
+            extra["feature_file"] = str(Path(store_path).resolve())
+            extra["dataset"] = model_info(retriever)["dataset"]
+            matcher = writer.close() if writer is not None else None
+        if checkpoint is not None:
+            extra["checkpoint"] = str(Path(checkpoint).resolve())
+        index = VideoIndex.build(
+            embeddings, ids, paths,
+            retriever.level_weights if retriever is not None else {},
+            retriever.checkpoint_sha256 if retriever is not None else None,
+            media_root=media_root, approx=approx, extra=extra, concepts=concepts,
+            index_type=index_type, matcher=matcher,
+            matcher_info=writer.layout if writer is not None else None,
+        )
+        if writer is not None:
+            index.sources[(0, MATCHER_ROLE)] = writer.path
+        index.save(out)
     return index
 
 
@@ -115,8 +171,11 @@ def index_dataset(
     *,
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
+    index_type: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexSummary:
-    """Index every video of a native dataset's feature set that matches the checkpoint."""
+    """Index every video (of ``shard`` (i, N): every N-th from the i-th) of a native
+    dataset's feature set that matches the checkpoint."""
     from mcsan.data.native import check_card_identity, feature_path, read_card, videos_dir
     from mcsan.data.video.store import FeatureStore
 
@@ -145,14 +204,14 @@ def index_dataset(
             "with `mcsan extract` using the checkpoint's options"
         )
     with FeatureStore.open(store_path, mode="r") as store:
-        ids = store.ids()
         check_card_identity(root, store_path.stem, store_path, store.identity)
+        ids = shard_of(store.ids(), shard)
     clips = _clips_by_id(videos_dir(root))
     media_root = videos_dir(root) if clips else None
     paths = [clips.get(video_id) for video_id in ids]
     index = build_from_store(
         retriever, store_path, ids, paths, Path(out), media_root=media_root, approx=approx,
-        checkpoint=checkpoint, source={"dataset": str(root.resolve())},
+        checkpoint=checkpoint, source={"dataset": str(root.resolve())}, index_type=index_type,
     )
     return IndexSummary(
         out=str(out), videos=len(index), kind=index.meta()["kind"],
@@ -169,8 +228,11 @@ def index_videos(
     approx: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     concepts: bool = True,
+    index_type: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexSummary:
-    """Extract (or reuse) features of every clip in ``videos`` and index them.
+    """Extract (or reuse) features of every clip in ``videos`` (of ``shard`` (i, N): every
+    N-th from the i-th) and index them.
 
     ``retriever`` None builds a concept-only index (``concepts`` must then be True).
     """
@@ -182,6 +244,7 @@ def index_videos(
     started = time.perf_counter()
     folder = Path(videos)
     found = list_videos(folder)
+    found = {video_id: found[video_id] for video_id in shard_of(sorted(found), shard)}
     if not found:
         raise SearchError(f"{folder}: no clips found; put .mp4 (or other video) files there")
     out_dir = Path(out)
@@ -220,6 +283,7 @@ def index_videos(
     index = build_from_store(
         retriever, cache, ids, paths, out_dir, media_root=folder, approx=approx,
         checkpoint=checkpoint, source={"videos": str(folder.resolve())}, concepts=scores,
+        index_type=index_type,
     )
     return IndexSummary(
         out=str(out_dir), videos=len(index), kind=index.meta()["kind"], feature_file=str(cache),
@@ -281,10 +345,13 @@ def build_index(
     videos: str | os.PathLike[str] | None = None,
     approx: bool = False,
     concepts: bool = True,
+    index_type: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IndexSummary:
     """``mcsan index``: index a native ``dataset``'s features (needs ``checkpoint``) or a
     folder of ``videos`` (model embeddings with ``checkpoint``, concept scores unless
-    ``concepts`` is False) into ``out``."""
+    ``concepts`` is False) into ``out``; ``index_type`` (flat, ivf, ivfpq, qdrant; None:
+    by the collection's size) and ``shard`` (i, N) as :func:`index_dataset`'s."""
     retriever = None
     if checkpoint is not None:
         from mcsan.inference.retriever import Retriever
@@ -298,8 +365,9 @@ def build_index(
                 f"{dataset}: indexing a dataset's features needs --checkpoint; for concept "
                 "search without a model index its clips with --videos DIR"
             )
-        return index_dataset(retriever, dataset, out, approx=approx, checkpoint=checkpoint)
+        return index_dataset(retriever, dataset, out, approx=approx, checkpoint=checkpoint,
+                             index_type=index_type, shard=shard)
     if retriever is None and not concepts:
         raise SearchError("--no-concepts without --checkpoint leaves nothing to index")
-    return index_videos(retriever, videos, out, approx=approx, checkpoint=checkpoint,
-                        concepts=concepts)  # type: ignore[arg-type]
+    return index_videos(retriever, videos, out, approx=approx, checkpoint=checkpoint,  # type: ignore[arg-type]
+                        concepts=concepts, index_type=index_type, shard=shard)

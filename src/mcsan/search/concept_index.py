@@ -69,6 +69,8 @@ class ConceptScores:
             raise SearchError(f"concept scores must be (classes, clips), got {probs.shape}")
         self.probs = probs
         self.info = dict(info or {})
+        self.live: np.ndarray | None = None
+        """Which clips are still in the index (None: all); removed ones never rank."""
 
     @classmethod
     def from_clips(
@@ -123,7 +125,9 @@ class ConceptScores:
     def top(self, query: ConceptQuery, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best clips, best first (ties by row)."""
         scores = self.scores(query)
-        k = max(0, min(int(k), len(scores)))
+        if self.live is not None:
+            scores[~self.live] = -np.inf
+        k = max(0, min(int(k), len(scores) if self.live is None else int(self.live.sum())))
         if k == 0 or len(self.usable(query)[0]) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))

@@ -31,6 +31,9 @@ warning when the ranking means little.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,6 +88,9 @@ class Answer:
     """Why ``auto`` ranked with the parts it used (None for an explicit mode)."""
     notes: list[str] = field(default_factory=list)
     """What the matched concepts cannot tell (e.g. "woman" matched as any person)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per stage: ``encode`` (parse + caption encoding), ``first_stage`` (the
+    fused-score search), ``second_stage`` (the binding matcher), ``concepts``, ``total``."""
 
     def to_json(self) -> dict[str, Any]:
         """The answer as a JSON-serialisable dict."""
@@ -140,6 +146,7 @@ class Searcher:
                rerank: bool = True) -> Answer:  # fmt: skip
         """Rank the index for ``query`` in ``mode`` (see the module docstring); ``rerank``
         False ranks by the fused score even when the checkpoint has a binding matcher."""
+        started = time.perf_counter()
         text, k, mode = validate_query(query), validate_k(k), validate_mode(mode)
         reranker = self.reranker if rerank else None
         if mode not in self.modes():
@@ -178,16 +185,17 @@ class Searcher:
         if use_model and concept_query is not None:
             result.mode = "auto"
             result.hits = self._fused(text, concept_query, k, result.model_weight or 0.0,
-                                      reranker, result.warnings)  # fmt: skip
+                                      reranker, result.warnings, result.timings)  # fmt: skip
         elif use_model:
             result.mode = "model"
-            result.hits = self._model_hits(text, k, reranker, result.warnings)
+            result.hits = self._model_hits(text, k, reranker, result.warnings, result.timings)
         elif concept_query is not None:
             result.mode = "concepts"
             warning = concept_warning(list(concept_query.words), list(concept_query.unmatched))
             if warning:
                 result.warnings.append(warning)
-            result.hits = self._concept_hits(concept_query, k)
+            with _timed(result.timings, "concepts"):
+                result.hits = self._concept_hits(concept_query, k)
         result.reranked = sum(h.match_score is not None for h in result.hits)
         result.ranked_by = self._ranked_by(result)
         if mode == "auto" and result.mode_reason is None:
@@ -195,6 +203,7 @@ class Searcher:
                                   f"{'concept scores' if result.mode == 'model' else 'model'}")
         if result.mode == "concepts":
             self._weak_concepts(concept_query, result)
+        result.timings["total"] = round(1000 * (time.perf_counter() - started), 3)
         return result
 
     def _auto_concepts(self, known: list[str], query: ConceptQuery,
@@ -270,17 +279,20 @@ class Searcher:
 
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
-                    warnings: list[str]) -> list[Hit]:  # fmt: skip
-        encoded = self._encode(text)
+                    warnings: list[str], timings: dict[str, float]) -> list[Hit]:  # fmt: skip
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
         pool = k if reranker is None else max(k, reranker.top_k)
-        found = self.index.search_vectors(encoded, pool)[0]
+        with _timed(timings, "first_stage"):
+            found = self.index.search_vectors(encoded, pool)[0]
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
         ranked = np.asarray(found.scores, np.float64).copy()
         if reranker is not None:
             short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
-            match, problem = reranker.try_match(text, ids)
+            with _timed(timings, "second_stage"):
+                match, problem = reranker.try_match(text, ids)
             warnings.extend([problem] if problem else [])
             if match is not None:
                 order[:short] = reorder_shortlist(found.rows[:short], found.scores[:short],
@@ -299,13 +311,17 @@ class Searcher:
         return self._hits(rows[kept], scores[kept], {}, scores[kept], query)
 
     def _fused(self, text: str, query: ConceptQuery, k: int, weight: float,
-               reranker: ShortlistReranker | None, warnings: list[str]) -> list[Hit]:  # fmt: skip
+               reranker: ShortlistReranker | None, warnings: list[str],
+               timings: dict[str, float]) -> list[Hit]:  # fmt: skip
         concepts = self.index.concepts
         assert concepts is not None
         pool = max(CANDIDATES, 4 * k)
-        encoded = self._encode(text)
-        model_rows = self.index.search_vectors(encoded, pool)[0].rows
-        concept_rows, _ = concepts.top(query, pool)
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
+        with _timed(timings, "first_stage"):
+            model_rows = self.index.search_vectors(encoded, pool)[0].rows
+        with _timed(timings, "concepts"):
+            concept_rows, _ = concepts.top(query, pool)
         rows = np.unique(np.concatenate([model_rows, concept_rows])).astype(np.int64)
         levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
         fused_part = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
@@ -313,7 +329,8 @@ class Searcher:
         match = np.full(len(rows), np.nan)
         if reranker is not None:
             short = np.lexsort((rows, -fused_part))[: reranker.top_k]
-            scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
+            with _timed(timings, "second_stage"):
+                scored, problem = reranker.try_match(text, [self.index.ids[r] for r in rows[short]])
             warnings.extend([problem] if problem else [])
             if scored is not None:
                 match[short] = scored
@@ -365,6 +382,17 @@ def _with_floor(match: np.ndarray) -> np.ndarray:
     measured = match[~np.isnan(match)]
     floor = float(measured.min()) if measured.size else 0.0
     return np.where(np.isnan(match), floor, match)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the milliseconds the block takes to ``timings[stage]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent = 1000 * (time.perf_counter() - started)
+        timings[stage] = round(timings.get(stage, 0.0) + spent, 3)
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:

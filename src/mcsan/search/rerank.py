@@ -5,13 +5,15 @@ that reads a caption's parse against a clip's frame features: it tells "a red cu
 blue ball" from the clip with the colours or the roles exchanged, which the fused score
 (an inner product, what the index holds) often cannot. Search uses it as evaluation does
 (:mod:`mcsan.evaluate.reranked`): the query's shortlist by fused score (``rerank.top_k``
-clips or ``rerank.fraction`` of the index) is re-ordered by ``fused + rerank.weight * match``. The matcher needs the clips' features, so
-the index must still find the feature file it was built from (its own extraction cache
-``INDEX/features.h5``, or the dataset's feature set it records).
+clips or ``rerank.fraction`` of the index) is re-ordered by ``fused + rerank.weight * match``. The matcher reads the clips' cell keys and
+changes from the index's matcher store (:mod:`mcsan.search.matcher_store`); an index without
+one (built before stores) falls back to the feature file it was built from (its own
+extraction cache ``INDEX/features.h5``, or the dataset's feature set it records).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,10 @@ import numpy as np
 from mcsan.core.errors import FeatureError
 from mcsan.search.build import CACHE_NAME
 from mcsan.search.index import VideoIndex
+from mcsan.search.matcher_store import store_layout, to_video
+from mcsan.search.segments import prefetch
+
+log = logging.getLogger(__name__)
 
 
 def index_feature_file(index: VideoIndex) -> Path | None:
@@ -36,19 +42,27 @@ def index_feature_file(index: VideoIndex) -> Path | None:
 
 
 class ShortlistReranker:
-    """Scores a query against candidate clips with the checkpoint's binding matcher."""
+    """Scores a query against candidate clips with the checkpoint's binding matcher: from
+    the index's matcher store when it has one, else from the clips' feature file."""
 
-    def __init__(self, retriever: Any, feature_file: Path, index: VideoIndex | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(self, retriever: Any, feature_file: Path | None,
+                 index: VideoIndex | None = None) -> None:  # fmt: skip
         """``retriever`` a :class:`mcsan.inference.retriever.Retriever` with a matcher, whose
-        shortlist policy sizes the shortlist for ``index`` (whose features must be those it
-        records: checked at every reopening)."""
+        shortlist policy sizes the shortlist for ``index``; the matcher reads ``index``'s
+        matcher store when ``feature_file`` is None, else ``feature_file`` (which must hold
+        the features ``index`` records: checked at every reopening)."""
         self.retriever = retriever
         self.feature_file = feature_file
         self.index = index
+        self.from_store = feature_file is None and index is not None
         policy = retriever.shortlist
         self.top_k = policy.size(len(index)) if index is not None else policy.top_k
         self.weight = policy.weight
+
+    @property
+    def source(self) -> str:
+        """Where the matcher's inputs come from: ``store`` or ``features``."""
+        return "store" if self.from_store else "features"
 
     @classmethod
     def for_index(cls, index: VideoIndex, retriever: Any) -> tuple[ShortlistReranker | None,
@@ -56,6 +70,11 @@ class ShortlistReranker:
         """The reranker, or None and why not (None, None: the model has no matcher)."""
         if retriever is None or not getattr(retriever, "has_matcher", False):
             return None, None
+        if index.matcher is not None and index.matcher_info == store_layout(retriever):
+            return cls(retriever, None, index), None
+        log.info("index %s has no matcher store for this checkpoint (built before stores, or "
+                 "by another version); re-ranking reads the clips' feature file",
+                 index.directory)  # fmt: skip
         feature_file = index_feature_file(index)
         if feature_file is None:
             recorded = index.extra.get("feature_file") or "none recorded"
@@ -66,7 +85,7 @@ class ShortlistReranker:
 
         try:
             with FeatureStore.open(feature_file, mode="r", expect=retriever.feature_spec) as store:
-                missing = [video_id for video_id in index.ids if video_id not in store]
+                missing = [video_id for video_id in index.live_ids() if video_id not in store]
                 if not missing:
                     _check_identity(index, store)
         except (FeatureError, OSError) as exc:
@@ -86,6 +105,13 @@ class ShortlistReranker:
         if not video_ids:
             return np.zeros(0, np.float32)
         retriever = self.retriever
+        if self.from_store:
+            assert self.index is not None and self.index.matcher_info is not None
+            rows = np.array([self.index.row_of(v) for v in video_ids], np.int64)
+            prefetch(self.index.matcher, rows)
+            video = to_video(self.index.matcher[rows], self.index.matcher_info["key_dim"])
+            every = np.arange(len(rows))
+            return retriever.match_encoded([query], video, np.zeros_like(every), every)
         # reopened per query: the file must still have the model's spec and the index's identity
         with FeatureStore.open(self.feature_file, mode="r", expect=retriever.feature_spec) as store:
             if self.index is not None:
@@ -93,7 +119,8 @@ class ShortlistReranker:
             clips = [store.read(video_id, np.float16, streams=retriever.matcher_streams)
                      for video_id in video_ids]  # fmt: skip
         rows = np.arange(len(clips))
-        return retriever.match_pairs([query], clips, np.zeros_like(rows), rows)
+        return retriever.match_encoded([query], retriever.match_clips(clips), np.zeros_like(rows),
+                                       rows)  # fmt: skip
 
     def try_match(self, query: str, video_ids: Sequence[str]
                   ) -> tuple[np.ndarray | None, str | None]:  # fmt: skip

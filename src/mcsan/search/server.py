@@ -3,7 +3,9 @@
     GET /api/health             index size, modes, levels, weights, checkpoint, dataset, domain,
                                 example queries from the index's own vocabulary
     GET /api/search?q=...&k=...&mode=auto|concepts|model
-                                ranked hits, matched concepts, unknown words, warnings
+                                ranked hits, matched concepts, unknown words, warnings,
+                                per-stage times (``timings``: encode, first_stage,
+                                second_stage, concepts, total; milliseconds)
     GET /media/{path}           a clip of the index, only from the index's media root
     GET /                       the search page (static/index.html)
 
@@ -12,6 +14,7 @@ Every client mistake gets a 4xx with ``{"error": message}``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path, PurePosixPath
@@ -26,13 +29,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mcsan.core.errors import MCSANError
 from mcsan.inference.encoder import Encoder
+from mcsan.search.batching import BatchedEncoder
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
-from mcsan.search.index_files import changed_files
+from mcsan.search.index_identity import changed_files
 from mcsan.search.library import open_searcher, rerank_fields
 from mcsan.search.modes import Searcher
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 SEARCH_PARAMS = frozenset({"q", "k", "mode", "rerank"})
 RERANK_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -137,25 +142,81 @@ def health_fields(searcher: Searcher) -> dict[str, Any]:
     }
 
 
+class LiveSearcher:
+    """The searcher of an index folder, reopened when the folder changes (``mcsan index --add``
+    / ``--remove`` / a rebuild swap in a new meta.json): each request compares meta.json's
+    inode and modification time with the loaded one's; a changed index is loaded once, logged,
+    and used from then on. A rebuild with another checkpoint is refused (the old one stays)."""
+
+    def __init__(self, index_dir: str | os.PathLike[str], searcher: Searcher,
+                 bank: ConceptBank | None) -> None:  # fmt: skip
+        """``searcher`` was opened from ``index_dir``."""
+        self.index_dir = Path(index_dir)
+        self.searcher = searcher
+        self.bank = bank
+        self.stamp = _stamp(self.index_dir)
+        self._lock = threading.Lock()
+
+    def current(self) -> Searcher:
+        """The searcher of the index as it is on disk now."""
+        stamp = _stamp(self.index_dir)
+        if stamp is None or stamp == self.stamp:
+            return self.searcher
+        with self._lock:
+            if stamp != self.stamp:
+                self._reload(stamp)
+        return self.searcher
+
+    def _reload(self, stamp: tuple[int, int]) -> None:
+        old = self.searcher
+        try:
+            index = VideoIndex.load(self.index_dir)
+            searcher = Searcher(index, old.retriever, old._bank or self.bank,
+                                where=f"index {self.index_dir}")  # fmt: skip
+        except MCSANError as exc:
+            log.warning("index %s changed but cannot be used (%s); still serving version %d",
+                        self.index_dir, exc, old.index.version)  # fmt: skip
+            self.stamp = stamp
+            return
+        log.info("index %s changed: reloaded (version %d -> %d, %d clips)", self.index_dir,
+                 old.index.version, index.version, len(index))  # fmt: skip
+        self.searcher, self.stamp = searcher, stamp
+
+
+def _stamp(index_dir: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of the index's meta.json (None mid-swap or when missing)."""
+    try:
+        info = (index_dir / "meta.json").stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
 def create_app(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
     retriever: Encoder | None = None,
     bank: ConceptBank | None = None,
 ) -> FastAPI:
-    """The search app over the index in ``index_dir`` (see :func:`open_searcher`)."""
+    """The search app over the index in ``index_dir`` (see :func:`open_searcher`).
+
+    Requests run in parallel threads; their model work is batched on one worker
+    (:mod:`mcsan.search.batching`). The index is reloaded when it changes on disk."""
     searcher = open_searcher(index_dir, checkpoint, retriever, bank)
-    index = searcher.index
-    if index.concepts is not None:
+    if searcher.retriever is not None:
+        searcher = Searcher(searcher.index, BatchedEncoder(searcher.retriever), searcher._bank,
+                            where=f"index {index_dir}")  # fmt: skip
+    if searcher.index.concepts is not None:
         _ = searcher.bank  # read GloVe now, not on the first query
-    lock = threading.Lock()
     from mcsan.search.example_queries import example_queries
 
     examples = example_queries(searcher)
+    live = LiveSearcher(index_dir, searcher, searcher._bank)
 
     app = FastAPI(title="mcsan search", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.index = index
-    app.state.retriever = searcher.retriever
+    app.state.live = live
+    app.state.index = searcher.index
+    app.state.retriever = getattr(searcher.retriever, "encoder", None)
     app.state.searcher = searcher
 
     @app.exception_handler(ClientError)
@@ -176,12 +237,15 @@ def create_app(
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
+        searcher = live.current()
+        index = searcher.index
         return {
             "status": "ok",
             "videos": len(index),
+            "version": index.version,
             "levels": list(index.levels),
             "weights": index.weights,
-            "kind": "ivf_flat" if index.approx else "flat",
+            "kind": index.kind,
             "checkpoint_sha256": index.checkpoint_sha256,
             "has_media": index.media_root is not None,
             **health_fields(searcher),
@@ -191,10 +255,12 @@ def create_app(
     @app.get("/api/search")
     def api_search(request: Request) -> dict[str, Any]:
         query, k, mode, rerank = parse_search_params(request)
+        searcher = live.current()
+        index = searcher.index
         if changed := changed_files(index.directory, index.on_disk):  # never a half-read index
-            raise ClientError(503, f"{changed}; restart `mcsan serve` to load it")
-        with lock:
-            answer = searcher.answer(query, k, mode, rerank)
+            raise ClientError(503, f"{changed} in place; rebuild it with `mcsan index` (a new "
+                              "meta.json, as `mcsan index` writes, is reloaded by itself)")
+        answer = searcher.answer(query, k, mode, rerank)
         body = answer.to_json()
         body["hits"] = [{**hit.to_json(), **media_fields(hit.path)} for hit in answer.hits]
         model = searcher.model or {}
@@ -206,11 +272,12 @@ def create_app(
             "dataset": model.get("dataset"),
             "checkpoint": model.get("checkpoint"),
             "rerank": rerank_fields(searcher),
+            "version": index.version,
         }
 
     @app.get("/media/{requested:path}")
     def media(requested: str) -> FileResponse:
-        return FileResponse(resolve_media(index, requested))
+        return FileResponse(resolve_media(live.current().index, requested))
 
     @app.get("/")
     def page() -> FileResponse:

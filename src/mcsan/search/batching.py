@@ -1,0 +1,129 @@
+"""Serving many users: the model work of concurrent queries runs in batches on one thread.
+
+The server answers requests on a thread pool with no lock around a query. What costs time
+in a query is the model: parsing and encoding the caption, and the binding matcher over
+its shortlist. :class:`BatchedEncoder` stands in for the encoder (a
+:class:`mcsan.inference.retriever.Retriever`) and sends those two calls to one worker thread;
+whatever requests are waiting when the worker is free go in together as one batch (one
+parse, one caption encoding, one matcher call over every query's shortlist). No request waits
+for a timer: a lone query is a batch of one. The worker is the only thread that runs the
+model, so the model and its parser are never used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64
+"""Most requests of one kind merged into one model call."""
+
+
+class MicroBatcher:
+    """Runs ``handlers[kind](items)`` on one worker thread for the items queued together."""
+
+    def __init__(self, handlers: dict[str, Callable[[list[Any]], list[Any]]],
+                 max_batch: int = MAX_BATCH) -> None:  # fmt: skip
+        """``handlers[kind]`` maps a list of items to a list of results, one per item."""
+        self.handlers = handlers
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[str, Any, Future[Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        self.batches = 0
+        """How many model calls ran (for tests and logs)."""
+
+    def submit(self, kind: str, item: Any) -> Any:
+        """The handler's result for ``item`` (blocks; re-raises the batch's exception)."""
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="mcsan-batcher",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+        future: Future[Any] = Future()
+        self._queue.put((kind, item, future))
+        return future.result()
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            waiting = [first]
+            while len(waiting) < self.max_batch * len(self.handlers):
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for kind in dict.fromkeys(entry[0] for entry in waiting):
+                group = [entry for entry in waiting if entry[0] == kind]
+                for start in range(0, len(group), self.max_batch):
+                    self._run(kind, group[start : start + self.max_batch])
+
+    def _run(self, kind: str, group: list[tuple[str, Any, Future[Any]]]) -> None:
+        self.batches += 1
+        try:
+            results = self.handlers[kind]([item for _, item, _ in group])
+        except BaseException as exc:  # every waiting request gets the error
+            for _, _, future in group:
+                future.set_exception(exc)
+            return
+        for (_, _, future), result in zip(group, results, strict=True):
+            future.set_result(result)
+
+
+class BatchedEncoder:
+    """An encoder whose ``encode_captions`` and ``match_encoded`` calls from many threads are
+    batched (see the module docstring); every other attribute is the wrapped encoder's."""
+
+    def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
+        """Wrap ``encoder`` (a Retriever)."""
+        self.encoder = encoder
+        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many},
+                                    max_batch)  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.encoder, name)
+
+    def encode_captions(self, captions: Sequence[str], batch_size: int = 256
+                        ) -> dict[str, np.ndarray]:  # fmt: skip
+        """As the encoder's, batched with other threads' calls."""
+        return self.batcher.submit("encode", list(captions))
+
+    def match_encoded(self, captions: Sequence[str], video: Any, caption_rows: np.ndarray,
+                      clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+        """As the encoder's, batched with other threads' calls."""
+        return self.batcher.submit("match", (list(captions), video, np.asarray(caption_rows),
+                                             np.asarray(clip_rows)))  # fmt: skip
+
+    def _encode_many(self, requests: list[list[str]]) -> list[dict[str, np.ndarray]]:
+        texts = [text for request in requests for text in request]
+        encoded = self.encoder.encode_captions(texts)
+        out, start = [], 0
+        for request in requests:
+            out.append({lv: v[start : start + len(request)] for lv, v in encoded.items()})
+            start += len(request)
+        return out
+
+    def _match_many(self, requests: list[tuple[Any, ...]]) -> list[np.ndarray]:
+        from mcsan.evaluate.reranked import _cat_video
+
+        captions: list[str] = []
+        caption_rows, clip_rows, sizes = [], [], []
+        clips = 0
+        for texts, video, text_rows, video_rows in requests:
+            caption_rows.append(text_rows + len(captions))
+            clip_rows.append(video_rows + clips)
+            captions += texts
+            clips += len(video.mask)
+            sizes.append(len(text_rows))
+        video = _cat_video([request[1] for request in requests])
+        scores = self.encoder.match_encoded(captions, video, np.concatenate(caption_rows),
+                                            np.concatenate(clip_rows))  # fmt: skip
+        return list(np.split(scores, np.cumsum(sizes)[:-1]))
