@@ -155,7 +155,7 @@ def bench_concepts(rows: int, n_queries: int, k: int) -> dict:
 
     from mcsan.search.concept_index import ConceptScores
     from mcsan.search.concepts import default_bank
-    from mcsan.search.modes import Searcher
+    from mcsan.search.searcher import Searcher
 
     bank = default_bank()
     scores = ConceptScores(synthetic_concepts(rows, seed=rows), {"classes": 1000})

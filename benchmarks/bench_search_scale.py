@@ -156,7 +156,7 @@ def main() -> None:
     from mcsan.search.grow import append_segment, drop_clips
     from mcsan.search.index import VideoIndex
     from mcsan.search.matcher_store import store_layout
-    from mcsan.search.modes import Searcher
+    from mcsan.search.searcher import Searcher
 
     retriever = Retriever.from_checkpoint(args.checkpoint)
     if args.pq_pool:

@@ -154,6 +154,7 @@ def strip_matcher_store(index_dir: Path) -> None:
         name = segment["files"].pop("matcher", None)
         if name:
             (index_dir / name).unlink()
+            meta.get("files", {}).pop(name, None)  # its recorded hash (identity check)
     (index_dir / "meta.json").write_text(json.dumps(meta))
 
 

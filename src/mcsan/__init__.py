@@ -39,7 +39,7 @@ _API: dict[str, tuple[str, str]] = {
     "Retriever": ("mcsan.inference.retriever", "Retriever"),
     "build_index": ("mcsan.search.build", "build_index"),
     "open_searcher": ("mcsan.search.library", "open_searcher"),
-    "Searcher": ("mcsan.search.modes", "Searcher"),
+    "Searcher": ("mcsan.search.searcher", "Searcher"),
 }
 """Public name -> (module, attribute); ``mcsan.search`` and ``mcsan.train`` are packages,
 so training is ``train_model`` and searching ``mcsan.search.search``."""

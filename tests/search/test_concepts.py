@@ -12,7 +12,7 @@ from mcsan.core.errors import CheckpointError, SearchError
 from mcsan.search import VideoIndex
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores, pool_probabilities
 from mcsan.search.concepts import ConceptBank, content_words, default_bank, load_classes
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")

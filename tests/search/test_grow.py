@@ -16,9 +16,9 @@ from search_helpers import BACKENDS, photo_index_setup
 from mcsan.core.errors import SearchError
 from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
-from mcsan.search.build import build_from_store, index_videos
+from mcsan.search.build import CONCEPT_CACHE_NAME, build_from_store, index_videos
 from mcsan.search.grow import add_to_index, remove_from_index
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 
 QUERIES = ("a red ball is jumping", "a blue cube left of a green ball", "a yellow ball",
            "a purple cube is above a red cube")
@@ -136,7 +136,7 @@ def test_concept_scores_follow_an_add_and_a_remove(tmp_path_factory, tmp_path):
     folder, index_dir = tmp_path / "clips", tmp_path / "index"
     folder.mkdir()
     index_dir.mkdir()
-    shutil.copy(photos["index"] / "concepts.h5", index_dir)  # the extraction cache: reused
+    shutil.copy(photos["index"] / CONCEPT_CACHE_NAME, index_dir)  # the extraction cache: reused
     for clip in clips[:5]:
         shutil.copy(clip, folder)
     index_videos(None, folder, index_dir)
@@ -150,11 +150,16 @@ def test_concept_scores_follow_an_add_and_a_remove(tmp_path_factory, tmp_path):
         b = Searcher(fresh, bank=bank).answer(query, k=3, mode="concepts").hits
         assert [(h.video_id, round(h.score, 5)) for h in a] == [
             (h.video_id, round(h.score, 5)) for h in b]
+    before = Searcher(grown, bank=bank).answer("a cat", k=8, mode="concepts").hits
+    assert before[0].video_id == "chelsea"
     remove_from_index(index_dir, ["chelsea"])
-    hits = Searcher(VideoIndex.load(index_dir), bank=bank).answer("a cat", k=8,
-                                                                  mode="concepts").hits  # fmt: skip
-    assert "chelsea" not in [h.video_id for h in hits] and len(hits) == len(clips) - 1
+    shrunk = Searcher(VideoIndex.load(index_dir), bank=bank)
+    hits = shrunk.answer("a cat", k=8, mode="concepts").hits
+    # the only cat is gone: the other clips score below the floor and are not padded in
+    assert "chelsea" not in [h.video_id for h in hits]
     assert np.isfinite([h.score for h in hits]).all()
+    rocket = shrunk.answer("a rocket", k=8, mode="concepts").hits
+    assert rocket and rocket[0].video_id == "rocket"
 
 
 def test_the_cli_adds_and_removes(matcher_index, tmp_path, capsys):

@@ -14,7 +14,7 @@ from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
 from mcsan.search.build import index_videos
 from mcsan.search.concepts import default_bank
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 from mcsan.search.server import create_app
 
 

@@ -9,11 +9,12 @@ import shutil
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from search_helpers import strip_matcher_store
 from tiny_world import make_tiny_dataset
 
 from mcsan.core.errors import CheckpointError
 from mcsan.search import VideoIndex
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 from mcsan.search.server import create_app
 
 LEVELS = {"global": 8, "action": 8}
@@ -41,6 +42,7 @@ def test_a_faiss_index_from_another_index_of_the_same_shape_is_refused(tmp_path)
 def test_a_swapped_feature_file_is_not_used_to_rerank(matcher_index, tmp_path):
     index_dir = tmp_path / "index"
     shutil.copytree(matcher_index["index"], index_dir)
+    strip_matcher_store(index_dir)  # an index that re-ranks from its feature file
     index = VideoIndex.load(index_dir)
     assert index.extra["feature_identity"]
     # the same ids and spec, other features (another tiny world of the same shape)

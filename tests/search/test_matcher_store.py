@@ -11,8 +11,8 @@ import pytest
 from search_helpers import strip_matcher_store
 
 from mcsan.search import VideoIndex
-from mcsan.search.modes import Searcher
 from mcsan.search.rerank import ShortlistReranker, index_feature_file
+from mcsan.search.searcher import Searcher
 from mcsan.search.segments import RowBlocks
 
 QUERIES = ("a red ball is jumping", "a blue cube left of a green ball", "a yellow cone",

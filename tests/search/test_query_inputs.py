@@ -17,8 +17,8 @@ from mcsan.cli import build_parser
 from mcsan.core.errors import SearchError
 from mcsan.inference.retriever import Retriever
 from mcsan.search import MAX_K, VideoIndex
-from mcsan.search.modes import Searcher
 from mcsan.search.query import validate_k
+from mcsan.search.searcher import Searcher
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

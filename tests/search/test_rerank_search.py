@@ -14,7 +14,7 @@ from search_helpers import strip_matcher_store
 from mcsan.cli import main as cli_main
 from mcsan.inference.retriever import Retriever
 from mcsan.search import VideoIndex
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 from mcsan.search.server import create_app
 
 QUERY = "a red ball is jumping"

@@ -14,8 +14,9 @@ May import: core, data, model, config, evaluate, inference (never train, apps or
 
 from mcsan.search.index import SearchResult, VideoIndex
 from mcsan.search.library import open_searcher, search
-from mcsan.search.modes import MODES, Answer, Searcher
+from mcsan.search.modes import MODES, Answer
 from mcsan.search.query import MAX_K, MAX_QUERY_CHARS, Hit, fused_search, search_many
+from mcsan.search.searcher import Searcher
 
 __all__ = [
     "MAX_K",

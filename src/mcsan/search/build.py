@@ -263,11 +263,7 @@ def index_videos(
                  size=spec.size, streams=list(spec.streams))
     scores = None
     if concepts:
-        concept_cache = out_dir / CONCEPT_CACHE_NAME
-        from mcsan.search.people import ConceptFrameEncoder
-
-        _extract(found, concept_cache, counts, failed, frames=CONCEPT_FRAMES, size=CONCEPT_SIZE,
-                 encoder=ConceptFrameEncoder(DEFAULT_CONCEPT_BACKBONE))
+        extract_concepts(found, out_dir / CONCEPT_CACHE_NAME, counts, failed)
     ids = [video_id for video_id in found if video_id not in failed]
     if not ids:
         shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
@@ -304,6 +300,16 @@ def concept_scores(cache: Path, ids: Sequence[str]) -> ConceptScores:
     return ConceptScores.from_clips([clip[LOGITS_STREAM] for clip in clips], frames=CONCEPT_FRAMES,
                                     size=CONCEPT_SIZE, per_clip_people=people,
                                     detector=DETECTOR_NAME)  # fmt: skip
+
+
+def extract_concepts(found: dict[str, Path], cache: Path, counts: dict[str, int],
+                     failed: set[str], frames: int = CONCEPT_FRAMES,
+                     size: int = CONCEPT_SIZE) -> None:  # fmt: skip
+    """Per-frame ImageNet logits and people indicators of ``found`` into ``cache``."""
+    from mcsan.search.people import ConceptFrameEncoder
+
+    _extract(found, cache, counts, failed, frames=frames, size=size,
+             encoder=ConceptFrameEncoder(DEFAULT_CONCEPT_BACKBONE))
 
 
 def _extract(

@@ -27,8 +27,6 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import SearchError
-from mcsan.data.video.backbone import DEFAULT_BACKBONE as DEFAULT_CONCEPT_BACKBONE
-from mcsan.data.video.backbone import LOGITS_STREAM
 from mcsan.search.concept_index import ConceptScores
 from mcsan.search.faiss_kinds import labelled
 from mcsan.search.index import VideoIndex, add_rows, fuse_scales
@@ -194,6 +192,7 @@ def add_to_index(directory: str | os.PathLike[str], items: Sequence[str],
         _extract,
         concept_scores,
         encode_store,
+        extract_concepts,
         staged_store,
     )  # fmt: skip
     from mcsan.search.rerank import index_feature_file
@@ -216,17 +215,15 @@ def add_to_index(directory: str | os.PathLike[str], items: Sequence[str],
     failed: set[str] = set()
     store_path = root / CACHE_NAME
     if fresh is not None:
-        counts = {"extracted": 0, "reused": 0}
+        counts = {"extracted": 0, "reused": 0, "changed": 0}
         if index.has_model:
             spec = retriever.feature_spec
             _extract(fresh, store_path, counts, failed, backbone=spec.backbone,
                      frames=spec.frames, size=spec.size, streams=list(spec.streams))  # fmt: skip
         if index.concepts is not None:
             info = index.concepts.info
-            _extract(fresh, root / CONCEPT_CACHE_NAME, counts, failed,
-                     backbone=DEFAULT_CONCEPT_BACKBONE,
-                     frames=int(info["frames"]), size=int(info["size"]),
-                     streams=[LOGITS_STREAM])  # fmt: skip
+            extract_concepts(fresh, root / CONCEPT_CACHE_NAME, counts, failed,
+                             frames=int(info["frames"]), size=int(info["size"]))
         ids = [vid for vid in fresh if vid not in failed]
         paths = [_media_path(index, fresh[vid]) for vid in ids]
     else:

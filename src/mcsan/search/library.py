@@ -14,7 +14,8 @@ from mcsan.core.errors import SearchError
 from mcsan.inference.encoder import Encoder
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.index import VideoIndex
-from mcsan.search.modes import Answer, Searcher
+from mcsan.search.modes import Answer
+from mcsan.search.searcher import Searcher
 
 
 def load_retriever(checkpoint: str | os.PathLike[str]) -> Encoder:

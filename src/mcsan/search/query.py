@@ -1,6 +1,6 @@
 """Text queries against a :class:`~mcsan.search.index.VideoIndex`, with input validation.
 
-:func:`search` ranks by a trained model's fused score; :class:`mcsan.search.modes.Searcher`
+:func:`fused_search` ranks by a trained model's fused score; :class:`mcsan.search.searcher.Searcher`
 adds concept (zero-example) search and the fused ``auto`` mode.
 """
 

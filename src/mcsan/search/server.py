@@ -35,7 +35,7 @@ from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
 from mcsan.search.index_identity import changed_files
 from mcsan.search.library import open_searcher, rerank_fields
-from mcsan.search.modes import Searcher
+from mcsan.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
