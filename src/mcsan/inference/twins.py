@@ -146,6 +146,12 @@ def twin_accuracy(
             if focus is not None:
                 tally["focused_right"] += int(wins[focus].sum())
                 tally["focused_pairs"] += int(focus.sum())
+    return _accuracies(counts)
+
+
+def _accuracies(counts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, Any]]:
+    """Per level (twin levels, ``level/kind``, then ``all``): accuracy in percent over all
+    captions and over the captions that mention the change (``focused_*``)."""
     results: dict[str, dict[str, Any]] = {}
     for level in sorted(counts, key=lambda name: (name == "all", name.split("/")[0], name)):
         tally = counts[level]

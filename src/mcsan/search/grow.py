@@ -179,6 +179,23 @@ def _media_path(index: VideoIndex, clip: Path) -> str | None:
         return None
 
 
+def _index_retriever(index: VideoIndex, root: Path, retriever: Any) -> Any:
+    """The checkpoint that built ``index``'s model part (``retriever``, else the one the
+    index records; another one is refused); None for a concept-only index."""
+    if not index.has_model:
+        return None
+    if retriever is None:
+        from mcsan.inference.retriever import Retriever
+
+        source = index.extra.get("checkpoint")
+        if not source:
+            raise SearchError(f"{root}: the index records no checkpoint path; pass "
+                              "--checkpoint")  # fmt: skip
+        retriever = Retriever.from_checkpoint(source)
+    index.check_checkpoint(retriever.checkpoint_sha256, where=f"index {root}")
+    return retriever
+
+
 def add_to_index(directory: str | os.PathLike[str], items: Sequence[str],
                  retriever: Any = None) -> ChangeSummary:  # fmt: skip
     """Add the clips of folders ``items`` (extracted into the index's caches), or the video
@@ -200,16 +217,7 @@ def add_to_index(directory: str | os.PathLike[str], items: Sequence[str],
     started = time.perf_counter()
     root = Path(directory)
     index = VideoIndex.load(root)
-    if index.has_model:
-        if retriever is None:
-            from mcsan.inference.retriever import Retriever
-
-            source = index.extra.get("checkpoint")
-            if not source:
-                raise SearchError(f"{root}: the index records no checkpoint path; pass "
-                                  "--checkpoint")  # fmt: skip
-            retriever = Retriever.from_checkpoint(source)
-        index.check_checkpoint(retriever.checkpoint_sha256, where=f"index {root}")
+    retriever = _index_retriever(index, root, retriever)
     fresh, ids, skipped = _new_clips(index, items)
     summary = ChangeSummary(out=str(root), videos=len(index), skipped=skipped)
     failed: set[str] = set()

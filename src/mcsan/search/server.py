@@ -192,6 +192,44 @@ def _stamp(index_dir: Path) -> tuple[int, int] | None:
     return info.st_ino, info.st_mtime_ns
 
 
+def _json_errors(app: FastAPI) -> None:
+    """Every error of ``app`` as ``{"error": message}`` with its status (never a 500 page)."""
+
+    @app.exception_handler(ClientError)
+    async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(MCSANError)
+    async def _mcsan_error(_: Request, exc: MCSANError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"invalid request: {exc.errors()}"}, status_code=400)
+
+
+def _search_body(searcher: Searcher, answer: Any) -> dict[str, Any]:
+    """The JSON of ``/api/search``: the answer, its hits with media links, the model."""
+    index = searcher.index
+    body = answer.to_json()
+    body["hits"] = [{**hit.to_json(), **media_fields(hit.path)} for hit in answer.hits]
+    model = searcher.model or {}
+    return {
+        **body,
+        "k": len(answer.hits),
+        "levels": list(index.levels) if answer.mode != "concepts" else [],
+        "weights": index.weights,
+        "dataset": model.get("dataset"),
+        "checkpoint": model.get("checkpoint"),
+        "rerank": rerank_fields(searcher),
+        "version": index.version,
+    }
+
+
 def create_app(
     index_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
@@ -219,21 +257,7 @@ def create_app(
     app.state.retriever = getattr(searcher.retriever, "encoder", None)
     app.state.searcher = searcher
 
-    @app.exception_handler(ClientError)
-    async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(MCSANError)
-    async def _mcsan_error(_: Request, exc: MCSANError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": f"invalid request: {exc.errors()}"}, status_code=400)
+    _json_errors(app)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -260,20 +284,7 @@ def create_app(
         if changed := changed_files(index.directory, index.on_disk):  # never a half-read index
             raise ClientError(503, f"{changed} in place; rebuild it with `mcsan index` (a new "
                               "meta.json, as `mcsan index` writes, is reloaded by itself)")
-        answer = searcher.answer(query, k, mode, rerank)
-        body = answer.to_json()
-        body["hits"] = [{**hit.to_json(), **media_fields(hit.path)} for hit in answer.hits]
-        model = searcher.model or {}
-        return {
-            **body,
-            "k": len(answer.hits),
-            "levels": list(index.levels) if answer.mode != "concepts" else [],
-            "weights": index.weights,
-            "dataset": model.get("dataset"),
-            "checkpoint": model.get("checkpoint"),
-            "rerank": rerank_fields(searcher),
-            "version": index.version,
-        }
+        return _search_body(searcher, searcher.answer(query, k, mode, rerank))
 
     @app.get("/media/{requested:path}")
     def media(requested: str) -> FileResponse:

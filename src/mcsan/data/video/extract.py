@@ -296,15 +296,9 @@ def extract_features(
         for leftover in folder.glob(".*.tmp"):  # temp files of a killed run
             leftover.unlink(missing_ok=True)
     wanted = select_shard(list(videos), shard)
-    stored = _completed_ids(out, _part_paths(folder), spec, set(wanted))
     summary = ExtractionSummary(out_path=out)
     failures_path(out).unlink(missing_ok=True)  # it lists the failures of the latest run
-    changed, unchecked = stale_entries(stored, videos)
-    if changed:
-        logger.warning("%s: %d clip(s) changed since their features were extracted (e.g. "
-                       "%s); extracting them again", out, len(changed), changed[0])  # fmt: skip
-    summary.changed, summary.unchecked = changed, len(unchecked)
-    done_ids = set(stored) - set(changed)
+    done_ids, changed = _done_and_changed(out, folder, spec, wanted, videos, summary)
     summary.skipped = sum(1 for v in wanted if v in done_ids)
     jobs = [(v, Path(videos[v])) for v in wanted if v not in done_ids]
     writer = _PartWriter(folder, spec, summary)
@@ -331,21 +325,38 @@ def extract_features(
         finished(batcher.finish())
         writer.flush()
 
-    parts = _part_paths(folder)
     # a changed clip that failed now keeps no stale entry
-    stale = set(changed) & {record["video_id"] for record in summary.failures}
-    if parts or stale or not out.is_file():
-        if parts or stale:
-            # newest first: a re-extracted clip's entry replaces the stale one
-            merge_stores([*reversed(parts), *([out] if out.is_file() else [])], out,
-                         expect=spec, skip=stale)  # fmt: skip
-        else:
-            with atomic_path(out) as tmp:
-                FeatureStore.create(tmp, spec, overwrite=True).close()
-    if folder.is_dir():
-        shutil.rmtree(folder)
+    _finish_store(out, folder, spec, set(changed) & {r["video_id"] for r in summary.failures})
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _done_and_changed(out: Path, folder: Path, spec: FeatureSpec, wanted: list[str],
+                      videos: Mapping[str, str | os.PathLike[str]],
+                      summary: ExtractionSummary) -> tuple[set[str], list[str]]:  # fmt: skip
+    """Ids already extracted from their current clips, and ids whose clip changed since
+    (extracted again, said in a warning and in ``summary``)."""
+    stored = _completed_ids(out, _part_paths(folder), spec, set(wanted))
+    changed, unchecked = stale_entries(stored, videos)
+    if changed:
+        logger.warning("%s: %d clip(s) changed since their features were extracted (e.g. "
+                       "%s); extracting them again", out, len(changed), changed[0])  # fmt: skip
+    summary.changed, summary.unchecked = changed, len(unchecked)
+    return set(stored) - set(changed), changed
+
+
+def _finish_store(out: Path, folder: Path, spec: FeatureSpec, stale: set[str]) -> None:
+    """Merge the run's parts (newest first: a re-extracted clip's entry replaces the stale
+    one) into ``out``, dropping ``stale`` entries; an empty store when nothing was done."""
+    parts = _part_paths(folder)
+    if parts or stale:
+        merge_stores([*reversed(parts), *([out] if out.is_file() else [])], out,
+                     expect=spec, skip=stale)  # fmt: skip
+    elif not out.is_file():
+        with atomic_path(out) as tmp:
+            FeatureStore.create(tmp, spec, overwrite=True).close()
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def record_feature_set(root: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> bool:
