@@ -17,6 +17,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, Literal
 
 from mcsan.core.errors import ConfigError
@@ -117,6 +118,7 @@ def check_ranges(section: str, obj: Any, source: str = "") -> None:
             )
 
 
+@cache
 def choices(cls: type) -> dict[str, tuple[Any, ...]]:
     """The ``Literal`` choice fields of a config dataclass: {field: allowed values}."""
     hints = typing.get_type_hints(cls)

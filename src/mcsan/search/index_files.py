@@ -28,14 +28,13 @@ from mcsan.core.errors import CheckpointError
 from mcsan.core.io import _link_or_copy, atomic_directory, atomic_write_json
 from mcsan.search.concept_index import CONCEPTS_NAME, ConceptScores
 from mcsan.search.fusion import fuse, fuse_scales
-from mcsan.search.index_identity import check_files, file_hashes, file_stats
+from mcsan.search.index_identity import META_NAME, check_files, file_hashes, file_stats
 from mcsan.search.matcher_store import MATCHER_PREFIX
 from mcsan.search.segments import blocks_of, rows_of
 
 FORMAT_VERSION = 2
 """2: segments (``mcsan index --add``), tombstones, the matcher store, the FAISS kind; 1 (one
 segment, no store) is still read."""
-META_NAME = "meta.json"
 FAISS_NAME = "faiss.index"
 INDEX_FILES_PREFIX = "emb_"
 MATCHER_ROLE = "matcher"

@@ -12,6 +12,7 @@ from mcsan.core.errors import CheckpointError
 from mcsan.data.video.identity import ends_hash, note_unchecked
 
 META_NAME = "meta.json"
+"""The index's manifest (written last; what :mod:`mcsan.search.index_files` reads first)."""
 
 
 def file_hashes(root: Path, owned: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
