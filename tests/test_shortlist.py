@@ -39,14 +39,16 @@ def test_the_policy_is_frozen_and_replaced_not_changed():
     assert (count.top_k, count.fraction) == (7, None)
     assert policy == ShortlistPolicy(top_k=50, weight=2.0)
     assert policy.replaced() is policy
-    for bad in ({"top_k": 0}, {"fraction": 0.0}, {"fraction": 1.5}, {"weight": -1.0}):
+    for bad in ({"top_k": 0}, {"fraction": 0.0}, {"fraction": 1.5}, {"weight": -1.0},
+                {"late_weight": -0.5}):
         with pytest.raises(ConfigError, match="rerank"):
             ShortlistPolicy(**bad)
 
 
 def test_built_from_the_rerank_section_and_old_keys_still_read():
     world = ShortlistPolicy.from_config(load_config("world").rerank)
-    assert world == ShortlistPolicy(top_k=100, fraction=None, weight=2.0)
+    assert world == ShortlistPolicy(top_k=100, fraction=None, weight=2.0, late_weight=2.0)
+    assert world.late and not ShortlistPolicy().late
     assert ShortlistPolicy.from_config(load_config(None).rerank) == ShortlistPolicy()
     old = config_from_dict({"model": {"rerank": True, "rerank_top_k": 7, "rerank_weight": 0.5}})
     assert (old.rerank.top_k, old.rerank.weight) == (7, 0.5)

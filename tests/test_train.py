@@ -199,6 +199,24 @@ def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caplo
     assert not (tmp_path / "nan" / "best.pt").exists()
 
 
+def _late_interaction_first_stage(checkpoint: Path, capsys) -> None:
+    """With late interaction the first stage ranks by fused + w x late, re-ranking draws its
+    shortlist from it, and weight 0 for both is the fused ranking."""
+    late = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2)
+    metrics = late["metrics"]
+    assert late["rerank"]["late_weight"] == 1.0 and "first stage" in metrics
+    assert set(metrics["first stage"]) == set(metrics["fused"])
+    neutral = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2,
+                                  rerank_weight=0.0)  # fmt: skip
+    first = neutral["metrics"]["first stage"]
+    assert {k: neutral["metrics"]["reranked"][k] for k in first} == pytest.approx(first)
+    assert cli_main(["evaluate", "--checkpoint", str(checkpoint), "--late-weight", "1",
+                     "--shortlists", "none"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "first stage: every clip by fused + 1 x late interaction" in printed
+    assert re.search(r"^first stage +\d", printed, re.M)
+
+
 def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_parser,
                                                               capsys):  # fmt: skip
     root = make_tiny_dataset(tmp_path / "data", seed=4)
@@ -216,11 +234,14 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     metrics = report["metrics"]
     assert set(metrics["reranked"]) == {*metrics["fused"], "first_stage_recall", "shortlist"}
     # the legacy key model.rerank_top_k lands in the rerank section
-    assert report["rerank"] == {"top_k": 3, "fraction": None, "weight": 1.0, "shortlist": 3}
+    assert report["rerank"] == {"top_k": 3, "fraction": None, "weight": 1.0, "late_weight": 0.0,
+                                "shortlist": 3}  # fmt: skip
+    assert "first stage" not in metrics  # no late interaction unless asked
     # weight 0: the shortlist keeps its fused order, so re-ranking changes nothing
     same = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_top_k=5,
                                rerank_weight=0.0)  # fmt: skip
-    assert same["rerank"] == {"top_k": 5, "fraction": None, "weight": 0.0, "shortlist": 5}
+    assert same["rerank"] == {"top_k": 5, "fraction": None, "weight": 0.0, "late_weight": 0.0,
+                              "shortlist": 5}  # fmt: skip
     fused = same["metrics"]["fused"]
     assert {k: same["metrics"]["reranked"][k] for k in fused} == pytest.approx(fused)
     with pytest.raises(ConfigError, match="rerank.weight"):
@@ -228,14 +249,16 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
                      "--rerank-top-k", "4", "--rerank-weight", "0.5"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "reranked: each query's top 4 by fused + 0.5 x" in printed
+    assert "reranked: each query's top 4 by the first stage (fused), re-ordered by it + 0.5 x" \
+        in printed
     # the default extra shortlists (1%, 5% of the collection), each with its first stage
     assert "reranked top 1%" in printed and "reranked top 5%" in printed
     assert re.search(r"^reranked top 5% .* in top 1$", printed, re.M)
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
                      "--rerank-fraction", "0.5", "--shortlists", "none"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "reranked top 1%" not in printed and "top 4 by fused" in printed
+    assert "reranked top 1%" not in printed and "top 4 by the first stage (fused)" in printed
+    _late_interaction_first_stage(tmp_path / "run" / "best.pt", capsys)
     retriever = Retriever.from_checkpoint(tmp_path / "run" / "best.pt")
     retriever._parser = caption_parser
     assert retriever.has_matcher

@@ -134,14 +134,17 @@ class MatcherTableScorer(TableScorer):
     has_matcher = True
     shortlist = ShortlistPolicy(weight=2.0)
 
-    def __init__(self, table, match) -> None:
+    late_terms = ("entity", "action")
+
+    def __init__(self, table, match, late=None) -> None:
         super().__init__(table, [])
-        self.match = match
+        self.match, self.late = match, late
         self.pairs_asked = 0
 
-    def match_pairs(self, captions, features, rows, cols):
+    def match_pairs(self, captions, features, rows, cols, terms=None):
         self.pairs_asked += len(rows)
-        return np.array([self.match[(captions[r], features[c]["id"][0])]
+        table = self.match if terms is None else self.late
+        return np.array([table[(captions[r], features[c]["id"][0])]
                          for r, c in zip(rows, cols, strict=True)])  # fmt: skip
 
 
@@ -160,6 +163,21 @@ def test_reranked_and_match_scores_decide_with_the_matcher(tmp_path: Path) -> No
     assert twin_accuracy(scorer, tmp_path, features, "match")["entity"]["accuracy"] == 100.0
     with pytest.raises(DataError, match="binding matcher"):
         twin_accuracy(TableScorer(table, []), tmp_path, features, "reranked")
+
+
+def test_first_stage_adds_the_late_terms_and_reranking_builds_on_it(tmp_path: Path) -> None:
+    _write(tmp_path, TWINS[:1], TRUTH)
+    c1, c2 = "a red ball", "a red ball is moving left"
+    table = {(c1, "a"): 0.5, (c1, "a_e"): 0.6, (c2, "a"): 0.5, (c2, "a_e"): 0.6}
+    late = {(c1, "a"): 0.3, (c1, "a_e"): 0.2, (c2, "a"): 0.2, (c2, "a_e"): 0.2}
+    match = {key: 0.0 for key in table}
+    features = _features(["a", "a_e"])
+    scorer = MatcherTableScorer(table, match, late)
+    assert twin_accuracy(scorer, tmp_path, features, "first")["entity"]["accuracy"] == 0.0
+    scorer.shortlist = ShortlistPolicy(weight=2.0, late_weight=2.0)  # c1: 0.5+0.6 > 0.6+0.4
+    assert twin_accuracy(scorer, tmp_path, features, "first")["entity"]["accuracy"] == 50.0
+    # re-ranked = first + weight x match; a zero match leaves the first stage's decisions
+    assert twin_accuracy(scorer, tmp_path, features, "reranked")["entity"]["accuracy"] == 50.0
 
 
 def test_twin_table_shows_each_score_with_intervals() -> None:

@@ -35,6 +35,40 @@ def test_dense_scores_equal_the_paired_scores(presence: bool) -> None:
     assert dense.abs().max() <= 1.0 + 1e-6  # a mean of cosines
 
 
+def test_late_scores_are_the_late_terms_of_every_pair() -> None:
+    from mcsan.evaluate.first_stage import LATE_PAIRS, first_stage_scores, late_scores
+
+    model = _matcher_model()
+    assert model.matcher.late_terms == ("entity", "action")
+    text = model.match_text(make_text([3, 5, 4, 6], 11))
+    video = model.match_video(make_video(5, 4, [4, 2, 3, 4, 1], 12))
+    late = late_scores(model, text, video)
+    rows, cols = (t.reshape(-1) for t in torch.meshgrid(torch.arange(4), torch.arange(5),
+                                                        indexing="ij"))  # fmt: skip
+    with torch.no_grad():
+        paired = model.matcher.score(text.rows(rows), video.rows(cols), pairs=True,
+                                     terms=("entity", "action"))  # fmt: skip
+        full = model.matcher.score(text, video)
+    assert late.shape == (4, 5)
+    assert np.allclose(late[rows, cols], paired.numpy(), atol=1e-6)
+    assert not np.allclose(late, full.numpy(), atol=1e-3)  # the relation term is left out
+    fused = np.arange(20.0).reshape(4, 5)
+    assert np.array_equal(first_stage_scores(fused, late, 0.0), fused)
+    assert np.allclose(first_stage_scores(fused, late, 2.0), fused + 2.0 * late)
+    assert LATE_PAIRS >= 5  # one block here; blocks are covered below
+
+
+def test_late_scores_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcsan.evaluate.first_stage as first_stage
+
+    model = _matcher_model()
+    text = model.match_text(make_text([3, 5, 4], 13))
+    video = model.match_video(make_video(7, 3, [3, 2, 3, 1, 3, 2, 3], 14))
+    whole = first_stage.late_scores(model, text, video)
+    monkeypatch.setattr(first_stage, "LATE_PAIRS", 3)  # clip blocks of 3, one caption each
+    assert np.allclose(first_stage.late_scores(model, text, video), whole, atol=1e-6)
+
+
 def test_padding_frames_change_nothing() -> None:
     model = _matcher_model()
     text = model.match_text(make_text([4, 4], 3))

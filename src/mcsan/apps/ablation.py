@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.core.errors import ConfigError
+from mcsan.evaluate.split import FIRST_STAGE_ROW
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class VariantResult:
     """Twin accuracy (``mcsan.inference.twins.twin_accuracy``) when the dataset has a twin set."""
     reranked_twins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The same from the re-ranked score, for a model with a binding matcher."""
+    first_twins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The same from the first stage with late interaction (``rerank.late_weight`` > 0)."""
 
 
 def variant_overrides(name: str) -> tuple[str, ...]:
@@ -132,9 +135,12 @@ def train_variant(
         outcome.metrics[split] = evaluate_checkpoint(run_dir / "best.pt", split)
     if (Path(cfg.data.root) / TWINS_FILE).is_file():
         rerank = cfg.model.rerank and bool(set(cfg.model.levels) & set(MATCH_TERMS))
-        twins = evaluate_twin_scores(run_dir / "best.pt", cfg.data.root,
-                                     ("fused", "reranked") if rerank else ("fused",))  # fmt: skip
+        scores = ("fused", "reranked") if rerank else ("fused",)
+        if rerank and cfg.rerank.late_weight > 0:
+            scores = ("fused", "first", "reranked")
+        twins = evaluate_twin_scores(run_dir / "best.pt", cfg.data.root, scores)
         outcome.twins, outcome.reranked_twins = twins["fused"], twins.get("reranked", {})
+        outcome.first_twins = twins.get("first", {})
     return outcome
 
 
@@ -170,8 +176,9 @@ def run_numbers(run: VariantResult, split: str) -> dict[str, float]:
     """Every number of one run, flat: ``<level>/<metric>`` on ``split`` (fused included)
     and ``twins/<level[/kind]>/<accuracy|focused_accuracy>`` (``reranked_twins/...`` from
     the re-ranked score, ``reranked/<metric>`` for a model with a binding matcher, its
-    ``reranked/first_stage_recall`` at the shortlist); on a world ``oracle/t2v_r<K>`` (the
-    oracle ceiling) and ``<fused|reranked>/t2v_r<K>_of_oracle`` (percent of it)."""
+    ``reranked/first_stage_recall`` at the shortlist; ``first stage/<metric>`` and
+    ``first_twins/...`` with late interaction); on a world ``oracle/t2v_r<K>`` (the oracle
+    ceiling) and ``<fused|first stage|reranked>/t2v_r<K>_of_oracle`` (percent of it)."""
     from mcsan.evaluate.ceiling import oracle_shares
 
     flat: dict[str, float] = {}
@@ -181,11 +188,12 @@ def run_numbers(run: VariantResult, split: str) -> dict[str, float]:
     oracle = report.get("oracle")
     if oracle is not None:  # a world: the ceiling and each ranking's share of it
         flat.update({f"oracle/t2v_r{k}": float(oracle[f"t2v_r{k}"]) for k in (1, 5, 10)})
-        for row in ("fused", "reranked"):
+        for row in ("fused", FIRST_STAGE_ROW, "reranked"):
             if row in report["metrics"]:
                 shares = oracle_shares(report["metrics"][row], oracle)
                 flat.update({f"{row}/{k}_of_oracle": v for k, v in shares.items()})
-    for prefix, twins in (("twins", run.twins), ("reranked_twins", run.reranked_twins)):
+    for prefix, twins in (("twins", run.twins), ("first_twins", run.first_twins),
+                          ("reranked_twins", run.reranked_twins)):  # fmt: skip
         for level, entry in twins.items():
             for key in ("accuracy", "focused_accuracy"):
                 if key in entry:
@@ -296,12 +304,14 @@ def csv_summary(summary: Mapping[str, Mapping[str, Mapping[str, float]]],
 def _label(key: str) -> str:
     """Column label: ``twins/relation/swapped/focused_accuracy`` -> ``relation/swapped
     twins`` (focused), ``.../accuracy`` -> ``... twins (all)``; metrics keep their name."""
-    prefix = next((p for p in ("twins/", "reranked_twins/") if key.startswith(p)), None)
+    prefix = next((p for p in ("twins/", "first_twins/", "reranked_twins/")
+                   if key.startswith(p)), None)  # fmt: skip
     if prefix is None:
         return key
     group, _, kind = key.removeprefix(prefix).rpartition("/")
     label = f"{group} twins" + ("" if kind == "focused_accuracy" else " (all)")
-    return label if prefix == "twins/" else f"reranked {label}"
+    return {"twins/": label, "first_twins/": f"first stage {label}"}.get(prefix,
+                                                                         f"reranked {label}")
 
 
 TWIN_KEYS: tuple[str, ...] = (
@@ -313,12 +323,15 @@ TWIN_KEYS: tuple[str, ...] = (
 
 def table_keys(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The columns worth showing: fused rsum, R@1s, MedR, on a world the oracle's t2v R@10 and
-    the fused share of it, then the twin groups present; with a binding matcher the re-ranked
+    the fused share of it, then the twin groups present; with late interaction the first
+    stage's rsum, share and twins; with a binding matcher the re-ranked
     rsum, share of the oracle, first-stage recall and twins after them."""
     present = {key for numbers in summary.values() for key in numbers}
     keys = ["fused/rsum", "fused/t2v_r1", "fused/v2t_r1", "fused/t2v_medr", "oracle/t2v_r10",
             "fused/t2v_r10_of_oracle"]  # fmt: skip
     twins = [f"twins/{group}/focused_accuracy" for group in TWIN_KEYS]
+    first = [f"{FIRST_STAGE_ROW}/rsum", f"{FIRST_STAGE_ROW}/t2v_r10_of_oracle",
+             *(f"first_{k}" for k in twins)]  # fmt: skip
     reranked = ["reranked/rsum", "reranked/t2v_r10_of_oracle", "reranked/first_stage_recall",
                 *(f"reranked_{k}" for k in twins)]  # fmt: skip
-    return [k for k in keys + twins + reranked if k in present]
+    return [k for k in keys + twins + first + reranked if k in present]

@@ -62,7 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rerank-weight", type=float_in(0.0, low_open=False),
-        help="with a binding matcher: reranked = fused + W x match (default: the checkpoint's)",
+        help="with a binding matcher: reranked = first + W x match (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--late-weight", type=float_in(0.0, low_open=False), metavar="W",
+        help="with a binding matcher: the first stage scores every clip by fused + W x the "
+        "matcher's entity and action terms (late interaction); 0: the fused score alone "
+        "(default: the checkpoint's rerank.late_weight)",
     )
     parser.add_argument(
         "--twins", action="store_true",
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                                  rerank_top_k=args.rerank_top_k,
                                  rerank_weight=args.rerank_weight,
                                  rerank_fraction=args.rerank_fraction,
+                                 late_weight=args.late_weight,
                                  shortlists=[dict([item]) for item in args.shortlists])  # fmt: skip
     print(
         f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} "
@@ -102,8 +109,13 @@ def run(args: argparse.Namespace) -> int:
               "/ --rerank-weight change nothing")
     if report["rerank"] and "reranked" in report["metrics"]:
         rerank = report["rerank"]
-        print(f"reranked: each query's top {rerank['shortlist']} by fused + {rerank['weight']:g}"
-              " x the binding matcher's score (other rows: the same at their shortlist)")
+        first = (f"fused + {rerank['late_weight']:g} x late interaction"
+                 if rerank.get("late_weight") else "fused")  # fmt: skip
+        if rerank.get("late_weight"):
+            print(f"first stage: every clip by {first} (the matcher's entity and action terms)")
+        print(f"reranked: each query's top {rerank['shortlist']} by the first stage ({first}), "
+              f"re-ordered by it + {rerank['weight']:g} x the binding matcher's score (other "
+              "rows: the same at their shortlist)")
     for line in ceiling_lines(report["metrics"], report["oracle"]):
         print(line)
     if report["videos"] < SMALL_SAMPLE_VIDEOS:
@@ -129,8 +141,12 @@ def _twins(args: argparse.Namespace, report: dict) -> dict:
             f"{root / TWINS_FILE}: this dataset has no twin set; --twins needs one (the "
             "synthetic world of `mcsan synth` writes it); pass --dataset WORLD or drop --twins"
         )
-    scores = ("fused", "reranked") if report["rerank"] else ("fused",)
-    twins = evaluate_twin_scores(args.checkpoint, root, scores, args.rerank_weight)
+    scores: tuple[str, ...] = ("fused",)
+    if report["rerank"]:
+        late = report["rerank"].get("late_weight")
+        scores = ("fused", "first", "reranked") if late else ("fused", "reranked")
+    twins = evaluate_twin_scores(args.checkpoint, root, scores, args.rerank_weight,
+                                 args.late_weight)  # fmt: skip
     print(f"\ntwin accuracy (%) on {root}: a clip against a copy changed in one respect; "
           "'mention': captions that name the change; 50 is chance; [95% interval over "
           "caption-twin pairs]")  # fmt: skip

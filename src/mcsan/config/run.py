@@ -97,10 +97,11 @@ class TrainConfig:
 
 @dataclass
 class RerankConfig:
-    """The second stage's shortlist: with a binding matcher (``model.rerank``) each query's
-    top ``top_k`` by fused score (or its top ``fraction`` of the collection) is re-ordered
-    by ``fused + weight * match``. Read once into a frozen
-    :class:`mcsan.evaluate.shortlist.ShortlistPolicy`; training never reads it."""
+    """The two stages: with a binding matcher (``model.rerank``) the first stage scores every
+    clip by ``fused + late_weight * late`` and each query's top ``top_k`` by that score (or
+    its top ``fraction`` of the collection) is re-ordered by ``first + weight * match``.
+    Read once into a frozen :class:`mcsan.evaluate.shortlist.ShortlistPolicy`; training
+    never reads it."""
 
     top_k: int = 20
     """Shortlist size as a count of clips (of captions, video-to-text)."""
@@ -108,11 +109,15 @@ class RerankConfig:
     """Shortlist size as a share of the collection, in (0, 1]; when set it replaces
     ``top_k`` (at least one item)."""
     weight: float = 1.0
-    """``reranked = fused + weight * match``."""
+    """``reranked = first + weight * match`` (``first``: the first stage's score)."""
+    late_weight: float = 0.0
+    """The first stage: ``first = fused + late_weight * late``, ``late`` the matcher's entity
+    and action terms over every clip (late interaction on the cells the index stores); 0 =
+    the fused score alone."""
 
 
 RERANK_KEYS: tuple[str, ...] = (
-    "rerank", "rerank.top_k", "rerank.fraction", "rerank.weight",
+    "rerank", "rerank.top_k", "rerank.fraction", "rerank.weight", "rerank.late_weight",
     *(f"model.{key}" for key in LEGACY_RERANK_KEYS),
 )  # fmt: skip
 """Keys that change evaluation only (``rerank``: the whole section, absent from runs saved

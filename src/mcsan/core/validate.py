@@ -73,7 +73,7 @@ RANGES: dict[str, dict[str, Range]] = {
     },
     "rerank": {
         "top_k": Range(1, 1 << 20), "fraction": Range(0, 1, low_open=True, optional=True),
-        "weight": NON_NEGATIVE,
+        "weight": NON_NEGATIVE, "late_weight": NON_NEGATIVE,
     },
     "loss": {
         "margin": NON_NEGATIVE, "fbce_alpha": Range(0, 1), "fbce_gamma": NON_NEGATIVE,

@@ -91,8 +91,10 @@ def encode_match_video(model: Any, clips: Sequence[Mapping[str, np.ndarray]],
 
 @torch.no_grad()
 def pair_scores(model: Any, text: MatcherText, video: MatcherVideo, text_rows: np.ndarray,
-                clip_rows: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:  # fmt: skip
-    """Match score of caption ``text_rows[p]`` against clip ``clip_rows[p]``, (P,) float32."""
+                clip_rows: np.ndarray, device: torch.device | str = "cpu",
+                terms: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+    """Match score of caption ``text_rows[p]`` against clip ``clip_rows[p]``, (P,) float32
+    (``terms``: the mean of only these of the matcher's terms)."""
     rows = torch.as_tensor(np.asarray(text_rows, dtype=np.int64))
     cols = torch.as_tensor(np.asarray(clip_rows, dtype=np.int64))
     out = []
@@ -102,7 +104,7 @@ def pair_scores(model: Any, text: MatcherText, video: MatcherVideo, text_rows: n
         part = slice(start, start + PAIR_CHUNK)  # clip p for pair p: a view, not a copy
         v = (MatcherVideo(video.keys[part], video.change[part], video.mask[part]) if in_order
              else video.rows(cols[part])).to(device)  # fmt: skip
-        out.append(model.matcher.score(t, v, pairs=True).cpu())
+        out.append(model.matcher.score(t, v, pairs=True, terms=terms).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -117,7 +119,8 @@ def reranked_metrics(fused: np.ndarray, caption_video: np.ndarray, match: Any,
                      policy: ShortlistPolicy) -> dict[str, float]:  # fmt: skip
     """Retrieval metrics (:data:`mcsan.evaluate.protocol.METRIC_KEYS`) after re-ranking each
     query's shortlist (see the module docstring), with ``first_stage_recall`` and
-    ``shortlist``."""
+    ``shortlist``. ``fused``: the first stage's scores (the fused score, or with late
+    interaction :func:`mcsan.evaluate.first_stage.first_stage_scores`)."""
     t2v, v2t = shortlist_orders(fused, match, policy)
     metrics = {k: v for k, v in retrieval_metrics(t2v, caption_video).items() if k[:3] == "t2v"}
     metrics.update({k: v for k, v in retrieval_metrics(v2t, caption_video).items()
@@ -133,13 +136,24 @@ def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
                       max_frames: int | None, fused: np.ndarray, caption_video: np.ndarray,
                       batch_size: int, device: torch.device | str = "cpu",
                       policies: Sequence[ShortlistPolicy] = (ShortlistPolicy(),),
-                      ) -> list[dict[str, float]]:  # fmt: skip
-    """Re-ranked metrics of ``model`` (with a matcher) given the split's fused scores, for
-    each of ``policies`` (the matcher reads captions and clips once)."""
+                      ) -> tuple[dict[str, float] | None, list[dict[str, float]]]:  # fmt: skip
+    """The first stage's metrics when the first policy adds late interaction (else None),
+    and the re-ranked metrics of ``model`` (with a matcher) for each of ``policies``, each
+    shortlist drawn from its policy's first stage (:mod:`mcsan.evaluate.first_stage`); the
+    matcher reads captions and clips once."""
+    from mcsan.evaluate.first_stage import first_stage_scores, late_scores
+
     text = encode_match_text(model, captions, batch_size, device)
     video = encode_match_video(model, clips, streams, max_frames, batch_size, device)
+    late = (late_scores(model, text, video, device) if any(p.late for p in policies)
+            else None)  # fmt: skip
 
     def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return pair_scores(model, text, video, rows, cols, device)
 
-    return [reranked_metrics(fused, caption_video, match, policy) for policy in policies]
+    firsts = {p.late_weight: first_stage_scores(fused, late, p.late_weight) for p in policies}
+    first_row = None
+    if policies and policies[0].late:
+        first_row = retrieval_metrics(firsts[policies[0].late_weight], caption_video)
+    return first_row, [reranked_metrics(firsts[p.late_weight], caption_video, match, p)
+                       for p in policies]  # fmt: skip

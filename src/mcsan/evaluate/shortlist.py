@@ -1,9 +1,11 @@
-"""The one shortlist policy of the second stage: which clips the binding matcher re-orders.
+"""The one policy of the two stages: how the first stage scores, which clips the matcher re-orders.
 
-The fused score (the first stage, what the index holds) ranks the whole collection. With a
-binding matcher (``model.rerank``) each query's shortlist, its top K by fused score, is
-re-ordered by ``fused + weight * match`` and stays ahead of everything outside it.
-:class:`ShortlistPolicy` holds K (a count, or a fraction of the collection) and the weight;
+The first stage (what the index holds) ranks the whole collection: the fused score, plus
+with ``late_weight`` > 0 the binding matcher's late-interaction terms
+(:mod:`mcsan.evaluate.first_stage`). With a binding matcher (``model.rerank``) each query's
+shortlist, its top K by first-stage score, is re-ordered by ``first + weight * match`` and
+stays ahead of everything outside it. :class:`ShortlistPolicy` holds K (a count, or a
+fraction of the collection), the weight and the late weight;
 it is built once from the run config's ``rerank`` section (:meth:`ShortlistPolicy.from_config`)
 and never changed: another shortlist is another policy (:meth:`ShortlistPolicy.replaced`).
 Evaluation (:mod:`mcsan.evaluate.reranked`), twin accuracy (:mod:`mcsan.inference.twins`),
@@ -30,12 +32,13 @@ REPORT_FRACTIONS: tuple[float, ...] = (0.01, 0.05)
 
 @dataclass(frozen=True)
 class ShortlistPolicy:
-    """Top ``top_k`` (or the top ``fraction`` of the collection, when set) by fused score,
-    re-ordered by ``fused + weight * match``."""
+    """Top ``top_k`` (or the top ``fraction`` of the collection, when set) by first-stage
+    score ``fused + late_weight * late``, re-ordered by ``first + weight * match``."""
 
     top_k: int = 20
     fraction: float | None = None
     weight: float = 1.0
+    late_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_ranges("rerank", self, "shortlist")
@@ -43,10 +46,12 @@ class ShortlistPolicy:
     @classmethod
     def from_config(cls, section: Any) -> ShortlistPolicy:
         """From a run config's ``rerank`` section (:class:`mcsan.config.run.RerankConfig`)."""
-        return cls(int(section.top_k), section.fraction, float(section.weight))
+        return cls(int(section.top_k), section.fraction, float(section.weight),
+                   float(getattr(section, "late_weight", 0.0)))
 
     def replaced(self, top_k: int | None = None, fraction: float | None = None,
-                 weight: float | None = None) -> ShortlistPolicy:  # fmt: skip
+                 weight: float | None = None, late_weight: float | None = None
+                 ) -> ShortlistPolicy:  # fmt: skip
         """Another policy with the given settings (None: keep this one's); a ``top_k``
         given without a ``fraction`` drops this policy's fraction. ConfigError when out of
         range."""
@@ -57,6 +62,8 @@ class ShortlistPolicy:
             changes["fraction"] = float(fraction)
         if weight is not None:
             changes["weight"] = float(weight)
+        if late_weight is not None:
+            changes["late_weight"] = float(late_weight)
         return dataclasses.replace(self, **changes) if changes else self
 
     def size(self, collection: int) -> int:
@@ -77,8 +84,13 @@ class ShortlistPolicy:
         shown = f"{self.fraction * 100:g}%" if self.fraction is not None else f"{share:.2g}%"
         return f"top {k} ({shown} of {collection:,})"
 
+    @property
+    def late(self) -> bool:
+        """Whether the first stage adds the matcher's late interaction to the fused score."""
+        return self.late_weight > 0
+
     def to_json(self) -> dict[str, Any]:
-        """``{"top_k", "fraction", "weight"}``."""
+        """``{"top_k", "fraction", "weight", "late_weight"}``."""
         return dataclasses.asdict(self)
 
 

@@ -21,10 +21,15 @@ from mcsan.evaluate.engine import default_chunk_size, retrieval_metrics_from_emb
 from mcsan.evaluate.protocol import METRIC_KEYS, retrieval_metrics
 from mcsan.evaluate.shortlist import ShortlistPolicy
 
+FIRST_STAGE_ROW = "first stage"
+"""Metrics row of the first stage with late interaction (the fused score plus the matcher's
+entity and action terms, :mod:`mcsan.evaluate.first_stage`): what the index ranks by."""
+
 SMALL_SAMPLE_VIDEOS = 100
 """Below this many videos a recall is too coarse to compare models on."""
 
 __all__ = [
+    "FIRST_STAGE_ROW",
     "METRIC_KEYS",
     "SMALL_SAMPLE_VIDEOS",
     "default_chunk_size",
@@ -73,7 +78,8 @@ def evaluate_split(
     the fused score uses the model's own level weights. A model with a binding matcher
     (``model.rerank``) also gets ``"reranked"``: its shortlists re-ordered
     (:mod:`mcsan.evaluate.reranked`) by the first of ``shortlists`` (default
-    ``ShortlistPolicy()``), and ``"reranked <policy label>"`` for each further one, unless
+    ``ShortlistPolicy()``), and ``"reranked <policy label>"`` for each further one, and
+    :data:`FIRST_STAGE_ROW` when the first policy's first stage adds late interaction, unless
     ``rerank`` is False (validation: the best epoch is chosen on the fused rsum).
     """
     captions, videos, caption_video = data.split_view(split)
@@ -88,10 +94,12 @@ def evaluate_split(
         from mcsan.evaluate.reranked import evaluate_reranked, fused_scores
 
         policies = list(shortlists) or [ShortlistPolicy()]
-        reranked = evaluate_reranked(
+        first, reranked = evaluate_reranked(
             model, captions, data.video_features(videos), data.streams, data.max_frames,
             fused_scores(text, video, weights), caption_video, batch_size, device, policies,
         )  # fmt: skip
+        if first is not None:
+            results[FIRST_STAGE_ROW] = first
         for number, (policy, metrics) in enumerate(zip(policies, reranked, strict=True)):
             results["reranked" if number == 0 else f"reranked {policy.label()}"] = metrics
     return results

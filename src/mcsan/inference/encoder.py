@@ -76,7 +76,9 @@ class Encoder(Protocol):
         ...
 
     def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
-                    caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+                    caption_rows: np.ndarray, clip_rows: np.ndarray,
+                    terms: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
         """The matcher's score of caption ``caption_rows[p]`` against clip ``clip_rows[p]``:
-        (P,) float32; CheckpointError without a matcher."""
+        (P,) float32 (``terms``: the mean of only these terms); CheckpointError without a
+        matcher."""
         ...

@@ -142,11 +142,14 @@ class Retriever:
         return tuple(self.model.matcher.cell_streams) if self.has_matcher else ()
 
     def match_pairs(self, captions: Sequence[str], features: Sequence[Mapping[str, np.ndarray]],
-                    caption_rows: np.ndarray, clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+                    caption_rows: np.ndarray, clip_rows: np.ndarray,
+                    terms: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
         """The binding matcher's score of caption ``caption_rows[p]`` against clip
         ``clip_rows[p]`` (rows of ``captions`` and ``features``; a clip needs only
-        :attr:`matcher_streams`): (P,) float32."""
-        return self.match_encoded(captions, self.match_clips(features), caption_rows, clip_rows)
+        :attr:`matcher_streams`): (P,) float32; ``terms``: the mean of only these terms
+        (e.g. the first stage's late terms)."""
+        return self.match_encoded(captions, self.match_clips(features), caption_rows, clip_rows,
+                                  terms)  # fmt: skip
 
     def match_clips(self, features: Sequence[Mapping[str, np.ndarray]]) -> Any:
         """The clips as the binding matcher reads them (``MatcherVideo``: unit cell keys,
@@ -160,15 +163,21 @@ class Retriever:
         return encode_match_video(self.model, features, self.matcher_streams,
                                   self.config.data.max_frames, device=self.device)  # fmt: skip
 
+    @property
+    def late_terms(self) -> tuple[str, ...]:
+        """The matcher's late-interaction terms (the first stage's; empty without one)."""
+        return self.model.matcher.late_terms if self.has_matcher else ()
+
     def match_encoded(self, captions: Sequence[str], video: Any, caption_rows: np.ndarray,
-                      clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+                      clip_rows: np.ndarray, terms: Sequence[str] | None = None
+                      ) -> np.ndarray:  # fmt: skip
         """:meth:`match_pairs` of clips already read by :meth:`match_clips`."""
         from mcsan.evaluate.reranked import encode_match_text, pair_scores
 
         max_words = self.config.data.max_words
         encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
         text = encode_match_text(self.model, encoded, device=self.device)
-        return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device)
+        return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device, terms)
 
     def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]],
                        streams: Sequence[str] | None = None) -> None:  # fmt: skip
@@ -223,23 +232,25 @@ def evaluate_checkpoint(
     rerank_weight: float | None = None,
     rerank_fraction: float | None = None,
     shortlists: Sequence[Mapping[str, float]] = (),
+    late_weight: float | None = None,
 ) -> dict[str, Any]:
     """Metrics (fused and per level, and re-ranked with a binding matcher) of a checkpoint
     on ``split``.
 
     ``dataset`` defaults to the dataset the model was trained on; another native dataset
     must provide the same feature set streams (same per-frame shapes and backbone).
-    ``rerank_top_k`` / ``rerank_fraction`` / ``rerank_weight`` replace the checkpoint's
-    shortlist policy (:mod:`mcsan.evaluate.shortlist`); ``shortlists``: further shortlists,
+    ``rerank_top_k`` / ``rerank_fraction`` / ``rerank_weight`` / ``late_weight`` replace the
+    checkpoint's shortlist policy (:mod:`mcsan.evaluate.shortlist`); ``shortlists``: further shortlists,
     each ``{"top_k": K}`` or ``{"fraction": F}`` (the weight as above), each a
     ``"reranked <label>"`` row. On a world (:mod:`mcsan.world.oracle`) the oracle
     ceiling of the split comes too. Returns ``{"checkpoint", "checkpoint_sha256", "epoch",
     "dataset", "split", "captions", "videos", "dropped_captions", "rerank": {"top_k",
-    "fraction", "weight", "shortlist"} or None, "oracle": {...} or None, "metrics":
+    "fraction", "weight", "late_weight", "shortlist"} or None, "oracle": {...} or None, "metrics":
     {"fused": {...}, level: {...}, "reranked": {...} with a matcher}}``.
     """
     retriever = Retriever.from_checkpoint(checkpoint, device)
-    policy = retriever.shortlist.replaced(rerank_top_k, rerank_fraction, rerank_weight)
+    policy = retriever.shortlist.replaced(rerank_top_k, rerank_fraction, rerank_weight,
+                                          late_weight)
     data_cfg = dataclasses.replace(retriever.config.data)
     if dataset is not None:
         data_cfg.root = str(Path(dataset).resolve())

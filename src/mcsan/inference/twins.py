@@ -40,10 +40,11 @@ from mcsan.world.twin_truth import TwinPair, mentions_change, twin_kind
 
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
-MATCHER_SCORES = ("reranked", "match")
-"""Scores from the binding matcher (``model.rerank``): ``fused + weight * match`` (both clips
-of a twin pair as one shortlist; the weight of the encoder's shortlist policy,
-:mod:`mcsan.evaluate.shortlist`), or the match score alone."""
+MATCHER_SCORES = ("reranked", "first", "match")
+"""Scores from the binding matcher (``model.rerank``): ``first + weight * match`` (both clips
+of a twin pair as one shortlist; the weights of the encoder's shortlist policy,
+:mod:`mcsan.evaluate.shortlist`), the first stage ``first = fused + late_weight * late``
+alone (:mod:`mcsan.evaluate.first_stage`), or the match score alone."""
 
 
 def read_twins(root: str | os.PathLike[str]) -> list[TwinPair]:
@@ -172,16 +173,21 @@ def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[s
                   clips: list[Mapping[str, np.ndarray]],
                   needed: list[tuple[int, int]]) -> np.ndarray:  # fmt: skip
     """``fused`` with the (caption, clip) entries the twin decisions read replaced by the
-    re-ranked (or match) score."""
+    re-ranked, first-stage (or match) score."""
     match_pairs = getattr(encoder, "match_pairs", None)
     if match_pairs is None or not getattr(encoder, "has_matcher", False):
         raise DataError(f"score {score!r} needs a model with a binding matcher "
                         "(train with --set model.rerank=true)")  # fmt: skip
     rows, cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
-    match = match_pairs(texts, clips, rows, cols)
+    policy = encoder.shortlist
     out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
-    weight = 1.0 if score == "match" else encoder.shortlist.weight
-    out[rows, cols] += weight * match
+    late_terms = getattr(encoder, "late_terms", ())
+    if score != "match" and policy.late and late_terms:
+        out[rows, cols] += policy.late_weight * match_pairs(texts, clips, rows, cols, late_terms)
+    if score == "first":
+        return out
+    weight = 1.0 if score == "match" else policy.weight
+    out[rows, cols] += weight * match_pairs(texts, clips, rows, cols)
     return out
 
 
@@ -195,16 +201,18 @@ def evaluate_twins(
 
 def evaluate_twin_scores(
     checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...],
-    rerank_weight: float | None = None,
+    rerank_weight: float | None = None, late_weight: float | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """:func:`evaluate_twins` for several ``scores`` (model and features loaded once);
-    ``rerank_weight`` replaces the checkpoint's for the ``reranked`` score."""
+    ``rerank_weight`` / ``late_weight`` replace the checkpoint's for the ``reranked`` and
+    ``first`` scores."""
     from mcsan.data.native import feature_path
     from mcsan.data.video.store import FeatureStore
     from mcsan.inference.retriever import Retriever
 
     retriever = Retriever.from_checkpoint(checkpoint)
-    retriever = retriever.with_shortlist(retriever.shortlist.replaced(weight=rerank_weight))
+    retriever = retriever.with_shortlist(retriever.shortlist.replaced(
+        weight=rerank_weight, late_weight=late_weight))
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)

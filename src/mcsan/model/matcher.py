@@ -39,6 +39,11 @@ from mcsan.model.text_encoder import action_agents, phrase_ends, span_means
 MATCH_TERMS = ("entity", "action", "relation")
 """The matcher's terms, one per level it checks (global has none: the fused score has it)."""
 
+LATE_TERMS = ("entity", "action")
+"""The terms a first stage can score over a whole collection (late interaction): each reads
+only a clip's stored cell keys and changes and one phrase query at a time (the relation
+term grounds two phrases and runs a per-frame network over their geometry: second stage)."""
+
 
 @dataclass
 class MatcherVideo:
@@ -154,6 +159,11 @@ class BindingMatcher(nn.Module):
             self.geometry = _mlp(self.GEOMETRY_FEATURES + 2 * self.ROLE_MOTION, per_frame,
                                  per_frame)  # fmt: skip
             self.early_late = nn.Linear(2 * per_frame, dim)
+
+    @property
+    def late_terms(self) -> tuple[str, ...]:
+        """This matcher's terms of :data:`LATE_TERMS` (the first stage's late interaction)."""
+        return tuple(t for t in self.terms if t in LATE_TERMS)
 
     # ------------------------------------------------------------------ encoding
     def encode_video(self, batch: VideoBatch) -> MatcherVideo:

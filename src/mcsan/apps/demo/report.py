@@ -195,9 +195,11 @@ def write_report(result: DemoResult) -> Path:
         "EfficientNet-Lite0 (ImageNet) head on a 2x2 grid + block-10 + 2x2 RGB histogram.",
         "Protocol: t2v ranks each caption's clip among all clips; v2t ranks a clip's best "
         "caption among all captions; ties count against the model; best epoch chosen on "
-        "validation rsum only (fused score). Rows marked *re-ranked*: the binding matcher "
-        "(a text-conditioned second stage, `model.rerank`) re-orders each query's top "
-        "`rerank.top_k` by fused + `rerank.weight` x match; twins count both clips as "
+        "validation rsum only (fused score). Rows marked *first stage*: every clip scored by "
+        "fused + `rerank.late_weight` x the binding matcher's entity and action terms (late "
+        "interaction on the cells the index stores). Rows marked *re-ranked*: the binding "
+        "matcher (a text-conditioned second stage, `model.rerank`) re-orders each query's top "
+        "`rerank.top_k` by first stage + `rerank.weight` x match; twins count both clips as "
         "one shortlist.",
     ]
     for split, title in (("test", "Test split"), ("comp", "Compositional split (unseen combinations)")):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsan.apps.ablation import VariantResult
+from mcsan.evaluate.split import FIRST_STAGE_ROW
 
 FEATURE_SET = "world"
 RERANKED = "re-ranked"
@@ -74,14 +75,17 @@ class DemoResult:
                      if split in v.metrics), None)  # fmt: skip
 
     def metric_tables(self, split: str) -> dict[str, dict[str, float]]:
-        """Model -> fused metrics on ``split``, and ``"<model> re-ranked"`` after them for a
-        model with a binding matcher (``model.rerank``)."""
+        """Model -> fused metrics on ``split``, ``"<model> first stage"`` (with late
+        interaction) and ``"<model> re-ranked"`` after them for a model with a binding
+        matcher (``model.rerank``)."""
         tables = {}
         for name, variant in self.variants.items():
             if split not in variant.metrics:
                 continue
             metrics = variant.metrics[split]["metrics"]
             tables[name] = metrics["fused"]
+            if FIRST_STAGE_ROW in metrics:
+                tables[f"{name} {FIRST_STAGE_ROW}"] = metrics[FIRST_STAGE_ROW]
             if "reranked" in metrics:
                 tables[f"{name} {RERANKED}"] = metrics["reranked"]
         return tables

@@ -19,6 +19,7 @@ from mcsan.apps.demo.settings import FEATURE_SET, RERANKED, DemoResult, DemoSett
 from mcsan.config.presets import check_config_arg
 from mcsan.core.extras import require
 from mcsan.core.progress import duration
+from mcsan.evaluate.split import FIRST_STAGE_ROW
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,8 @@ def run_demo(
         computed = [name for name, variant in result.variants.items() if not variant.twins]
         for name, variant in result.variants.items():
             result.twins[name] = variant.twins or _evaluate_twins(variant, root)
+            if variant.first_twins:  # late interaction: the first stage's decisions
+                result.twins[f"{name} {FIRST_STAGE_ROW}"] = variant.first_twins
             if variant.reranked_twins:  # a binding matcher: its re-ranked decisions too
                 result.twins[f"{name} {RERANKED}"] = variant.reranked_twins
         summary = "; ".join(
