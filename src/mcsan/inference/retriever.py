@@ -168,6 +168,22 @@ class Retriever:
         """The matcher's late-interaction terms (the first stage's; empty without one)."""
         return self.model.matcher.late_terms if self.has_matcher else ()
 
+    def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
+        """Each caption's phrase queries of the late terms (entity phrases, action agents):
+        a (Q_i, key_dim) float32 array of unit rows per caption (Q_i may be 0)."""
+        from mcsan.evaluate.reranked import encode_match_text
+
+        max_words = self.config.data.max_words
+        encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
+        text = encode_match_text(self.model, encoded, device=self.device)
+        out = []
+        for row in range(len(captions)):
+            parts = [text.parts[term][0][row][text.masks[term][row]] for term in self.late_terms
+                     if term in text.parts]  # fmt: skip
+            width = int(self.model.matcher.key.out_features)
+            out.append(torch.cat(parts).numpy() if parts else np.zeros((0, width), np.float32))
+        return out
+
     def match_encoded(self, captions: Sequence[str], video: Any, caption_rows: np.ndarray,
                       clip_rows: np.ndarray, terms: Sequence[str] | None = None
                       ) -> np.ndarray:  # fmt: skip

@@ -85,7 +85,8 @@ class BatchedEncoder:
     def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
         """Wrap ``encoder`` (a Retriever)."""
         self.encoder = encoder
-        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many},
+        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many,
+                                     "late": self._match_many, "queries": self._queries_many},
                                     max_batch)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
@@ -97,10 +98,25 @@ class BatchedEncoder:
         return self.batcher.submit("encode", list(captions))
 
     def match_encoded(self, captions: Sequence[str], video: Any, caption_rows: np.ndarray,
-                      clip_rows: np.ndarray) -> np.ndarray:  # fmt: skip
+                      clip_rows: np.ndarray, terms: Sequence[str] | None = None
+                      ) -> np.ndarray:  # fmt: skip
+        """As the encoder's, batched with other threads' calls (the late terms of the first
+        stage, ``terms``, in batches of their own)."""
+        kind = "match" if terms is None else "late"
+        return self.batcher.submit(kind, (list(captions), video, np.asarray(caption_rows),
+                                          np.asarray(clip_rows), terms))  # fmt: skip
+
+    def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
         """As the encoder's, batched with other threads' calls."""
-        return self.batcher.submit("match", (list(captions), video, np.asarray(caption_rows),
-                                             np.asarray(clip_rows)))  # fmt: skip
+        return self.batcher.submit("queries", list(captions))
+
+    def _queries_many(self, requests: list[list[str]]) -> list[list[np.ndarray]]:
+        found = self.encoder.late_queries([text for request in requests for text in request])
+        out, start = [], 0
+        for request in requests:
+            out.append(found[start : start + len(request)])
+            start += len(request)
+        return out
 
     def _encode_many(self, requests: list[list[str]]) -> list[dict[str, np.ndarray]]:
         texts = [text for request in requests for text in request]
@@ -117,13 +133,15 @@ class BatchedEncoder:
         captions: list[str] = []
         caption_rows, clip_rows, sizes = [], [], []
         clips = 0
-        for texts, video, text_rows, video_rows in requests:
+        for texts, video, text_rows, video_rows, _ in requests:
             caption_rows.append(text_rows + len(captions))
             clip_rows.append(video_rows + clips)
             captions += texts
             clips += len(video.mask)
             sizes.append(len(text_rows))
         video = _cat_video([request[1] for request in requests])
+        terms = requests[0][4]  # one kind per batch: all None, or all the late terms
         scores = self.encoder.match_encoded(captions, video, np.concatenate(caption_rows),
-                                            np.concatenate(clip_rows))  # fmt: skip
+                                            np.concatenate(clip_rows),
+                                            *(() if terms is None else (terms,)))  # fmt: skip
         return list(np.split(scores, np.cumsum(sizes)[:-1]))

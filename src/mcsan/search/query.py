@@ -25,8 +25,9 @@ MAX_QUERY_CHARS = 1_000
 class Hit:
     """One ranked video. ``score`` is what the hits are ordered by (the answer's
     ``ranked_by`` says how it is made); beside it the model's ``fused_score`` (the sum of
-    ``level_scores``), the binding matcher's ``match_score`` when it re-scored the hit, and
-    the ``concept_score`` with the concepts that carried it."""
+    ``level_scores``), the first stage's ``late_score`` (the matcher's entity and action
+    terms, with ``rerank.late_weight``), the binding matcher's ``match_score`` when it
+    re-scored the hit, and the ``concept_score`` with the concepts that carried it."""
 
     rank: int
     video_id: str
@@ -37,6 +38,7 @@ class Hit:
     concepts: list[dict[str, Any]] = field(default_factory=list)
     match_score: float | None = None
     fused_score: float | None = None
+    late_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-serialisable dict."""

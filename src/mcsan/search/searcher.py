@@ -21,7 +21,8 @@ from mcsan.search.honesty import (
     model_warning,
     unknown_words,
 )
-from mcsan.search.index import VideoIndex
+from mcsan.search.index import SearchResult, VideoIndex
+from mcsan.search.late import SLOT_CANDIDATES, LateFirstStage, first_scores
 from mcsan.search.modes import (
     CANDIDATES,
     EVIDENCE_FLOOR,
@@ -55,6 +56,20 @@ class Searcher:
         if self.model is not None and index.extra.get("dataset"):
             self.model["dataset"] = index.extra["dataset"]
         self.reranker, self.rerank_problem = ShortlistReranker.for_index(index, self.retriever)
+        self.late = self._late_stage()
+
+    def _late_stage(self) -> LateFirstStage | None:
+        """The first stage's late interaction when the checkpoint's policy asks for it and
+        the index stores the matcher's inputs (else None; a note says why)."""
+        retriever, reranker = self.retriever, self.reranker
+        if retriever is None or reranker is None or not retriever.shortlist.late:
+            return None
+        if not reranker.from_store:
+            self.rerank_problem = self.rerank_problem or (
+                "the first stage has no late interaction: the index has no matcher store for "
+                "this checkpoint (rebuild it with `mcsan index`)")  # fmt: skip
+            return None
+        return LateFirstStage(self.index, retriever, retriever.shortlist.late_weight)
 
     @property
     def bank(self) -> ConceptBank:
@@ -181,8 +196,11 @@ class Searcher:
     def _ranked_by(self, result: Answer) -> str:
         """How the hits' ``score`` is made, in words a user can check."""
         reranked = result.reranked and self.reranker is not None
-        model = (f"fused + {self.reranker.weight:g} x match" if reranked  # type: ignore[union-attr]
-                 else "fused")  # fmt: skip
+        model = "fused"
+        if self.late is not None and any(h.late_score is not None for h in result.hits):
+            model = f"fused + {self.late.weight:g} x late"
+        if reranked:
+            model += f" + {self.reranker.weight:g} x match"  # type: ignore[union-attr]
         if result.mode == "concepts":
             return "concept score"
         if result.mode == "model":
@@ -215,6 +233,10 @@ class Searcher:
         pool = k if reranker is None else max(k, reranker.top_k)
         with _timed(timings, "first_stage"):
             found = self.index.search_vectors(encoded, pool)[0]
+        fused_part, late_part = found.scores, None
+        if self.late is not None and reranker is not None:
+            with _timed(timings, "late"):
+                found, fused_part, late_part = self._late_first(text, encoded, found, pool)
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
         ranked = np.asarray(found.scores, np.float64).copy()
@@ -232,7 +254,24 @@ class Searcher:
         order = order[:k]
         return self._hits(found.rows[order], ranked[order],
                           {lv: s[order] for lv, s in found.level_scores.items()}, None, None,
-                          matched[order], found.scores[order])  # fmt: skip
+                          matched[order], fused_part[order],
+                          None if late_part is None else late_part[order])  # fmt: skip
+
+    def _late_first(self, text: str, encoded: dict[str, np.ndarray], found: SearchResult,
+                    pool: int) -> tuple[SearchResult, np.ndarray, np.ndarray]:  # fmt: skip
+        """The first stage with late interaction (:mod:`mcsan.search.late`): its top
+        ``pool`` as a result scored ``fused + w * late``, with the fused and late parts."""
+        late = self.late
+        assert late is not None
+        queries = np.zeros((0, 1), np.float32) if late.exact else late.phrase_queries(text)
+        rows = late.candidates(queries, found.rows, SLOT_CANDIDATES)
+        levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
+        fused = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
+        scores = late.late(text, rows)
+        first = first_scores(fused, scores, late.weight)
+        top = np.lexsort((rows, -first))[:pool]
+        result = SearchResult(rows[top], first[top], {lv: s[top] for lv, s in levels.items()})
+        return result, fused[top], scores[top]
 
     def _concept_hits(self, query: ConceptQuery, k: int) -> list[Hit]:
         assert self.index.concepts is not None
@@ -286,6 +325,7 @@ class Searcher:
         self, rows: np.ndarray, scores: np.ndarray, level_scores: dict[str, np.ndarray],
         concept_scores: np.ndarray | None, query: ConceptQuery | None,
         match_scores: np.ndarray | None = None, fused_scores: np.ndarray | None = None,
+        late_scores: np.ndarray | None = None,
     ) -> list[Hit]:
         hits = []
         for pos, row in enumerate(rows.tolist()):
@@ -302,6 +342,7 @@ class Searcher:
                 match_score=(None if match_scores is None or np.isnan(match_scores[pos])
                              else float(match_scores[pos])),
                 fused_score=None if fused_scores is None else float(fused_scores[pos]),
+                late_score=None if late_scores is None else float(late_scores[pos]),
             ))
         return hits
 

@@ -1,0 +1,172 @@
+"""The first stage's late interaction in search (``rerank.late_weight`` > 0).
+
+Evaluation scores every clip by ``first = fused + late_weight * late``
+(:mod:`mcsan.evaluate.first_stage`): ``late`` is the binding matcher's entity and action
+terms, read from the clip's stored cell keys and changes (the index's matcher store,
+:mod:`mcsan.search.matcher_store`). Scoring every clip of a large index that way per query
+is too slow, so search does what late-interaction retrievers do (ColBERT's candidate
+generation, then exact scoring):
+
+1. candidates: the fused index's top ``pool`` clips, and the clips whose *slots* best match
+   the caption's phrase queries (entity phrases, action agents). A clip's slots are
+   :data:`SLOTS` unit vectors summarising its ``frames x cells`` keys (spherical k-means;
+   one object's cells across frames fall in one slot); a clip's candidate score is the sum
+   over phrases of its best slot's cosine (MaxSim);
+2. exact scoring of the union: the fused score from the index's vectors, the late terms
+   from the store, ``first`` as in evaluation.
+
+Slots are computed from the store on first use and cached beside it (``late_slots.npy``,
+rebuilt when the store changes). Below :data:`EXACT_CLIPS` clips every clip is scored
+exactly and no candidates are generated, so search equals evaluation there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcsan.core.errors import OutputError
+from mcsan.core.io import atomic_path, atomic_write_json
+from mcsan.search.index import VideoIndex
+from mcsan.search.matcher_store import to_video
+from mcsan.search.segments import prefetch
+
+log = logging.getLogger(__name__)
+
+SLOTS = 8
+"""Slot vectors per clip for candidate generation."""
+EXACT_CLIPS = 4096
+"""Up to this many clips, every clip is scored exactly (no candidate generation)."""
+SLOT_CANDIDATES = 512
+"""Clips the slots add to the fused candidates (beside the fused top ``pool``)."""
+SLOT_FILE = "late_slots.npy"
+_CHUNK = 2048
+
+
+def clip_slots(rows: np.ndarray, key_dim: int, slots: int = SLOTS, steps: int = 6) -> np.ndarray:
+    """(B, slots, key_dim) float32 unit vectors summarising each stored clip's cell keys
+    (rows (B, T, G, key_dim + change_dim)): spherical k-means started from the cells
+    farthest from each other (padding frames left out; a slot with no cell keeps its seed)."""
+    keys = torch.from_numpy(np.asarray(rows[..., :key_dim], dtype=np.float32))
+    keys = keys.reshape(len(keys), -1, key_dim)  # (B, N, d)
+    real = keys.abs().sum(-1) > 0  # (B, N)
+    batch = torch.arange(len(keys))
+    # seeds: the first real cell, then each time the cell least like every seed so far
+    first = real.float().argmax(1)
+    centres = [keys[batch, first]]
+    closest = torch.einsum("bnd,bd->bn", keys, centres[0])
+    for _ in range(slots - 1):
+        pick = closest.masked_fill(~real, float("inf")).argmin(1)
+        centres.append(keys[batch, pick])
+        closest = torch.maximum(closest, torch.einsum("bnd,bd->bn", keys, centres[-1]))
+    centre = torch.stack(centres, 1)  # (B, S, d)
+    for _ in range(steps):
+        assign = torch.einsum("bnd,bsd->bns", keys, centre).argmax(-1)
+        member = torch.nn.functional.one_hot(assign, slots).float() * real[..., None].float()
+        summed = torch.einsum("bns,bnd->bsd", member, keys)
+        empty = member.sum(1)[..., None] == 0
+        centre = torch.where(empty, centre, torch.nn.functional.normalize(summed, dim=-1))
+    return centre.numpy()
+
+
+class LateFirstStage:
+    """Candidates and exact first-stage scores of a query on one index (see the module
+    docstring). ``encoder``: the checkpoint's encoder (a Retriever, or its batched wrapper)."""
+
+    def __init__(self, index: VideoIndex, encoder: Any, weight: float) -> None:
+        """``index`` must hold a matcher store of ``encoder``'s layout."""
+        self.index = index
+        self.encoder = encoder
+        self.weight = float(weight)
+        self.terms = tuple(encoder.late_terms)
+        self._slots: np.ndarray | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether every clip is scored exactly (a small index)."""
+        return len(self.index.ids) <= EXACT_CLIPS
+
+    def slots(self) -> np.ndarray:
+        """(rows, SLOTS, key_dim) float16 slots of every row (removed clips' too)."""
+        if self._slots is None:
+            self._slots = self._load_or_build_slots()
+        return self._slots
+
+    def _slot_key(self) -> dict[str, Any]:
+        return {"rows": len(self.index.ids), "version": self.index.version, "slots": SLOTS,
+                "checkpoint": self.index.checkpoint_sha256, "matcher": self.index.matcher_info}
+
+    def _load_or_build_slots(self) -> np.ndarray:
+        directory = self.index.directory
+        key = self._slot_key()
+        if directory is not None and (directory / SLOT_FILE).is_file():
+            try:
+                meta = json.loads((directory / (SLOT_FILE + ".json")).read_text())
+                if meta == key:
+                    return np.load(directory / SLOT_FILE, mmap_mode="r")
+            except (OSError, ValueError):
+                pass
+        key_dim = int(self.index.matcher_info["key_dim"])  # type: ignore[index]
+        total = len(self.index.ids)
+        out = np.zeros((total, SLOTS, key_dim), np.float16)
+        for start in range(0, total, _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, total))
+            out[rows] = clip_slots(self.index.matcher[rows], key_dim)
+        log.info("late interaction: slots of %d clips computed", total)
+        if directory is not None:
+            try:
+                with atomic_path(directory / SLOT_FILE) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, out)
+                atomic_write_json(directory / (SLOT_FILE + ".json"), key)
+            except (OSError, OutputError) as exc:  # a read-only index: keep them in memory
+                log.info("late interaction: slots not cached (%s)", exc)
+        return out
+
+    def candidates(self, queries: np.ndarray, fused_rows: np.ndarray, count: int) -> np.ndarray:
+        """Rows to score exactly: ``fused_rows`` and the ``count`` live clips whose slots
+        best match ``queries`` (Q, key_dim), by the sum over queries of the best slot."""
+        live = self.index.live_mask()
+        if self.exact:
+            rows = np.arange(len(self.index.ids))
+            return rows if live is None else rows[live]
+        if len(queries) == 0:
+            return np.asarray(fused_rows, np.int64)
+        slots = self.slots()
+        total = np.zeros(len(self.index.ids), np.float32)
+        query = np.asarray(queries, np.float32).T
+        for start in range(0, len(total), 65536):
+            block = np.asarray(slots[start : start + 65536], np.float32)
+            total[start : start + len(block)] = (block @ query).max(1).sum(-1)
+        if live is not None:
+            total[~live] = -np.inf
+        count = min(count, int(np.isfinite(total).sum()))
+        best = np.argpartition(-total, count - 1)[:count] if count else np.zeros(0, np.int64)
+        return np.union1d(np.asarray(fused_rows, np.int64), best)
+
+    def late(self, text: str, rows: np.ndarray) -> np.ndarray:
+        """The late terms of ``text`` against the clips at ``rows``, from the store."""
+        if not len(rows):
+            return np.zeros(0, np.float32)
+        key_dim = int(self.index.matcher_info["key_dim"])  # type: ignore[index]
+        out = np.empty(len(rows), np.float32)
+        for start in range(0, len(rows), _CHUNK):
+            part = np.asarray(rows[start : start + _CHUNK], np.int64)
+            prefetch(self.index.matcher, part)
+            video = to_video(self.index.matcher[part], key_dim)
+            every = np.arange(len(part))
+            out[start : start + len(part)] = self.encoder.match_encoded(
+                [text], video, np.zeros_like(every), every, self.terms)
+        return out
+
+    def phrase_queries(self, text: str) -> np.ndarray:
+        """(Q, key_dim): the caption's phrase queries of the late terms."""
+        return self.encoder.late_queries([text])[0]
+
+
+def first_scores(fused: np.ndarray, late: np.ndarray, weight: float) -> np.ndarray:
+    """``fused + weight * late`` (float32, as the index's scores)."""
+    return (np.asarray(fused, np.float32) + np.float32(weight) * np.asarray(late, np.float32))

@@ -1,0 +1,125 @@
+"""The first stage with late interaction in search: it ranks as evaluation's first stage
+does (fused + late_weight x the matcher's entity and action terms), its candidates from
+the clips' slots find what exact scoring finds, removed clips stay out, slots are cached."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import mcsan.search.late as late_module
+import mcsan.search.searcher as searcher_module
+from mcsan.evaluate.first_stage import late_scores
+from mcsan.evaluate.reranked import encode_match_text
+from mcsan.search import VideoIndex
+from mcsan.search.grow import remove_from_index
+from mcsan.search.late import SLOT_FILE, clip_slots
+from mcsan.search.matcher_store import to_video
+from mcsan.search.searcher import Searcher
+
+QUERIES = ("a red ball is jumping", "a blue cube left of a green ball", "a green ball moves right")
+
+
+def _late_retriever(matcher_index, weight: float = 0.0):
+    retriever = matcher_index["retriever"]
+    return retriever.with_shortlist(retriever.shortlist.replaced(weight=weight, late_weight=2.0))
+
+
+def _expected_first(retriever, index: VideoIndex, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fused, late) of ``query`` against every row, computed as evaluation does."""
+    from mcsan.data.loading.collate import encode_caption
+
+    encoded = retriever.encode_captions([query])
+    rows = np.arange(len(index.ids))
+    levels = index.contributions({lv: encoded[lv][0] for lv in index.levels}, rows)
+    fused = np.sum([levels[lv] for lv in index.levels], axis=0)
+    caption = encode_caption(retriever._parse([query])[0], retriever.vocab,
+                             retriever.config.data.max_words)  # fmt: skip
+    text = encode_match_text(retriever.model, [caption])
+    video = to_video(index.matcher[rows], index.matcher_info["key_dim"])
+    return fused, late_scores(retriever.model, text, video)[0]
+
+
+def test_search_ranks_by_the_first_stage_of_evaluation(matcher_index):
+    index = VideoIndex.load(matcher_index["index"])
+    retriever = _late_retriever(matcher_index)  # re-ranking weight 0: the first stage's order
+    searcher = Searcher(index, retriever)
+    assert searcher.late is not None and searcher.late.exact
+    for query in QUERIES:
+        answer = searcher.answer(query, k=len(index), mode="model")
+        fused, late = _expected_first(retriever, index, query)
+        first = fused + 2.0 * late
+        assert [index.row_of(h.video_id) for h in answer.hits] == list(np.argsort(-first,
+                                                                                  kind="stable"))
+        for hit in answer.hits:
+            row = index.row_of(hit.video_id)
+            assert hit.late_score == pytest.approx(late[row], abs=1e-5)
+            assert hit.fused_score == pytest.approx(fused[row], abs=1e-5)
+        assert "x late" in answer.ranked_by and answer.timings["late"] > 0
+    plain = Searcher(index, matcher_index["retriever"]).answer(QUERIES[0], k=5, mode="model")
+    assert all(h.late_score is None for h in plain.hits) and "late" not in plain.ranked_by
+
+
+def test_candidates_from_slots_find_what_exact_scoring_finds(matcher_index, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    index_dir = tmp_path / "index"
+    shutil.copytree(matcher_index["index"], index_dir)
+    retriever = _late_retriever(matcher_index, weight=2.0)
+    exact = Searcher(VideoIndex.load(index_dir), retriever)
+    answers = {q: exact.answer(q, k=10, mode="model") for q in QUERIES}
+    monkeypatch.setattr(late_module, "EXACT_CLIPS", 0)
+    index = VideoIndex.load(index_dir)
+    monkeypatch.setattr(searcher_module, "SLOT_CANDIDATES", len(index))
+    every = Searcher(index, retriever)
+    assert not every.late.exact
+    for query, answer in answers.items():
+        got = every.answer(query, k=10, mode="model")
+        assert [h.video_id for h in got.hits] == [h.video_id for h in answer.hits]
+    assert (index_dir / SLOT_FILE).is_file()  # cached beside the store, then reused
+    monkeypatch.setattr(late_module, "clip_slots", _must_not_run)
+    monkeypatch.setattr(searcher_module, "SLOT_CANDIDATES", 3)
+    few = Searcher(VideoIndex.load(index_dir), retriever)
+    for query, answer in answers.items():  # fewer candidates: each hit keeps its exact score
+        scores = {h.video_id: h.late_score for h in answer.hits}
+        for hit in few.answer(query, k=10, mode="model").hits:
+            if hit.video_id in scores:
+                assert hit.late_score == pytest.approx(scores[hit.video_id], abs=1e-6)
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the slots should come from the cache")
+
+
+def test_removed_clips_are_never_candidates(matcher_index, tmp_path, monkeypatch):
+    index_dir = tmp_path / "index"
+    shutil.copytree(matcher_index["index"], index_dir)
+    retriever = _late_retriever(matcher_index)
+    before = Searcher(VideoIndex.load(index_dir), retriever).answer(QUERIES[1], k=3, mode="model")
+    gone = [before.hits[0].video_id]
+    remove_from_index(index_dir, gone)
+    monkeypatch.setattr(late_module, "EXACT_CLIPS", 0)
+    index = VideoIndex.load(index_dir)
+    searcher = Searcher(index, retriever)
+    rows = searcher.late.candidates(np.ones((1, index.matcher_info["key_dim"]), np.float32),
+                                    np.zeros(0, np.int64), len(index.ids))  # fmt: skip
+    assert len(rows) == len(index) and np.all(index.live_mask()[rows])
+    after = searcher.answer(QUERIES[1], k=len(index), mode="model")
+    assert gone[0] not in {h.video_id for h in after.hits}
+
+
+def test_slots_cover_each_distinct_cell_key():
+    torch.manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)  # object, object, ground
+    cells = keys[2].repeat(4, 4, 1)  # (T, G, d)
+    for frame in range(4):
+        cells[frame, frame] = keys[0]  # one object moving across the cells
+        cells[frame, 3] = keys[1]
+    rows = torch.cat([cells, torch.zeros(4, 4, 2)], -1).numpy().astype(np.float16)
+    rows = np.concatenate([rows, np.zeros_like(rows[:2])])[None]  # two padding frames
+    slots = clip_slots(rows, key_dim=8, slots=4)
+    assert slots.shape == (1, 4, 8) and np.isfinite(slots).all()
+    best = (slots[0] @ keys.numpy().T).max(0)
+    assert np.allclose(best, 1.0, atol=2e-3)  # every distinct key has its own slot
