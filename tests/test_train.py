@@ -199,7 +199,7 @@ def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caplo
     assert not (tmp_path / "nan" / "best.pt").exists()
 
 
-def _late_interaction_first_stage(checkpoint: Path, capsys) -> None:
+def _late_interaction_first_stage(checkpoint, capsys) -> None:
     """With late interaction the first stage ranks by fused + w x late, re-ranking draws its
     shortlist from it, and weight 0 for both is the fused ranking."""
     late = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2)
