@@ -200,16 +200,18 @@ def test_non_finite_loss_stops_with_step_and_saves_nothing(runs, tmp_path, caplo
 
 
 def _late_interaction_first_stage(checkpoint, capsys) -> None:
-    """With late interaction the first stage ranks by fused + w x late, re-ranking draws its
-    shortlist from it, and weight 0 for both is the fused ranking."""
+    """With late interaction the first stage ranks by fused + w x late and re-ranking draws
+    its shortlist from it; a shortlist of everything re-ordered by fused + 0 x match is the
+    fused ranking again."""
     late = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2)
     metrics = late["metrics"]
     assert late["rerank"]["late_weight"] == 1.0 and "first stage" in metrics
     assert set(metrics["first stage"]) == set(metrics["fused"])
-    neutral = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2,
+    neutral = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_fraction=1.0,
                                   rerank_weight=0.0)  # fmt: skip
-    first = neutral["metrics"]["first stage"]
-    assert {k: neutral["metrics"]["reranked"][k] for k in first} == pytest.approx(first)
+    fused = neutral["metrics"]["fused"]
+    assert {k: neutral["metrics"]["reranked"][k] for k in fused} == pytest.approx(fused)
+    assert neutral["metrics"]["reranked"]["first_stage_recall"] == 100.0
     assert cli_main(["evaluate", "--checkpoint", str(checkpoint), "--late-weight", "1",
                      "--shortlists", "none"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
@@ -249,7 +251,7 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
                      "--rerank-top-k", "4", "--rerank-weight", "0.5"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "reranked: each query's top 4 by the first stage (fused), re-ordered by it + 0.5 x" \
+    assert "reranked: each query's top 4 by the first stage (fused), re-ordered by fused + 0.5 x" \
         in printed
     # the default extra shortlists (1%, 5% of the collection), each with its first stage
     assert "reranked top 1%" in printed and "reranked top 5%" in printed

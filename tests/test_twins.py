@@ -165,7 +165,8 @@ def test_reranked_and_match_scores_decide_with_the_matcher(tmp_path: Path) -> No
         twin_accuracy(TableScorer(table, []), tmp_path, features, "reranked")
 
 
-def test_first_stage_adds_the_late_terms_and_reranking_builds_on_it(tmp_path: Path) -> None:
+def test_first_stage_adds_the_late_terms_and_reranking_keeps_fused_plus_match(
+        tmp_path: Path) -> None:  # fmt: skip
     _write(tmp_path, TWINS[:1], TRUTH)
     c1, c2 = "a red ball", "a red ball is moving left"
     table = {(c1, "a"): 0.5, (c1, "a_e"): 0.6, (c2, "a"): 0.5, (c2, "a_e"): 0.6}
@@ -176,8 +177,9 @@ def test_first_stage_adds_the_late_terms_and_reranking_builds_on_it(tmp_path: Pa
     assert twin_accuracy(scorer, tmp_path, features, "first")["entity"]["accuracy"] == 0.0
     scorer.shortlist = ShortlistPolicy(weight=2.0, late_weight=2.0)  # c1: 0.5+0.6 > 0.6+0.4
     assert twin_accuracy(scorer, tmp_path, features, "first")["entity"]["accuracy"] == 50.0
-    # re-ranked = first + weight x match; a zero match leaves the first stage's decisions
-    assert twin_accuracy(scorer, tmp_path, features, "reranked")["entity"]["accuracy"] == 50.0
+    # re-ranked = fused + weight x match (the match has the late terms already): a zero
+    # match leaves the fused decisions
+    assert twin_accuracy(scorer, tmp_path, features, "reranked")["entity"]["accuracy"] == 0.0
 
 
 def test_twin_table_shows_each_score_with_intervals() -> None:

@@ -270,3 +270,25 @@ def test_presence_is_half_of_the_relation_term_and_equal_for_a_role_swap() -> No
     assert torch.allclose(found, 2 * b_swap - a_swap, atol=1e-5)  # same objects, same presence
     assert torch.allclose(b - b_swap, 0.5 * (a - a_swap), atol=1e-6)  # the roles: half as much
     assert found[0].abs().max() <= 1.0 + 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6))
+def test_a_first_stage_picks_the_shortlist_and_orders_the_rest(seed: int, top_k: int) -> None:
+    fused, match, caption_video = _random_case(seed, 12, 8)
+    first = fused + np.random.default_rng(seed + 1).normal(size=fused.shape)
+    policy = ShortlistPolicy(top_k=top_k, weight=1.5, late_weight=1.0)
+    t2v, _ = shortlist_orders(fused, lambda r, c: match[r, c], policy, first)
+    for row in range(fused.shape[0]):
+        kth = np.sort(first[row])[::-1][top_k - 1]
+        shortlist = np.flatnonzero(first[row] >= kth)
+        order = np.argsort(-t2v[row], kind="stable")
+        inside, rest = order[: len(shortlist)], order[len(shortlist):]
+        assert set(inside) == set(shortlist)  # picked by the first stage
+        by_sum = (fused + 1.5 * match)[row, inside]
+        assert np.all(np.diff(by_sum) <= 1e-12)  # ordered by fused + weight x match
+        assert np.all(np.diff(first[row, rest]) <= 1e-12)  # the rest by the first stage
+    got = reranked_metrics(fused, caption_video, lambda r, c: match[r, c], policy, first)
+    own = first[np.arange(len(caption_video)), caption_video]
+    kth = np.sort(first, axis=1)[:, ::-1][:, min(top_k, 8) - 1]
+    assert got["first_stage_recall"] == pytest.approx(100.0 * np.mean(own >= kth))

@@ -45,20 +45,24 @@ def _expected_first(retriever, index: VideoIndex, query: str) -> tuple[np.ndarra
 
 def test_search_ranks_by_the_first_stage_of_evaluation(matcher_index):
     index = VideoIndex.load(matcher_index["index"])
-    retriever = _late_retriever(matcher_index)  # re-ranking weight 0: the first stage's order
+    retriever = _late_retriever(matcher_index)  # re-ranking weight 0: fused + 0 x match
     searcher = Searcher(index, retriever)
     assert searcher.late is not None and searcher.late.exact
+    top = searcher.reranker.top_k
     for query in QUERIES:
         answer = searcher.answer(query, k=len(index), mode="model")
         fused, late = _expected_first(retriever, index, query)
-        first = fused + 2.0 * late
-        assert [index.row_of(h.video_id) for h in answer.hits] == list(np.argsort(-first,
-                                                                                  kind="stable"))
+        first = np.argsort(-(fused + 2.0 * late), kind="stable")
+        # the first stage's top K re-ordered by fused (+ 0 x match), the rest in its order
+        shortlist = first[:top][np.argsort(-fused[first[:top]], kind="stable")]
+        assert [index.row_of(h.video_id) for h in answer.hits] == [*shortlist, *first[top:]]
+        shown = [h.score for h in answer.hits]
+        assert shown == sorted(shown, reverse=True)
         for hit in answer.hits:
             row = index.row_of(hit.video_id)
             assert hit.late_score == pytest.approx(late[row], abs=1e-5)
             assert hit.fused_score == pytest.approx(fused[row], abs=1e-5)
-        assert "x late" in answer.ranked_by and answer.timings["late"] > 0
+        assert "by fused + 2 x late" in answer.ranked_by and answer.timings["late"] > 0
     plain = Searcher(index, matcher_index["retriever"]).answer(QUERIES[0], k=5, mode="model")
     assert all(h.late_score is None for h in plain.hits) and "late" not in plain.ranked_by
 

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if rerank.get("late_weight"):
             print(f"first stage: every clip by {first} (the matcher's entity and action terms)")
         print(f"reranked: each query's top {rerank['shortlist']} by the first stage ({first}), "
-              f"re-ordered by it + {rerank['weight']:g} x the binding matcher's score (other "
+              f"re-ordered by fused + {rerank['weight']:g} x the binding matcher's score (other "
               "rows: the same at their shortlist)")
     for line in ceiling_lines(report["metrics"], report["oracle"]):
         print(line)

@@ -99,7 +99,7 @@ class TrainConfig:
 class RerankConfig:
     """The two stages: with a binding matcher (``model.rerank``) the first stage scores every
     clip by ``fused + late_weight * late`` and each query's top ``top_k`` by that score (or
-    its top ``fraction`` of the collection) is re-ordered by ``first + weight * match``.
+    its top ``fraction`` of the collection) is re-ordered by ``fused + weight * match``.
     Read once into a frozen :class:`mcsan.evaluate.shortlist.ShortlistPolicy`; training
     never reads it."""
 
@@ -109,7 +109,7 @@ class RerankConfig:
     """Shortlist size as a share of the collection, in (0, 1]; when set it replaces
     ``top_k`` (at least one item)."""
     weight: float = 1.0
-    """``reranked = first + weight * match`` (``first``: the first stage's score)."""
+    """``reranked = fused + weight * match`` (on the first stage's shortlist)."""
     late_weight: float = 0.0
     """The first stage: ``first = fused + late_weight * late``, ``late`` the matcher's entity
     and action terms over every clip (late interaction on the cells the index stores); 0 =

@@ -11,7 +11,7 @@ Nothing in them needs the shortlist, so the first stage can score every clip wit
     first = fused + late_weight * late,   late = mean of the caption's entity / action terms
 
 (a caption with neither term keeps its fused score). The second stage re-orders the first
-stage's shortlist by ``first + weight * match`` (:mod:`mcsan.evaluate.shortlist`). Search
+stage's shortlist by ``fused + weight * match`` (:mod:`mcsan.evaluate.shortlist`). Search
 scores the same ``first`` on its candidates (:mod:`mcsan.search.late`).
 """
 

@@ -116,17 +116,19 @@ def fused_scores(text: Mapping[str, np.ndarray], video: Mapping[str, np.ndarray]
 
 
 def reranked_metrics(fused: np.ndarray, caption_video: np.ndarray, match: Any,
-                     policy: ShortlistPolicy) -> dict[str, float]:  # fmt: skip
+                     policy: ShortlistPolicy, first: np.ndarray | None = None
+                     ) -> dict[str, float]:  # fmt: skip
     """Retrieval metrics (:data:`mcsan.evaluate.protocol.METRIC_KEYS`) after re-ranking each
     query's shortlist (see the module docstring), with ``first_stage_recall`` and
-    ``shortlist``. ``fused``: the first stage's scores (the fused score, or with late
-    interaction :func:`mcsan.evaluate.first_stage.first_stage_scores`)."""
-    t2v, v2t = shortlist_orders(fused, match, policy)
+    ``shortlist``. ``first``: the first stage's scores, which pick the shortlists (default
+    ``fused``; with late interaction :func:`mcsan.evaluate.first_stage.first_stage_scores`)."""
+    first = fused if first is None else first
+    t2v, v2t = shortlist_orders(fused, match, policy, first)
     metrics = {k: v for k, v in retrieval_metrics(t2v, caption_video).items() if k[:3] == "t2v"}
     metrics.update({k: v for k, v in retrieval_metrics(v2t, caption_video).items()
                     if k[:3] == "v2t"})  # fmt: skip
     metrics["rsum"] = sum(metrics[f"{p}_r{k}"] for p in ("t2v", "v2t") for k in RECALL_KS)
-    metrics["first_stage_recall"] = first_stage_recall(fused, caption_video, policy)
+    metrics["first_stage_recall"] = first_stage_recall(first, caption_video, policy)
     metrics["shortlist"] = float(policy.size(np.shape(fused)[1]))
     return metrics
 
@@ -155,5 +157,5 @@ def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
     first_row = None
     if policies and policies[0].late:
         first_row = retrieval_metrics(firsts[policies[0].late_weight], caption_video)
-    return first_row, [reranked_metrics(firsts[p.late_weight], caption_video, match, p)
+    return first_row, [reranked_metrics(fused, caption_video, match, p, firsts[p.late_weight])
                        for p in policies]  # fmt: skip

@@ -41,7 +41,7 @@ from mcsan.world.twin_truth import TwinPair, mentions_change, twin_kind
 TWINS_FILE = "twins.jsonl"
 TRUTH_FILE = "captions_truth.jsonl"
 MATCHER_SCORES = ("reranked", "first", "match")
-"""Scores from the binding matcher (``model.rerank``): ``first + weight * match`` (both clips
+"""Scores from the binding matcher (``model.rerank``): ``fused + weight * match`` (both clips
 of a twin pair as one shortlist; the weights of the encoder's shortlist policy,
 :mod:`mcsan.evaluate.shortlist`), the first stage ``first = fused + late_weight * late``
 alone (:mod:`mcsan.evaluate.first_stage`), or the match score alone."""
@@ -182,9 +182,10 @@ def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[s
     policy = encoder.shortlist
     out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
     late_terms = getattr(encoder, "late_terms", ())
-    if score != "match" and policy.late and late_terms:
-        out[rows, cols] += policy.late_weight * match_pairs(texts, clips, rows, cols, late_terms)
     if score == "first":
+        if policy.late and late_terms:
+            out[rows, cols] += policy.late_weight * match_pairs(texts, clips, rows, cols,
+                                                                late_terms)  # fmt: skip
         return out
     weight = 1.0 if score == "match" else policy.weight
     out[rows, cols] += weight * match_pairs(texts, clips, rows, cols)

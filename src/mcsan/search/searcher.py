@@ -196,11 +196,12 @@ class Searcher:
     def _ranked_by(self, result: Answer) -> str:
         """How the hits' ``score`` is made, in words a user can check."""
         reranked = result.reranked and self.reranker is not None
-        model = "fused"
+        model = (f"fused + {self.reranker.weight:g} x match" if reranked  # type: ignore[union-attr]
+                 else "fused")  # fmt: skip
         if self.late is not None and any(h.late_score is not None for h in result.hits):
-            model = f"fused + {self.late.weight:g} x late"
-        if reranked:
-            model += f" + {self.reranker.weight:g} x match"  # type: ignore[union-attr]
+            first = f"fused + {self.late.weight:g} x late"
+            model = (f"{model} over the top {self.reranker.top_k} by {first} (the rest by it)"  # type: ignore[union-attr]
+                     if reranked else first)  # fmt: skip
         if result.mode == "concepts":
             return "concept score"
         if result.mode == "model":
@@ -247,10 +248,15 @@ class Searcher:
                 match, problem = reranker.try_match(text, ids)
             warnings.extend([problem] if problem else [])
             if match is not None:
-                order[:short] = reorder_shortlist(found.rows[:short], found.scores[:short],
+                order[:short] = reorder_shortlist(found.rows[:short], fused_part[:short],
                                                   match, reranker.weight)  # fmt: skip
                 matched[:short] = match
-                ranked = ranked + reranker.weight * _with_floor(matched)
+                if late_part is None:
+                    ranked = ranked + reranker.weight * _with_floor(matched)
+                else:  # the shortlist by fused + w x match; the rest by first stage, below it
+                    inside = fused_part[:short] + reranker.weight * match
+                    ranked[:short] = inside
+                    ranked[short:] = np.minimum(ranked[short:], inside.min(initial=np.inf))
         order = order[:k]
         return self._hits(found.rows[order], ranked[order],
                           {lv: s[order] for lv, s in found.level_scores.items()}, None, None,

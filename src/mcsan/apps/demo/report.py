@@ -199,7 +199,8 @@ def write_report(result: DemoResult) -> Path:
         "fused + `rerank.late_weight` x the binding matcher's entity and action terms (late "
         "interaction on the cells the index stores). Rows marked *re-ranked*: the binding "
         "matcher (a text-conditioned second stage, `model.rerank`) re-orders each query's top "
-        "`rerank.top_k` by first stage + `rerank.weight` x match; twins count both clips as "
+        "`rerank.top_k` by the first stage, by fused + `rerank.weight` x match; twins count "
+        "both clips as "
         "one shortlist.",
     ]
     for split, title in (("test", "Test split"), ("comp", "Compositional split (unseen combinations)")):
