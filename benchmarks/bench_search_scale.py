@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=10_000)
     parser.add_argument("--remove", type=int, default=1_000)
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    parser.add_argument("--late-weight", type=float, default=None,
+                        help="the first stage's late interaction weight (default: the "
+                        "checkpoint's rerank.late_weight)")
     parser.add_argument("--pq-pool", type=int, default=None,
                         help="IVF-PQ: candidates re-scored exactly per hit asked (default 4)")
     parser.add_argument("--reuse", action="store_true",
@@ -159,6 +162,7 @@ def main() -> None:
     from mcsan.search.searcher import Searcher
 
     retriever = Retriever.from_checkpoint(args.checkpoint)
+    retriever = retriever.with_shortlist(retriever.shortlist.replaced(late_weight=args.late_weight))
     if args.pq_pool:
         import mcsan.search.index as index_module
 
@@ -200,10 +204,16 @@ def main() -> None:
     index = VideoIndex.load(out)
     report["index_ram_gb"] = rss_gb() - before
     searcher = Searcher(index, retriever)
+    if searcher.late is not None:  # slots of every clip, computed once and cached on disk
+        tick = time.perf_counter()
+        searcher.late.slots()
+        report["late_slots_s"] = time.perf_counter() - tick
+        report["late_exact"] = searcher.late.exact
+        report["late_slots_mb"] = sum(p.stat().st_size for p in out.glob("late_slots*")) / 1e6
     captions = [r.caption for r in read_captions(args.captions) if r.split == "test"]
     for query in captions[:3]:
         searcher.answer(query, args.k, "model")
-    latencies, stages = [], {"encode": [], "first_stage": [], "second_stage": []}
+    latencies, stages = [], {"encode": [], "first_stage": [], "late": [], "second_stage": []}
     for query in captions[3 : 3 + args.queries]:
         tick = time.perf_counter()
         answer = searcher.answer(query, args.k, "model")
@@ -251,7 +261,8 @@ def main() -> None:
     if not args.keep:
         shutil.rmtree(out)
     print(f"`benchmarks/bench_search_scale.py --rows {args.rows} --dim {args.dim} "
-          f"--index-type {args.index_type}{' --no-rerank' if args.no_rerank else ''}`, "
+          f"--index-type {args.index_type}{' --no-rerank' if args.no_rerank else ''} "
+          f"--late-weight {retriever.shortlist.late_weight:g}`, "
           f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
           f"{date.today()}, one torch thread")
     for key, value in report.items():
