@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from mcsan.search.matcher_store import match_rows
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
@@ -85,8 +87,8 @@ class BatchedEncoder:
     def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
         """Wrap ``encoder`` (a Retriever)."""
         self.encoder = encoder
-        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many},
-                                    max_batch)  # fmt: skip
+        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many,
+                                     "rows": self._rows_many}, max_batch)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.encoder, name)
@@ -101,6 +103,22 @@ class BatchedEncoder:
         """As the encoder's, batched with other threads' calls."""
         return self.batcher.submit("match", (list(captions), video, np.asarray(caption_rows),
                                              np.asarray(clip_rows)))  # fmt: skip
+
+    def match_rows(self, store: Any, key_dim: int, query: str, rows: np.ndarray) -> np.ndarray:
+        """The matcher's score of ``query`` against ``rows`` of the matcher store ``store``
+        (:func:`mcsan.search.matcher_store.match_rows`), batched with other threads' calls."""
+        return self.batcher.submit("rows", (store, key_dim, query, np.asarray(rows)))
+
+    def _rows_many(self, requests: list[tuple[Any, ...]]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(requests)
+        stores = {id(request[0]): request[0] for request in requests}  # one after a reload
+        for key, store in stores.items():
+            numbers = [n for n, request in enumerate(requests) if id(request[0]) == key]
+            scores = match_rows(self.encoder, store, requests[numbers[0]][1],
+                                [requests[n][2:] for n in numbers])  # fmt: skip
+            for number, score in zip(numbers, scores, strict=True):
+                out[number] = score
+        return out  # type: ignore[return-value]
 
     def _encode_many(self, requests: list[list[str]]) -> list[dict[str, np.ndarray]]:
         texts = [text for request in requests for text in request]

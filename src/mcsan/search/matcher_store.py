@@ -24,6 +24,7 @@ several segments pads the shorter ones with zero frames.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,60 @@ def to_video(rows: np.ndarray, key_dim: int) -> MatcherVideo:
     change.copy_(torch.from_numpy(rows[..., key_dim:]))
     mask = keys[:, :, 0].abs().sum(-1) > 0  # a real frame's first cell has a unit key
     return MatcherVideo(keys, change, mask)
+
+
+PAIRS_PER_CALL = 512
+"""Most (caption, clip) pairs :func:`match_rows` gives the matcher in one call: a few
+queries' shortlists, whose clips (float32, ~20 MB at the demo's sizes) stay small enough to
+be read from the CPU's caches by each of the matcher's terms."""
+
+_scratch = threading.local()
+
+
+def match_rows(retriever: Any, store: Any, key_dim: int,
+               requests: Sequence[tuple[str, np.ndarray]]) -> list[np.ndarray]:  # fmt: skip
+    """The binding matcher's score of each request's query against each of its ``rows`` of
+    the matcher store ``store``: one float32 array per request.
+
+    The requests go to the matcher together: their captions read once, then a few
+    shortlists per call (:data:`PAIRS_PER_CALL`). Each call's clips are read from the store
+    and made float32 into memory this thread reuses (fresh arrays of that size cost more in
+    page faults than the matcher's work), and a request's pairs are consecutive, so the
+    matcher reads its clips without copying them (:func:`mcsan.model.matcher._pairs_by_runs`)."""
+    sizes = [len(rows) for _, rows in requests]
+    text = retriever.match_text([query for query, _ in requests])
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(requests):
+        end, pairs = start + 1, sizes[start]
+        while end < len(requests) and pairs + sizes[end] <= PAIRS_PER_CALL:
+            pairs, end = pairs + sizes[end], end + 1
+        rows = np.concatenate([np.asarray(r, np.int64) for _, r in requests[start:end]])
+        captions = np.repeat(np.arange(start, end), sizes[start:end])
+        scores = retriever.match_scores(text, _read_clips(store, rows, key_dim), captions,
+                                        np.arange(len(rows)))  # fmt: skip
+        out += np.split(np.asarray(scores, np.float32), np.cumsum(sizes[start:end])[:-1])
+        start = end
+    return out
+
+
+def _read_clips(store: Any, rows: np.ndarray, key_dim: int) -> MatcherVideo:
+    """:func:`to_video` of ``store[rows]``, in this thread's scratch arrays (valid until
+    its next call)."""
+    shape = (max(len(rows), PAIRS_PER_CALL), *store.shape[1:])
+    half, full = getattr(_scratch, "arrays", (None, None))
+    if half is None or half.shape[1:] != shape[1:] or len(half) < len(rows):
+        half = np.empty(shape, np.float16)
+        full = torch.empty(shape, dtype=torch.float32)
+        _scratch.arrays = (half, full)
+    count = len(rows)
+    if isinstance(store, np.ndarray):
+        np.take(store, rows, axis=0, out=half[:count])
+    else:  # rows of several segments
+        half[:count] = store[rows]
+    full[:count].copy_(torch.from_numpy(half[:count]))
+    keys, change = full[:count, ..., :key_dim], full[:count, ..., key_dim:]
+    return MatcherVideo(keys, change, keys[:, :, 0].abs().sum(-1) > 0)
 
 
 def segment_name(version: int) -> str:
