@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import SearchError
 from mcsan.search.matcher_store import match_rows
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,9 @@ class BatchedEncoder:
     def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
         """Wrap ``encoder`` (a Retriever)."""
         self.encoder = encoder
-        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many,
-                                     "rows": self._rows_many}, max_batch)  # fmt: skip
+        self.batcher = MicroBatcher({"encode": self._encode_many, "search": self._search_many,
+                                     "match": self._match_many, "rows": self._rows_many},
+                                    max_batch)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.encoder, name)
@@ -103,6 +106,31 @@ class BatchedEncoder:
         """As the encoder's, batched with other threads' calls."""
         return self.batcher.submit("match", (list(captions), video, np.asarray(caption_rows),
                                              np.asarray(clip_rows)))  # fmt: skip
+
+    def encode_search(self, index: Any, text: str, pool: int) -> tuple[Any, float]:
+        """``index.search_vectors`` of ``text``'s embeddings for its top ``pool`` clips, and
+        the milliseconds the batch's search took: encoded and searched with other threads'
+        queries (one encoding, one search per index and pool)."""
+        return self.batcher.submit("search", (index, text, int(pool)))
+
+    def _search_many(self, requests: list[tuple[Any, str, int]]) -> list[tuple[Any, float]]:
+        encoded = self.encoder.encode_captions([text for _, text, _ in requests])
+        started = time.perf_counter()
+        out: list[Any] = [None] * len(requests)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for number, (index, _, pool) in enumerate(requests):
+            groups.setdefault((id(index), pool), []).append(number)
+        for (_, pool), numbers in groups.items():
+            index = requests[numbers[0]][0]
+            missing = [lv for lv in index.levels if lv not in encoded]
+            if missing:
+                raise SearchError(f"the encoder returned no {missing} embeddings; the index "
+                                  "needs them")  # fmt: skip
+            found = index.search_vectors({lv: encoded[lv][numbers] for lv in index.levels}, pool)
+            for number, result in zip(numbers, found, strict=True):
+                out[number] = result
+        searching = 1000 * (time.perf_counter() - started)
+        return [(result, searching) for result in out]
 
     def match_rows(self, store: Any, key_dim: int, query: str, rows: np.ndarray) -> np.ndarray:
         """The matcher's score of ``query`` against ``rows`` of the matcher store ``store``

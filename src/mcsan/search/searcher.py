@@ -14,6 +14,7 @@ import numpy as np
 
 from mcsan.core.errors import SearchError
 from mcsan.inference.encoder import Encoder
+from mcsan.search.batching import BatchedEncoder
 from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
 from mcsan.search.honesty import (
     concept_warning,
@@ -21,7 +22,7 @@ from mcsan.search.honesty import (
     model_warning,
     unknown_words,
 )
-from mcsan.search.index import VideoIndex
+from mcsan.search.index import SearchResult, VideoIndex
 from mcsan.search.modes import (
     CANDIDATES,
     EVIDENCE_FLOOR,
@@ -210,11 +211,8 @@ class Searcher:
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
                     warnings: list[str], timings: dict[str, float]) -> list[Hit]:  # fmt: skip
-        with _timed(timings, "encode"):
-            encoded = self._encode(text)
-        pool = k if reranker is None else max(k, reranker.top_k)
-        with _timed(timings, "first_stage"):
-            found = self.index.search_vectors(encoded, pool)[0]
+        found = self._first_stage(text, k if reranker is None else max(k, reranker.top_k),
+                                  timings)  # fmt: skip
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
         ranked = np.asarray(found.scores, np.float64).copy()
@@ -273,6 +271,21 @@ class Searcher:
             rows[order], fused[order], {lv: s[order] for lv, s in levels.items()},
             concept[order], query, match[order], fused_part[order],
         )
+
+    def _first_stage(self, text: str, pool: int, timings: dict[str, float]) -> SearchResult:
+        """The index's top ``pool`` clips for ``text`` by the fused score. A batching encoder
+        (a server's) encodes and searches it with other threads' queries: the batch's search
+        time is the first stage, the rest (waiting included) the encoding."""
+        if isinstance(self.retriever, BatchedEncoder):
+            started = time.perf_counter()
+            found, searching = self.retriever.encode_search(self.index, text, pool)
+            timings["encode"] = round(1000 * (time.perf_counter() - started) - searching, 3)
+            timings["first_stage"] = round(searching, 3)
+            return found
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
+        with _timed(timings, "first_stage"):
+            return self.index.search_vectors(encoded, pool)[0]
 
     def _encode(self, text: str) -> dict[str, np.ndarray]:
         assert self.retriever is not None
