@@ -35,6 +35,24 @@ def test_dense_scores_equal_the_paired_scores(presence: bool) -> None:
     assert dense.abs().max() <= 1.0 + 1e-6  # a mean of cosines
 
 
+@pytest.mark.parametrize("scattered", [False, True])
+def test_pairs_of_captions_without_a_term_score_as_the_dense_ones(scattered: bool) -> None:
+    # caption 1 has no relation, caption 2 no action: those terms score only the other pairs,
+    # on views of each run of consecutive pairs (a server's batch) or, scattered, on a copy
+    model = _matcher_model()
+    batch = make_text([3, 5, 4, 6], 1)
+    batch.span_masks["relation"][1] = False
+    batch.span_masks["action"][2] = False
+    text = model.match_text(batch)
+    video = model.match_video(make_video(10, 4, [4, 2, 3, 4, 1, 4, 4, 2, 3, 4], 2))
+    rows = torch.arange(4).repeat(10) if scattered else torch.arange(4).repeat_interleave(10)
+    cols = torch.arange(10).repeat_interleave(4) if scattered else torch.arange(10).repeat(4)
+    with torch.no_grad():
+        dense = model.matcher.score(text, video)
+        paired = model.matcher.score(text.rows(rows), video.rows(cols), pairs=True)
+    assert torch.allclose(dense[rows, cols], paired, atol=1e-6)
+
+
 def test_padding_frames_change_nothing() -> None:
     model = _matcher_model()
     text = model.match_text(make_text([4, 4], 3))

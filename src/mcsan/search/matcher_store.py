@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.model.matcher import MatcherVideo
+from mcsan.model.matcher import MatcherText, MatcherVideo
 
 MATCHER_PREFIX = "matcher"
 STORE_DTYPE = "float16"
@@ -102,25 +102,44 @@ def match_rows(retriever: Any, store: Any, key_dim: int,
     the matcher store ``store``: one float32 array per request.
 
     The requests go to the matcher together: their captions read once, then a few
-    shortlists per call (:data:`PAIRS_PER_CALL`). Each call's clips are read from the store
-    and made float32 into memory this thread reuses (fresh arrays of that size cost more in
-    page faults than the matcher's work), and a request's pairs are consecutive, so the
-    matcher reads its clips without copying them (:func:`mcsan.model.matcher._pairs_by_runs`)."""
-    sizes = [len(rows) for _, rows in requests]
+    shortlists per call (:data:`PAIRS_PER_CALL`; requests of captions with as many
+    phrases, actions and relations side by side, each call's captions padded only to its
+    own longest). Each call's clips are read from the store and made float32 into memory
+    this thread reuses (fresh arrays of that size cost more in page faults than the
+    matcher's work), and a request's pairs are consecutive, so the matcher reads its clips
+    without copying them (:func:`mcsan.model.matcher._pairs_by_runs`)."""
     text = retriever.match_text([query for query, _ in requests])
-    out: list[np.ndarray] = []
+    counts = torch.stack([mask.sum(-1) for mask in text.masks.values()], -1).tolist()
+    order = sorted(range(len(requests)), key=lambda n: counts[n], reverse=True)
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(requests)
     start = 0
-    while start < len(requests):
-        end, pairs = start + 1, sizes[start]
-        while end < len(requests) and pairs + sizes[end] <= PAIRS_PER_CALL:
-            pairs, end = pairs + sizes[end], end + 1
-        rows = np.concatenate([np.asarray(r, np.int64) for _, r in requests[start:end]])
-        captions = np.repeat(np.arange(start, end), sizes[start:end])
-        scores = retriever.match_scores(text, _read_clips(store, rows, key_dim), captions,
+    while start < len(order):
+        end, pairs = start + 1, len(requests[order[start]][1])
+        while end < len(order) and pairs + len(requests[order[end]][1]) <= PAIRS_PER_CALL:
+            pairs, end = pairs + len(requests[order[end]][1]), end + 1
+        numbers = order[start:end]
+        sizes = [len(requests[n][1]) for n in numbers]
+        rows = np.concatenate([np.asarray(requests[n][1], np.int64) for n in numbers])
+        scores = retriever.match_scores(_trimmed(text.rows(torch.tensor(numbers))),
+                                        _read_clips(store, rows, key_dim),
+                                        np.repeat(np.arange(len(numbers)), sizes),
                                         np.arange(len(rows)))  # fmt: skip
-        out += np.split(np.asarray(scores, np.float32), np.cumsum(sizes[start:end])[:-1])
+        parts = np.split(np.asarray(scores, np.float32), np.cumsum(sizes)[:-1])
+        for number, part in zip(numbers, parts, strict=True):
+            out[number] = part
         start = end
     return out
+
+
+def _trimmed(text: MatcherText) -> MatcherText:
+    """``text`` with each term's items cut after the last one any caption has."""
+    parts, masks = {}, {}
+    for term, mask in text.masks.items():
+        used = torch.nonzero(mask.any(0))
+        keep = int(used[-1, 0]) + 1 if len(used) else 0
+        parts[term] = tuple(part[:, :keep] for part in text.parts[term])
+        masks[term] = mask[:, :keep]
+    return MatcherText(parts, masks)
 
 
 def _read_clips(store: Any, rows: np.ndarray, key_dim: int) -> MatcherVideo:
