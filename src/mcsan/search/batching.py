@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 """Most requests of one kind merged into one model call."""
+GATHER_GAP = 0.005
+GATHER_MOST = 0.03
+"""When fewer requests wait than the last batch held, the worker waits for more until none
+came for ``GATHER_GAP`` seconds, at most ``GATHER_MOST`` in all (a lone query never waits)."""
 
 
 class MicroBatcher:
@@ -57,14 +61,24 @@ class MicroBatcher:
         return future.result()
 
     def _work(self) -> None:
+        last = 1
         while True:
-            first = self._queue.get()
-            waiting = [first]
-            while len(waiting) < self.max_batch * len(self.handlers):
+            waiting = [self._queue.get()]
+            most = self.max_batch * len(self.handlers)
+            while len(waiting) < most:
                 try:
                     waiting.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            # after a batch of ``last`` requests, theirs (or their next stage) are likely on the
+            # way: gather them while they keep coming, rather than run one and keep them waiting
+            deadline = time.monotonic() + GATHER_MOST
+            while len(waiting) < min(last, most) and (left := deadline - time.monotonic()) > 0:
+                try:
+                    waiting.append(self._queue.get(timeout=min(GATHER_GAP, left)))
+                except queue.Empty:
+                    break
+            last = len(waiting)
             for kind in dict.fromkeys(entry[0] for entry in waiting):
                 group = [entry for entry in waiting if entry[0] == kind]
                 for start in range(0, len(group), self.max_batch):
