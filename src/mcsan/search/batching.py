@@ -3,10 +3,15 @@
 The server answers requests on a thread pool with no lock around a query. What costs time
 in a query is the model: parsing and encoding the caption, and the binding matcher over
 its shortlist. :class:`BatchedEncoder` stands in for the encoder (a
-:class:`mcsan.inference.retriever.Retriever`) and sends those two calls to one worker thread;
-whatever requests are waiting when the worker is free go in together as one batch (one
-parse, one caption encoding, one matcher call over every query's shortlist). No request waits
-for a timer: a lone query is a batch of one. The worker is the only thread that runs the
+:class:`mcsan.inference.retriever.Retriever`) and sends that work to one worker thread;
+whatever requests are waiting when the worker is free go in together as one batch: the
+queries' encoding with the index search (:meth:`BatchedEncoder.encode_search`: one parse,
+one caption encoding, one FAISS search), then their re-ranking
+(:meth:`BatchedEncoder.match_rows`: one matcher pass over every query's shortlist, see
+:func:`mcsan.search.matcher_store.match_rows`). A lone query is a batch of one and waits
+for no timer; after a batch of several, the worker gathers the next stage's requests while
+they keep arriving (gaps under :data:`GATHER_GAP`), so that 30 concurrent queries are not
+split into a batch of one and one of 29. The worker is the only thread that runs the
 model, so the model and its parser are never used by two threads at once.
 """
 
@@ -97,8 +102,9 @@ class MicroBatcher:
 
 
 class BatchedEncoder:
-    """An encoder whose ``encode_captions`` and ``match_encoded`` calls from many threads are
-    batched (see the module docstring); every other attribute is the wrapped encoder's."""
+    """An encoder whose ``encode_captions``, ``match_encoded``, :meth:`encode_search` and
+    :meth:`match_rows` calls from many threads are batched (see the module docstring);
+    every other attribute is the wrapped encoder's."""
 
     def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
         """Wrap ``encoder`` (a Retriever)."""
