@@ -72,10 +72,11 @@ def one_batch(searcher: Any, queries: list[str], top: int, into: dict[str, list]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("index")
-    parser.add_argument("--captions", required=True, help="native dataset whose test captions query")
-    parser.add_argument("--batch", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=100, help="shortlist re-ranked per query")
+    parser.add_argument("--batch", type=int, default=30, help="queries at once")
+    parser.add_argument("--rounds", type=int, default=5, help="batches (and as many x batch "
+                        "single queries)")  # fmt: skip
+    parser.add_argument("--captions", required=True, help="native dataset whose test captions query")
     args = parser.parse_args()
     from mcsan.data.native import read_captions
     from mcsan.search.library import open_searcher

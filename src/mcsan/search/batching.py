@@ -127,13 +127,16 @@ class BatchedEncoder:
         return self.batcher.submit("match", (list(captions), video, np.asarray(caption_rows),
                                              np.asarray(clip_rows)))  # fmt: skip
 
-    def encode_search(self, index: Any, text: str, pool: int) -> tuple[Any, float]:
-        """``index.search_vectors`` of ``text``'s embeddings for its top ``pool`` clips, and
-        the milliseconds the batch's search took: encoded and searched with other threads'
-        queries (one encoding, one search per index and pool)."""
+    def encode_search(self, index: Any, text: str, pool: int
+                      ) -> tuple[dict[str, np.ndarray], Any, float]:  # fmt: skip
+        """``text``'s embeddings of ``index``'s levels (each (1, d)), ``index.search_vectors``
+        of them for its top ``pool`` clips, and the milliseconds the batch's search took:
+        encoded and searched with other threads' queries (one encoding, one search per
+        index and pool)."""
         return self.batcher.submit("search", (index, text, int(pool)))
 
-    def _search_many(self, requests: list[tuple[Any, str, int]]) -> list[tuple[Any, float]]:
+    def _search_many(self, requests: list[tuple[Any, str, int]]
+                     ) -> list[tuple[dict[str, np.ndarray], Any, float]]:  # fmt: skip
         encoded = self.encoder.encode_captions([text for _, text, _ in requests])
         started = time.perf_counter()
         out: list[Any] = [None] * len(requests)
@@ -150,7 +153,8 @@ class BatchedEncoder:
             for number, result in zip(numbers, found, strict=True):
                 out[number] = result
         searching = 1000 * (time.perf_counter() - started)
-        return [(result, searching) for result in out]
+        return [({lv: encoded[lv][n : n + 1] for lv in requests[n][0].levels}, out[n], searching)
+                for n in range(len(requests))]  # fmt: skip
 
     def match_rows(self, store: Any, key_dim: int, query: str, rows: np.ndarray) -> np.ndarray:
         """The matcher's score of ``query`` against ``rows`` of the matcher store ``store``

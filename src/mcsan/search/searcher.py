@@ -211,8 +211,8 @@ class Searcher:
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
                     warnings: list[str], timings: dict[str, float]) -> list[Hit]:  # fmt: skip
-        found = self._first_stage(text, k if reranker is None else max(k, reranker.top_k),
-                                  timings)  # fmt: skip
+        pool = k if reranker is None else max(k, reranker.top_k)
+        _, found = self._first_stage(text, pool, timings)
         order = np.arange(len(found.rows))
         matched = np.full(len(found.rows), np.nan)
         ranked = np.asarray(found.scores, np.float64).copy()
@@ -272,20 +272,22 @@ class Searcher:
             concept[order], query, match[order], fused_part[order],
         )
 
-    def _first_stage(self, text: str, pool: int, timings: dict[str, float]) -> SearchResult:
-        """The index's top ``pool`` clips for ``text`` by the fused score. A batching encoder
-        (a server's) encodes and searches it with other threads' queries: the batch's search
-        time is the first stage, the rest (waiting included) the encoding."""
+    def _first_stage(self, text: str, pool: int, timings: dict[str, float]
+                     ) -> tuple[dict[str, np.ndarray], SearchResult]:  # fmt: skip
+        """``text``'s embeddings and the index's top ``pool`` clips by the fused score. A
+        batching encoder (a server's) encodes and searches it with other threads' queries:
+        the batch's search time is the first stage, the rest (waiting included) the
+        encoding."""
         if isinstance(self.retriever, BatchedEncoder):
             started = time.perf_counter()
-            found, searching = self.retriever.encode_search(self.index, text, pool)
+            encoded, found, searching = self.retriever.encode_search(self.index, text, pool)
             timings["encode"] = round(1000 * (time.perf_counter() - started) - searching, 3)
             timings["first_stage"] = round(searching, 3)
-            return found
+            return encoded, found
         with _timed(timings, "encode"):
             encoded = self._encode(text)
         with _timed(timings, "first_stage"):
-            return self.index.search_vectors(encoded, pool)[0]
+            return encoded, self.index.search_vectors(encoded, pool)[0]
 
     def _encode(self, text: str) -> dict[str, np.ndarray]:
         assert self.retriever is not None
