@@ -37,7 +37,8 @@ MAX_BATCH = 64
 GATHER_GAP = 0.005
 GATHER_MOST = 0.03
 """When fewer requests wait than the last batch held, the worker waits for more until none
-came for ``GATHER_GAP`` seconds, at most ``GATHER_MOST`` in all (a lone query never waits)."""
+came for ``GATHER_GAP`` seconds, at most ``GATHER_MOST`` in all (a query after a lone query
+never waits; the first after a batch of several waits ``GATHER_GAP`` at most)."""
 
 
 class MicroBatcher:

@@ -90,8 +90,9 @@ def to_video(rows: np.ndarray, key_dim: int) -> MatcherVideo:
 
 PAIRS_PER_CALL = 512
 """Most (caption, clip) pairs :func:`match_rows` gives the matcher in one call: a few
-queries' shortlists, whose clips (float32, ~20 MB at the demo's sizes) stay small enough to
-be read from the CPU's caches by each of the matcher's terms."""
+queries' shortlists. It bounds the scratch memory a thread keeps (float16 and float32
+copies of that many clips: 31 MB at the demo's sizes) and how far a call's captions are
+padded; 500 to 3,000 pairs a call cost the same within the noise of a busy machine."""
 
 _scratch = threading.local()
 
