@@ -79,13 +79,13 @@ def summary(label: str, replies: list[tuple[float, int, dict]]) -> str:
     seconds = np.array([r[0] for r in replies if r[1] == 200]) * 1000
     errors = sum(r[1] != 200 for r in replies)
     stages = {}
-    for stage in ("encode", "first_stage", "second_stage"):
+    for stage in ("encode", "first_stage", "second_stage", "total"):
         values = [r[2].get("timings", {}).get(stage) for r in replies if r[1] == 200]
         values = [v for v in values if v is not None]
         stages[stage] = statistics.median(values) if values else float("nan")
     return (f"| {label} | {len(replies)} | {np.percentile(seconds, 50):.0f} | "
             f"{np.percentile(seconds, 95):.0f} | {errors} | {stages['encode']:.1f} | "
-            f"{stages['first_stage']:.1f} | {stages['second_stage']:.1f} |")
+            f"{stages['first_stage']:.1f} | {stages['second_stage']:.1f} | {stages['total']:.1f} |")
 
 
 def main() -> None:
@@ -129,7 +129,7 @@ def main() -> None:
             p50_single = np.percentile([r[0] for r in single], 50)
             p50_many = np.percentile([r[0] for r in many if r[1] == 200], 50)
             rows.append(f"| ratio {args.concurrent} at once / one | | "
-                        f"{p50_many / p50_single:.2f}x | | | | | |")
+                        f"{p50_many / p50_single:.2f}x | | | | | | |")
     finally:
         server.terminate()
         server.wait(30)
@@ -138,7 +138,7 @@ def main() -> None:
           f"--rounds {args.rounds}`, {platform.machine()}, {os.cpu_count()} cores, load "
           f"average {load:.1f} at the end, {date.today()}\n")
     print("| setting | requests | p50 ms | p95 ms | errors | encode ms | first stage ms | "
-          "second stage ms |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+          "second stage ms | server total ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
 

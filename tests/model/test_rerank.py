@@ -67,6 +67,22 @@ def test_late_scores_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) 
     whole = first_stage.late_scores(model, text, video)
     monkeypatch.setattr(first_stage, "LATE_PAIRS", 3)  # clip blocks of 3, one caption each
     assert np.allclose(first_stage.late_scores(model, text, video), whole, atol=1e-6)
+@pytest.mark.parametrize("scattered", [False, True])
+def test_pairs_of_captions_without_a_term_score_as_the_dense_ones(scattered: bool) -> None:
+    # caption 1 has no relation, caption 2 no action: those terms score only the other pairs,
+    # on views of each run of consecutive pairs (a server's batch) or, scattered, on a copy
+    model = _matcher_model()
+    batch = make_text([3, 5, 4, 6], 1)
+    batch.span_masks["relation"][1] = False
+    batch.span_masks["action"][2] = False
+    text = model.match_text(batch)
+    video = model.match_video(make_video(10, 4, [4, 2, 3, 4, 1, 4, 4, 2, 3, 4], 2))
+    rows = torch.arange(4).repeat(10) if scattered else torch.arange(4).repeat_interleave(10)
+    cols = torch.arange(10).repeat_interleave(4) if scattered else torch.arange(10).repeat(4)
+    with torch.no_grad():
+        dense = model.matcher.score(text, video)
+        paired = model.matcher.score(text.rows(rows), video.rows(cols), pairs=True)
+    assert torch.allclose(dense[rows, cols], paired, atol=1e-6)
 
 
 def test_padding_frames_change_nothing() -> None:

@@ -8,12 +8,14 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from search_helpers import running_server
 
-from mcsan.search import VideoIndex
+from mcsan.search import VideoIndex, matcher_store
 from mcsan.search.batching import MicroBatcher
 from mcsan.search.grow import add_to_index, remove_from_index
+from mcsan.search.matcher_store import match_rows, to_video
 from mcsan.search.server import create_app
 
 QUERIES = ["a red ball is jumping", "a blue cube left of a green ball", "a yellow ball",
@@ -47,6 +49,24 @@ def test_concurrent_reranked_queries_answer_as_sequential_ones(matcher_index):
         assert {"encode", "first_stage", "second_stage", "total"} <= set(timings)
         assert timings["total"] >= timings["second_stage"] > 0
     assert batches < 2 * len(many)  # some requests shared a model call
+
+
+def test_batched_store_matching_equals_one_query_at_a_time(matcher_index, monkeypatch):
+    # the server's batch: every query's shortlist of store rows (overlapping, of several
+    # sizes, a few per matcher call) against the plain path, one query and its clips alone
+    index = VideoIndex.load(matcher_index["index"])
+    retriever, key_dim = matcher_index["retriever"], index.matcher_info["key_dim"]
+    rng = np.random.default_rng(0)
+    requests = [(query, rng.choice(len(index.ids), size=int(rng.integers(3, 12)), replace=False))
+                for query in QUERIES * 2]  # fmt: skip
+    alone = [retriever.match_encoded([query], to_video(index.matcher[rows], key_dim),
+                                     np.zeros(len(rows), np.int64), np.arange(len(rows)))
+             for query, rows in requests]  # fmt: skip
+    monkeypatch.setattr(matcher_store, "PAIRS_PER_CALL", 25)
+    together = match_rows(retriever, index.matcher, key_dim, requests)
+    assert [len(scores) for scores in together] == [len(rows) for _, rows in requests]
+    for batched, single in zip(together, alone, strict=True):
+        np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
 def test_the_server_picks_up_an_add_and_a_remove(matcher_index, tmp_path):

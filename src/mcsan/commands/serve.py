@@ -22,14 +22,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint", help="checkpoint to encode queries (default: the one that built it)"
     )
+    parser.add_argument(
+        "--threads", type=int_in(1, 256), default=1,
+        help="torch threads of the model (default 1: batched model work runs on one thread "
+        "while the others read and answer requests; more spin-wait on a busy machine)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the index and the encoder, then serve until interrupted."""
+    import torch
     import uvicorn
 
     from mcsan.search.server import create_app
+
+    torch.set_num_threads(args.threads)
 
     app = create_app(args.index, checkpoint=args.checkpoint)
     sock = listening_socket(args.host, args.port)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ from mcsan.inference.checkpoint import (
     model_from_state,
     vocab_from_state,
 )
+
+PARSED_KEPT = 4096
+"""Parsed captions a :class:`Retriever` keeps (the most recently used)."""
 
 
 class Retriever:
@@ -65,7 +69,7 @@ class Retriever:
         """The binding matcher's shortlist (the checkpoint's ``rerank`` section unless given)."""
         self._sha256: str | None = None
         self._parser: Any = None
-        self._last_parse: tuple[tuple[str, ...], list[Any]] | None = None
+        self._parsed: OrderedDict[str, Any] = OrderedDict()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu",
@@ -104,16 +108,21 @@ class Retriever:
         return self.encode_parsed(self._parse(captions), batch_size)
 
     def _parse(self, captions: Sequence[str]) -> list[Any]:
-        """Parsed captions (the last list is kept: twins parse it for both stages)."""
-        key = tuple(captions)
-        if self._last_parse is not None and self._last_parse[0] == key:
-            return self._last_parse[1]
-        if self._parser is None:
-            from mcsan.data.captions.parse import CaptionParser
+        """Parsed captions; the last :data:`PARSED_KEPT` are kept (both stages of a query,
+        and of a batch of a server's queries, parse each caption once)."""
+        missing = list(dict.fromkeys(c for c in captions if c not in self._parsed))
+        if missing:
+            from mcsan.data.captions.parse import CaptionParser, check_captions
 
-            self._parser = CaptionParser()
-        parsed = list(self._parser.parse(list(captions)))
-        self._last_parse = (key, parsed)
+            check_captions(captions, False)  # a bad one is named by its index in ``captions``
+            if self._parser is None:
+                self._parser = CaptionParser()
+            self._parsed.update(zip(missing, self._parser.parse(missing), strict=True))
+        parsed = [self._parsed[c] for c in captions]
+        for caption in captions:  # most recently used last; the oldest go first
+            self._parsed.move_to_end(caption)
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
         return parsed
 
     @property
@@ -171,11 +180,7 @@ class Retriever:
     def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
         """Each caption's phrase queries of the late terms (entity phrases, action agents):
         a (Q_i, key_dim) float32 array of unit rows per caption (Q_i may be 0)."""
-        from mcsan.evaluate.reranked import encode_match_text
-
-        max_words = self.config.data.max_words
-        encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
-        text = encode_match_text(self.model, encoded, device=self.device)
+        text = self.match_text(captions)
         out = []
         for row in range(len(captions)):
             parts = [text.parts[term][0][row][text.masks[term][row]] for term in self.late_terms
@@ -188,11 +193,23 @@ class Retriever:
                       clip_rows: np.ndarray, terms: Sequence[str] | None = None
                       ) -> np.ndarray:  # fmt: skip
         """:meth:`match_pairs` of clips already read by :meth:`match_clips`."""
-        from mcsan.evaluate.reranked import encode_match_text, pair_scores
+        return self.match_scores(self.match_text(captions), video, caption_rows, clip_rows,
+                                 terms)  # fmt: skip
+
+    def match_text(self, captions: Sequence[str]) -> Any:
+        """The captions as the binding matcher reads them (``MatcherText``), on the CPU."""
+        from mcsan.evaluate.reranked import encode_match_text
 
         max_words = self.config.data.max_words
         encoded = [encode_caption(p, self.vocab, max_words) for p in self._parse(captions)]
-        text = encode_match_text(self.model, encoded, device=self.device)
+        return encode_match_text(self.model, encoded, device=self.device)
+
+    def match_scores(self, text: Any, video: Any, caption_rows: np.ndarray,
+                     clip_rows: np.ndarray, terms: Sequence[str] | None = None
+                     ) -> np.ndarray:  # fmt: skip
+        """:meth:`match_encoded` of captions already read by :meth:`match_text`."""
+        from mcsan.evaluate.reranked import pair_scores
+
         return pair_scores(self.model, text, video, caption_rows, clip_rows, self.device, terms)
 
     def _check_streams(self, features: Sequence[Mapping[str, np.ndarray]],

@@ -25,7 +25,7 @@ top-k clips of the fused score (:mod:`mcsan.evaluate.reranked`), never the whole
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +111,26 @@ def _same_words(tokens: torch.Tensor, spans: torch.Tensor, mask: torch.Tensor,
     words = tokens[rows[:, None], index.clamp(max=tokens.shape[1] - 1)]
     words = torch.where(index < spans[:, 1:], words, torch.zeros_like(words))
     return (words[:, None, :] == words[None, :, :]).all(-1)
+
+
+def _pairs_by_runs(match: Callable[..., torch.Tensor], parts: tuple[torch.Tensor, ...],
+                   video: MatcherVideo, frames: torch.Tensor, rows: torch.Tensor,
+                   most: int = 8) -> torch.Tensor:  # fmt: skip
+    """``match(parts, clips, frames, True)`` of the pairs ``rows`` (ascending; ``parts``
+    already theirs): on views of the clips, one call per run of consecutive rows, when
+    there are at most ``most`` runs (a server's batch: each query's shortlist is a run);
+    else on a copy of those clips."""
+    starts = [0, *(torch.nonzero(rows[1:] != rows[:-1] + 1)[:, 0] + 1).tolist()]
+    if len(starts) > most:
+        return match(parts, video.rows(rows), frames[rows], True)
+    values = []
+    for first, end in zip(starts, [*starts[1:], len(rows)], strict=True):
+        at, size = int(rows[first]), end - first
+        clips = MatcherVideo(video.keys.narrow(0, at, size), video.change.narrow(0, at, size),
+                             video.mask.narrow(0, at, size))  # fmt: skip
+        values.append(match(tuple(part[first:end] for part in parts), clips,
+                            frames.narrow(0, at, size), True))  # fmt: skip
+    return torch.cat(values)
 
 
 class BindingMatcher(nn.Module):
@@ -289,9 +309,11 @@ class BindingMatcher(nn.Module):
                 continue
             parts = tuple(part[rows] for part in text.parts[term])
             items = text.masks[term][rows]
-            every = not pairs or len(rows) == len(video.mask)  # all pairs: no copy of the clips
-            clips, seen = (video, frames) if every else (video.rows(rows), frames[rows])
-            value = getattr(self, f"_{term}_match")(parts, clips, seen, pairs)
+            match = getattr(self, f"_{term}_match")
+            if not pairs or len(rows) == len(video.mask):  # all pairs: no copy of the clips
+                value = match(parts, video, frames, pairs)
+            else:
+                value = _pairs_by_runs(match, parts, video, frames, rows)
             found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
         return found
 

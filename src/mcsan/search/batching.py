@@ -3,10 +3,15 @@
 The server answers requests on a thread pool with no lock around a query. What costs time
 in a query is the model: parsing and encoding the caption, and the binding matcher over
 its shortlist. :class:`BatchedEncoder` stands in for the encoder (a
-:class:`mcsan.inference.retriever.Retriever`) and sends those two calls to one worker thread;
-whatever requests are waiting when the worker is free go in together as one batch (one
-parse, one caption encoding, one matcher call over every query's shortlist). No request waits
-for a timer: a lone query is a batch of one. The worker is the only thread that runs the
+:class:`mcsan.inference.retriever.Retriever`) and sends that work to one worker thread;
+whatever requests are waiting when the worker is free go in together as one batch: the
+queries' encoding with the index search (:meth:`BatchedEncoder.encode_search`: one parse,
+one caption encoding, one FAISS search), then their re-ranking
+(:meth:`BatchedEncoder.match_rows`: one matcher pass over every query's shortlist, see
+:func:`mcsan.search.matcher_store.match_rows`). A lone query is a batch of one and waits
+for no timer; after a batch of several, the worker gathers the next stage's requests while
+they keep arriving (gaps under :data:`GATHER_GAP`), so that 30 concurrent queries are not
+split into a batch of one and one of 29. The worker is the only thread that runs the
 model, so the model and its parser are never used by two threads at once.
 """
 
@@ -15,16 +20,25 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import SearchError
+from mcsan.search.matcher_store import match_rows
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 """Most requests of one kind merged into one model call."""
+GATHER_GAP = 0.005
+GATHER_MOST = 0.03
+"""When fewer requests wait than the last batch held, the worker waits for more until none
+came for ``GATHER_GAP`` seconds, at most ``GATHER_MOST`` in all (a query after a lone query
+never waits; the first after a batch of several waits ``GATHER_GAP`` at most)."""
 
 
 class MicroBatcher:
@@ -53,14 +67,24 @@ class MicroBatcher:
         return future.result()
 
     def _work(self) -> None:
+        last = 1
         while True:
-            first = self._queue.get()
-            waiting = [first]
-            while len(waiting) < self.max_batch * len(self.handlers):
+            waiting = [self._queue.get()]
+            most = self.max_batch * len(self.handlers)
+            while len(waiting) < most:
                 try:
                     waiting.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            # after a batch of ``last`` requests, theirs (or their next stage) are likely on the
+            # way: gather them while they keep coming, rather than run one and keep them waiting
+            deadline = time.monotonic() + GATHER_MOST
+            while len(waiting) < min(last, most) and (left := deadline - time.monotonic()) > 0:
+                try:
+                    waiting.append(self._queue.get(timeout=min(GATHER_GAP, left)))
+                except queue.Empty:
+                    break
+            last = len(waiting)
             for kind in dict.fromkeys(entry[0] for entry in waiting):
                 group = [entry for entry in waiting if entry[0] == kind]
                 for start in range(0, len(group), self.max_batch):
@@ -79,13 +103,15 @@ class MicroBatcher:
 
 
 class BatchedEncoder:
-    """An encoder whose ``encode_captions`` and ``match_encoded`` calls from many threads are
-    batched (see the module docstring); every other attribute is the wrapped encoder's."""
+    """An encoder whose ``encode_captions``, ``match_encoded``, :meth:`encode_search` and
+    :meth:`match_rows` calls from many threads are batched (see the module docstring);
+    every other attribute is the wrapped encoder's."""
 
     def __init__(self, encoder: Any, max_batch: int = MAX_BATCH) -> None:
         """Wrap ``encoder`` (a Retriever)."""
         self.encoder = encoder
-        self.batcher = MicroBatcher({"encode": self._encode_many, "match": self._match_many,
+        self.batcher = MicroBatcher({"encode": self._encode_many, "search": self._search_many,
+                                     "match": self._match_many, "rows": self._rows_many,
                                      "late": self._match_many, "queries": self._queries_many},
                                     max_batch)  # fmt: skip
 
@@ -117,6 +143,51 @@ class BatchedEncoder:
             out.append(found[start : start + len(request)])
             start += len(request)
         return out
+
+    def encode_search(self, index: Any, text: str, pool: int
+                      ) -> tuple[dict[str, np.ndarray], Any, float]:  # fmt: skip
+        """``text``'s embeddings of ``index``'s levels (each (1, d)), ``index.search_vectors``
+        of them for its top ``pool`` clips, and the milliseconds the batch's search took:
+        encoded and searched with other threads' queries (one encoding, one search per
+        index and pool)."""
+        return self.batcher.submit("search", (index, text, int(pool)))
+
+    def _search_many(self, requests: list[tuple[Any, str, int]]
+                     ) -> list[tuple[dict[str, np.ndarray], Any, float]]:  # fmt: skip
+        encoded = self.encoder.encode_captions([text for _, text, _ in requests])
+        started = time.perf_counter()
+        out: list[Any] = [None] * len(requests)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for number, (index, _, pool) in enumerate(requests):
+            groups.setdefault((id(index), pool), []).append(number)
+        for (_, pool), numbers in groups.items():
+            index = requests[numbers[0]][0]
+            missing = [lv for lv in index.levels if lv not in encoded]
+            if missing:
+                raise SearchError(f"the encoder returned no {missing} embeddings; the index "
+                                  "needs them")  # fmt: skip
+            found = index.search_vectors({lv: encoded[lv][numbers] for lv in index.levels}, pool)
+            for number, result in zip(numbers, found, strict=True):
+                out[number] = result
+        searching = 1000 * (time.perf_counter() - started)
+        return [({lv: encoded[lv][n : n + 1] for lv in requests[n][0].levels}, out[n], searching)
+                for n in range(len(requests))]  # fmt: skip
+
+    def match_rows(self, store: Any, key_dim: int, query: str, rows: np.ndarray) -> np.ndarray:
+        """The matcher's score of ``query`` against ``rows`` of the matcher store ``store``
+        (:func:`mcsan.search.matcher_store.match_rows`), batched with other threads' calls."""
+        return self.batcher.submit("rows", (store, key_dim, query, np.asarray(rows)))
+
+    def _rows_many(self, requests: list[tuple[Any, ...]]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(requests)
+        stores = {id(request[0]): request[0] for request in requests}  # one after a reload
+        for key, store in stores.items():
+            numbers = [n for n, request in enumerate(requests) if id(request[0]) == key]
+            scores = match_rows(self.encoder, store, requests[numbers[0]][1],
+                                [requests[n][2:] for n in numbers])  # fmt: skip
+            for number, score in zip(numbers, scores, strict=True):
+                out[number] = score
+        return out  # type: ignore[return-value]
 
     def _encode_many(self, requests: list[list[str]]) -> list[dict[str, np.ndarray]]:
         texts = [text for request in requests for text in request]

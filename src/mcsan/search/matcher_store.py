@@ -24,6 +24,7 @@ several segments pads the shorter ones with zero frames.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.model.matcher import MatcherVideo
+from mcsan.model.matcher import MatcherText, MatcherVideo
 
 MATCHER_PREFIX = "matcher"
 STORE_DTYPE = "float16"
@@ -85,6 +86,84 @@ def to_video(rows: np.ndarray, key_dim: int) -> MatcherVideo:
     change.copy_(torch.from_numpy(rows[..., key_dim:]))
     mask = keys[:, :, 0].abs().sum(-1) > 0  # a real frame's first cell has a unit key
     return MatcherVideo(keys, change, mask)
+
+
+PAIRS_PER_CALL = 512
+"""Most (caption, clip) pairs :func:`match_rows` gives the matcher in one call: a few
+queries' shortlists. It bounds the scratch memory a thread keeps (float16 and float32
+copies of that many clips: 31 MB at the demo's sizes) and how far a call's captions are
+padded; 500 to 3,000 pairs a call cost the same within the noise of a busy machine."""
+
+_scratch = threading.local()
+
+
+def match_rows(retriever: Any, store: Any, key_dim: int,
+               requests: Sequence[tuple[str, np.ndarray]]) -> list[np.ndarray]:  # fmt: skip
+    """The binding matcher's score of each request's query against each of its ``rows`` of
+    the matcher store ``store``: one float32 array per request.
+
+    The requests go to the matcher together: their captions read once, then a few
+    shortlists per call (:data:`PAIRS_PER_CALL`; requests of captions with as many
+    phrases, actions and relations side by side, each call's captions padded only to its
+    own longest). Each call's clips are read from the store and made float32 into memory
+    this thread reuses (fresh arrays of that size cost more in page faults than the
+    matcher's work), and a request's pairs are consecutive, so the matcher reads its clips
+    without copying them (:func:`mcsan.model.matcher._pairs_by_runs`)."""
+    text = retriever.match_text([query for query, _ in requests])
+    counts = torch.stack([mask.sum(-1) for mask in text.masks.values()], -1).tolist()
+    order = sorted(range(len(requests)), key=lambda n: counts[n], reverse=True)
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(requests)
+    start = 0
+    while start < len(order):
+        end, pairs = start + 1, len(requests[order[start]][1])
+        while end < len(order) and pairs + len(requests[order[end]][1]) <= PAIRS_PER_CALL:
+            pairs, end = pairs + len(requests[order[end]][1]), end + 1
+        numbers = order[start:end]
+        sizes = [len(requests[n][1]) for n in numbers]
+        rows = np.concatenate([np.asarray(requests[n][1], np.int64) for n in numbers])
+        scores = retriever.match_scores(_trimmed(text.rows(torch.tensor(numbers))),
+                                        _read_clips(store, rows, key_dim),
+                                        np.repeat(np.arange(len(numbers)), sizes),
+                                        np.arange(len(rows)))  # fmt: skip
+        parts = np.split(np.asarray(scores, np.float32), np.cumsum(sizes)[:-1])
+        for number, part in zip(numbers, parts, strict=True):
+            out[number] = part
+        start = end
+    return out
+
+
+def _trimmed(text: MatcherText) -> MatcherText:
+    """``text`` with each term's items cut after the last one any caption has."""
+    parts, masks = {}, {}
+    for term, mask in text.masks.items():
+        used = torch.nonzero(mask.any(0))
+        keep = int(used[-1, 0]) + 1 if len(used) else 0
+        parts[term] = tuple(part[:, :keep] for part in text.parts[term])
+        masks[term] = mask[:, :keep]
+    return MatcherText(parts, masks)
+
+
+def _read_clips(store: Any, rows: np.ndarray, key_dim: int) -> MatcherVideo:
+    """:func:`to_video` of ``store[rows]``, in this thread's scratch arrays (valid until
+    its next call)."""
+    shape = (max(len(rows), PAIRS_PER_CALL), *store.shape[1:])
+    arrays = getattr(_scratch, "arrays", None)
+    if arrays is None or arrays[0].shape[1:] != shape[1:] or len(arrays[0]) < len(rows):
+        arrays = (np.empty(shape, np.float16),
+                  torch.empty((*shape[:-1], key_dim), dtype=torch.float32),
+                  torch.empty((*shape[:-1], shape[-1] - key_dim), dtype=torch.float32))  # fmt: skip
+        _scratch.arrays = arrays
+    count = len(rows)
+    half, keys, change = (array[:count] for array in arrays)
+    if isinstance(store, np.ndarray):
+        if len(rows) and not 0 <= int(rows.min()) <= int(rows.max()) < len(store):
+            raise IndexError(f"rows {rows.min()}..{rows.max()} of a store of {len(store)}")
+        np.take(np.asarray(store), rows, axis=0, out=half, mode="clip")  # checked: 3x faster
+    else:  # rows of several segments
+        half[:] = store[rows]
+    keys.copy_(torch.from_numpy(half[..., :key_dim]))  # contiguous: the matcher's products
+    change.copy_(torch.from_numpy(half[..., key_dim:]))  # on them run twice as fast
+    return MatcherVideo(keys, change, keys[:, :, 0].abs().sum(-1) > 0)
 
 
 def segment_name(version: int) -> str:

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from mcsan.core.errors import FeatureError
+from mcsan.search.batching import BatchedEncoder
 from mcsan.search.build import CACHE_NAME
 from mcsan.search.index import VideoIndex
-from mcsan.search.matcher_store import store_layout, to_video
+from mcsan.search.matcher_store import match_rows, store_layout
 from mcsan.search.segments import prefetch
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,10 @@ class ShortlistReranker:
             assert self.index is not None and self.index.matcher_info is not None
             rows = np.array([self.index.row_of(v) for v in video_ids], np.int64)
             prefetch(self.index.matcher, rows)
-            video = to_video(self.index.matcher[rows], self.index.matcher_info["key_dim"])
-            every = np.arange(len(rows))
-            return retriever.match_encoded([query], video, np.zeros_like(every), every)
+            key_dim = self.index.matcher_info["key_dim"]
+            if isinstance(retriever, BatchedEncoder):  # with other threads' queries
+                return retriever.match_rows(self.index.matcher, key_dim, query, rows)
+            return match_rows(retriever, self.index.matcher, key_dim, [(query, rows)])[0]
         # reopened per query: the file must still have the model's spec and the index's identity
         with FeatureStore.open(self.feature_file, mode="r", expect=retriever.feature_spec) as store:
             if self.index is not None:

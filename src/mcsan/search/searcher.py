@@ -14,6 +14,7 @@ import numpy as np
 
 from mcsan.core.errors import SearchError
 from mcsan.inference.encoder import Encoder
+from mcsan.search.batching import BatchedEncoder
 from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
 from mcsan.search.honesty import (
     concept_warning,
@@ -229,11 +230,8 @@ class Searcher:
     # ----------------------------------------------------------------- ranking
     def _model_hits(self, text: str, k: int, reranker: ShortlistReranker | None,
                     warnings: list[str], timings: dict[str, float]) -> list[Hit]:  # fmt: skip
-        with _timed(timings, "encode"):
-            encoded = self._encode(text)
         pool = k if reranker is None else max(k, reranker.top_k)
-        with _timed(timings, "first_stage"):
-            found = self.index.search_vectors(encoded, pool)[0]
+        encoded, found = self._first_stage(text, pool, timings)
         fused_part, late_part = found.scores, None
         if self.late is not None and reranker is not None:
             with _timed(timings, "late"):
@@ -318,6 +316,23 @@ class Searcher:
             rows[order], fused[order], {lv: s[order] for lv, s in levels.items()},
             concept[order], query, match[order], fused_part[order],
         )
+
+    def _first_stage(self, text: str, pool: int, timings: dict[str, float]
+                     ) -> tuple[dict[str, np.ndarray], SearchResult]:  # fmt: skip
+        """``text``'s embeddings and the index's top ``pool`` clips by the fused score. A
+        batching encoder (a server's) encodes and searches it with other threads' queries:
+        the batch's search time is the first stage, the rest (waiting included) the
+        encoding."""
+        if isinstance(self.retriever, BatchedEncoder):
+            started = time.perf_counter()
+            encoded, found, searching = self.retriever.encode_search(self.index, text, pool)
+            timings["encode"] = round(1000 * (time.perf_counter() - started) - searching, 3)
+            timings["first_stage"] = round(searching, 3)
+            return encoded, found
+        with _timed(timings, "encode"):
+            encoded = self._encode(text)
+        with _timed(timings, "first_stage"):
+            return encoded, self.index.search_vectors(encoded, pool)[0]
 
     def _encode(self, text: str) -> dict[str, np.ndarray]:
         assert self.retriever is not None

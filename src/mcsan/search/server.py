@@ -277,14 +277,16 @@ def create_app(
         }
 
     @app.get("/api/search")
-    def api_search(request: Request) -> dict[str, Any]:
+    def api_search(request: Request) -> JSONResponse:
         query, k, mode, rerank = parse_search_params(request)
         searcher = live.current()
         index = searcher.index
         if changed := changed_files(index.directory, index.on_disk):  # never a half-read index
             raise ClientError(503, f"{changed} in place; rebuild it with `mcsan index` (a new "
                               "meta.json, as `mcsan index` writes, is reloaded by itself)")
-        return _search_body(searcher, searcher.answer(query, k, mode, rerank))
+        # encoded here (json.dumps) rather than by FastAPI's encoder on the event loop:
+        # 0.05 ms a body instead of 0.7 ms, which 30 concurrent answers waited for in turn
+        return JSONResponse(_search_body(searcher, searcher.answer(query, k, mode, rerank)))
 
     @app.get("/media/{requested:path}")
     def media(requested: str) -> FileResponse:
