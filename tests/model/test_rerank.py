@@ -67,6 +67,8 @@ def test_late_scores_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) 
     whole = first_stage.late_scores(model, text, video)
     monkeypatch.setattr(first_stage, "LATE_PAIRS", 3)  # clip blocks of 3, one caption each
     assert np.allclose(first_stage.late_scores(model, text, video), whole, atol=1e-6)
+
+
 @pytest.mark.parametrize("scattered", [False, True])
 def test_pairs_of_captions_without_a_term_score_as_the_dense_ones(scattered: bool) -> None:
     # caption 1 has no relation, caption 2 no action: those terms score only the other pairs,
