@@ -40,7 +40,7 @@ def test_the_policy_is_frozen_and_replaced_not_changed():
     assert policy == ShortlistPolicy(top_k=50, weight=2.0)
     assert policy.replaced() is policy
     for bad in ({"top_k": 0}, {"fraction": 0.0}, {"fraction": 1.5}, {"weight": -1.0},
-                {"late_weight": -0.5}):
+                {"late_weight": -0.5}, {"late_terms": ("colour",)}, {"late_terms": ()}):
         with pytest.raises(ConfigError, match="rerank"):
             ShortlistPolicy(**bad)
 

@@ -215,8 +215,14 @@ def _late_interaction_first_stage(checkpoint, capsys) -> None:
     assert cli_main(["evaluate", "--checkpoint", str(checkpoint), "--late-weight", "1",
                      "--shortlists", "none"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "first stage: every clip by fused + 1 x late interaction" in printed
+    assert "first stage: every clip by fused + 1 x late interaction (the matcher's entity and " \
+        "action terms)" in printed
     assert re.search(r"^first stage +\d", printed, re.M)
+    every = evaluate_checkpoint(checkpoint, "test", late_weight=1.0, rerank_top_k=2,
+                                late_terms=("entity", "action", "relation"))  # fmt: skip
+    assert every["rerank"]["late_terms"] == ["entity", "action", "relation"]
+    with pytest.raises(ConfigError, match="late_terms"):
+        evaluate_checkpoint(checkpoint, "test", late_weight=1.0, late_terms=("colour",))
 
 
 def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_parser,
@@ -237,13 +243,13 @@ def test_a_run_with_the_binding_matcher_reports_both_rankings(tmp_path, caption_
     assert set(metrics["reranked"]) == {*metrics["fused"], "first_stage_recall", "shortlist"}
     # the legacy key model.rerank_top_k lands in the rerank section
     assert report["rerank"] == {"top_k": 3, "fraction": None, "weight": 1.0, "late_weight": 0.0,
-                                "shortlist": 3}  # fmt: skip
+                                "late_terms": ["entity", "action"], "shortlist": 3}  # fmt: skip
     assert "first stage" not in metrics  # no late interaction unless asked
     # weight 0: the shortlist keeps its fused order, so re-ranking changes nothing
     same = evaluate_checkpoint(tmp_path / "run" / "best.pt", "test", rerank_top_k=5,
                                rerank_weight=0.0)  # fmt: skip
     assert same["rerank"] == {"top_k": 5, "fraction": None, "weight": 0.0, "late_weight": 0.0,
-                              "shortlist": 5}  # fmt: skip
+                              "late_terms": ["entity", "action"], "shortlist": 5}  # fmt: skip
     fused = same["metrics"]["fused"]
     assert {k: same["metrics"]["reranked"][k] for k in fused} == pytest.approx(fused)
     with pytest.raises(ConfigError, match="rerank.weight"):

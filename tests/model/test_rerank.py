@@ -56,6 +56,10 @@ def test_late_scores_are_the_late_terms_of_every_pair() -> None:
     assert np.array_equal(first_stage_scores(fused, late, 0.0), fused)
     assert np.allclose(first_stage_scores(fused, late, 2.0), fused + 2.0 * late)
     assert LATE_PAIRS >= 5  # one block here; blocks are covered below
+    relation = late_scores(model, text, video, terms=("relation", "no-such-term"))
+    with torch.no_grad():
+        alone = model.matcher.score(text, video, terms=("relation",)).numpy()
+    assert np.allclose(relation, alone, atol=1e-6)
 
 
 def test_late_scores_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: the checkpoint's rerank.late_weight)",
     )
     parser.add_argument(
+        "--late-terms", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+        metavar="LIST",
+        help="the matcher's terms the first stage adds, a comma list of entity, action, "
+        "relation (default: the checkpoint's rerank.late_terms)",
+    )
+    parser.add_argument(
         "--twins", action="store_true",
         help="also the twin accuracy per twin kind with 95%% intervals (a dataset with a twin "
         "set, e.g. the synthetic world of `mcsan synth`; with a binding matcher fused and "
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                                  rerank_top_k=args.rerank_top_k,
                                  rerank_weight=args.rerank_weight,
                                  rerank_fraction=args.rerank_fraction,
-                                 late_weight=args.late_weight,
+                                 late_weight=args.late_weight, late_terms=args.late_terms,
                                  shortlists=[dict([item]) for item in args.shortlists])  # fmt: skip
     print(
         f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} "
@@ -112,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         first = (f"fused + {rerank['late_weight']:g} x late interaction"
                  if rerank.get("late_weight") else "fused")  # fmt: skip
         if rerank.get("late_weight"):
-            print(f"first stage: every clip by {first} (the matcher's entity and action terms)")
+            terms = " and ".join(rerank.get("late_terms", ("entity", "action")))
+            print(f"first stage: every clip by {first} (the matcher's {terms} terms)")
         print(f"reranked: each query's top {rerank['shortlist']} by the first stage ({first}), "
               f"re-ordered by fused + {rerank['weight']:g} x the binding matcher's score (other "
               "rows: the same at their shortlist)")
@@ -146,7 +153,7 @@ def _twins(args: argparse.Namespace, report: dict) -> dict:
         late = report["rerank"].get("late_weight")
         scores = ("fused", "first", "reranked") if late else ("fused", "reranked")
     twins = evaluate_twin_scores(args.checkpoint, root, scores, args.rerank_weight,
-                                 args.late_weight)  # fmt: skip
+                                 args.late_weight, args.late_terms)  # fmt: skip
     print(f"\ntwin accuracy (%) on {root}: a clip against a copy changed in one respect; "
           "'mention': captions that name the change; 50 is chance; [95% interval over "
           "caption-twin pairs]")  # fmt: skip

@@ -111,13 +111,16 @@ class RerankConfig:
     weight: float = 1.0
     """``reranked = fused + weight * match`` (on the first stage's shortlist)."""
     late_weight: float = 0.0
-    """The first stage: ``first = fused + late_weight * late``, ``late`` the matcher's entity
-    and action terms over every clip (late interaction on the cells the index stores); 0 =
-    the fused score alone."""
+    """The first stage: ``first = fused + late_weight * late``, ``late`` the mean of the
+    matcher's ``late_terms`` over every clip (late interaction on the cells the index
+    stores); 0 = the fused score alone."""
+    late_terms: tuple[str, ...] = ("entity", "action")
+    """The matcher's terms the first stage adds (any of entity, action, relation)."""
 
 
 RERANK_KEYS: tuple[str, ...] = (
     "rerank", "rerank.top_k", "rerank.fraction", "rerank.weight", "rerank.late_weight",
+    "rerank.late_terms",
     *(f"model.{key}" for key in LEGACY_RERANK_KEYS),
 )  # fmt: skip
 """Keys that change evaluation only (``rerank``: the whole section, absent from runs saved

@@ -17,6 +17,7 @@ scores the same ``first`` on its candidates (:mod:`mcsan.search.late`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,15 @@ LATE_PAIRS = 8192
 
 @torch.no_grad()
 def late_scores(model: Any, text: MatcherText, video: MatcherVideo,
-                device: torch.device | str = "cpu") -> np.ndarray:  # fmt: skip
-    """(captions, clips) float32: the mean of each caption's late-interaction terms against
+                device: torch.device | str = "cpu", terms: Sequence[str] | None = None
+                ) -> np.ndarray:  # fmt: skip
+    """(captions, clips) float32: the mean of each caption's late-interaction terms
+    (``terms`` of the matcher's, default :data:`~mcsan.model.matcher.LATE_TERMS`) against
     every clip (0 where a caption has none), in blocks of :data:`LATE_PAIRS` pairs."""
     matcher = model.matcher
     n_text, n_video = len(next(iter(text.masks.values()))), len(video.mask)
     out = np.zeros((n_text, n_video), dtype=np.float32)
-    terms = matcher.late_terms
+    terms = matcher.late_terms if terms is None else tuple(t for t in terms if t in matcher.terms)
     if not terms or not n_text or not n_video:
         return out
     clips_at_once = min(n_video, LATE_PAIRS)

@@ -147,8 +147,8 @@ def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
 
     text = encode_match_text(model, captions, batch_size, device)
     video = encode_match_video(model, clips, streams, max_frames, batch_size, device)
-    late = (late_scores(model, text, video, device) if any(p.late for p in policies)
-            else None)  # fmt: skip
+    late = (late_scores(model, text, video, device, policies[0].late_terms)
+            if any(p.late for p in policies) else None)  # fmt: skip
 
     def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return pair_scores(model, text, video, rows, cols, device)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from mcsan.core.errors import ConfigError
 from mcsan.core.validate import check_ranges
 
 REPORT_FRACTIONS: tuple[float, ...] = (0.01, 0.05)
@@ -40,19 +42,25 @@ class ShortlistPolicy:
     fraction: float | None = None
     weight: float = 1.0
     late_weight: float = 0.0
+    late_terms: tuple[str, ...] = ("entity", "action")
 
     def __post_init__(self) -> None:
         check_ranges("rerank", self, "shortlist")
+        unknown = [t for t in self.late_terms if t not in ("entity", "action", "relation")]
+        if unknown or not self.late_terms:
+            raise ConfigError(f"rerank.late_terms {list(self.late_terms)}: name one or more of "
+                              "entity, action, relation (the binding matcher's terms)")
 
     @classmethod
     def from_config(cls, section: Any) -> ShortlistPolicy:
         """From a run config's ``rerank`` section (:class:`mcsan.config.run.RerankConfig`)."""
         return cls(int(section.top_k), section.fraction, float(section.weight),
-                   float(getattr(section, "late_weight", 0.0)))
+                   float(getattr(section, "late_weight", 0.0)),
+                   tuple(getattr(section, "late_terms", ("entity", "action"))))
 
     def replaced(self, top_k: int | None = None, fraction: float | None = None,
-                 weight: float | None = None, late_weight: float | None = None
-                 ) -> ShortlistPolicy:  # fmt: skip
+                 weight: float | None = None, late_weight: float | None = None,
+                 late_terms: Sequence[str] | None = None) -> ShortlistPolicy:  # fmt: skip
         """Another policy with the given settings (None: keep this one's); a ``top_k``
         given without a ``fraction`` drops this policy's fraction. ConfigError when out of
         range."""
@@ -65,6 +73,8 @@ class ShortlistPolicy:
             changes["weight"] = float(weight)
         if late_weight is not None:
             changes["late_weight"] = float(late_weight)
+        if late_terms is not None:
+            changes["late_terms"] = tuple(late_terms)
         return dataclasses.replace(self, **changes) if changes else self
 
     def size(self, collection: int) -> int:
@@ -91,8 +101,8 @@ class ShortlistPolicy:
         return self.late_weight > 0
 
     def to_json(self) -> dict[str, Any]:
-        """``{"top_k", "fraction", "weight", "late_weight"}``."""
-        return dataclasses.asdict(self)
+        """``{"top_k", "fraction", "weight", "late_weight", "late_terms"}``."""
+        return {**dataclasses.asdict(self), "late_terms": list(self.late_terms)}
 
 
 def kth_scores(fused: np.ndarray, k: int, axis: int) -> np.ndarray:

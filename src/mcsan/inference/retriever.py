@@ -174,17 +174,22 @@ class Retriever:
 
     @property
     def late_terms(self) -> tuple[str, ...]:
-        """The matcher's late-interaction terms (the first stage's; empty without one)."""
-        return self.model.matcher.late_terms if self.has_matcher else ()
+        """The matcher's terms the first stage adds (:attr:`shortlist`'s ``late_terms`` the
+        matcher has; empty without a matcher)."""
+        if not self.has_matcher:
+            return ()
+        return tuple(t for t in self.shortlist.late_terms if t in self.model.matcher.terms)
 
     def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
-        """Each caption's phrase queries of the late terms (entity phrases, action agents):
-        a (Q_i, key_dim) float32 array of unit rows per caption (Q_i may be 0)."""
+        """Each caption's phrase queries of the late terms (entity phrases, action agents,
+        relation subjects and objects): a (Q_i, key_dim) float32 array of unit rows per
+        caption (Q_i may be 0)."""
         text = self.match_text(captions)
         out = []
         for row in range(len(captions)):
-            parts = [text.parts[term][0][row][text.masks[term][row]] for term in self.late_terms
-                     if term in text.parts]  # fmt: skip
+            parts = [query[row][text.masks[term][row]] for term in self.late_terms
+                     if term in text.parts
+                     for query in text.parts[term][: 2 if term == "relation" else 1]]  # fmt: skip
             width = int(self.model.matcher.key.out_features)
             out.append(torch.cat(parts).numpy() if parts else np.zeros((0, width), np.float32))
         return out
@@ -266,14 +271,15 @@ def evaluate_checkpoint(
     rerank_fraction: float | None = None,
     shortlists: Sequence[Mapping[str, float]] = (),
     late_weight: float | None = None,
+    late_terms: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics (fused and per level, and re-ranked with a binding matcher) of a checkpoint
     on ``split``.
 
     ``dataset`` defaults to the dataset the model was trained on; another native dataset
     must provide the same feature set streams (same per-frame shapes and backbone).
-    ``rerank_top_k`` / ``rerank_fraction`` / ``rerank_weight`` / ``late_weight`` replace the
-    checkpoint's shortlist policy (:mod:`mcsan.evaluate.shortlist`); ``shortlists``: further shortlists,
+    ``rerank_top_k`` / ``rerank_fraction`` / ``rerank_weight`` / ``late_weight`` /
+    ``late_terms`` replace the checkpoint's shortlist policy (:mod:`mcsan.evaluate.shortlist`); ``shortlists``: further shortlists,
     each ``{"top_k": K}`` or ``{"fraction": F}`` (the weight as above), each a
     ``"reranked <label>"`` row. On a world (:mod:`mcsan.world.oracle`) the oracle
     ceiling of the split comes too. Returns ``{"checkpoint", "checkpoint_sha256", "epoch",
@@ -283,7 +289,7 @@ def evaluate_checkpoint(
     """
     retriever = Retriever.from_checkpoint(checkpoint, device)
     policy = retriever.shortlist.replaced(rerank_top_k, rerank_fraction, rerank_weight,
-                                          late_weight)
+                                          late_weight, late_terms)
     data_cfg = dataclasses.replace(retriever.config.data)
     if dataset is not None:
         data_cfg.root = str(Path(dataset).resolve())

@@ -203,17 +203,18 @@ def evaluate_twins(
 def evaluate_twin_scores(
     checkpoint: str | os.PathLike[str], root: str | os.PathLike[str], scores: tuple[str, ...],
     rerank_weight: float | None = None, late_weight: float | None = None,
+    late_terms: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """:func:`evaluate_twins` for several ``scores`` (model and features loaded once);
-    ``rerank_weight`` / ``late_weight`` replace the checkpoint's for the ``reranked`` and
-    ``first`` scores."""
+    ``rerank_weight`` / ``late_weight`` / ``late_terms`` replace the checkpoint's for the
+    ``reranked`` and ``first`` scores."""
     from mcsan.data.native import feature_path
     from mcsan.data.video.store import FeatureStore
     from mcsan.inference.retriever import Retriever
 
     retriever = Retriever.from_checkpoint(checkpoint)
     retriever = retriever.with_shortlist(retriever.shortlist.replaced(
-        weight=rerank_weight, late_weight=late_weight))
+        weight=rerank_weight, late_weight=late_weight, late_terms=late_terms))
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)
