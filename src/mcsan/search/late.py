@@ -91,9 +91,11 @@ class LateFirstStage:
         return len(self.index.ids) <= EXACT_CLIPS
 
     def slots(self) -> np.ndarray:
-        """(rows, SLOTS, key_dim) float16 slots of every row (removed clips' too)."""
+        """(rows x SLOTS, key_dim) float32 slots of every row (removed clips' too), held in
+        memory (a clip's 8 slots: 2 KB; the file keeps them as float16)."""
         if self._slots is None:
-            self._slots = self._load_or_build_slots()
+            stored = self._load_or_build_slots()
+            self._slots = np.asarray(stored, np.float32).reshape(-1, stored.shape[-1])
         return self._slots
 
     def _slot_key(self) -> dict[str, Any]:
@@ -136,11 +138,13 @@ class LateFirstStage:
         if len(queries) == 0:
             return np.asarray(fused_rows, np.int64)
         slots = self.slots()
-        total = np.zeros(len(self.index.ids), np.float32)
-        query = np.asarray(queries, np.float32).T
-        for start in range(0, len(total), 65536):
-            block = np.asarray(slots[start : start + 65536], np.float32)
-            total[start : start + len(block)] = (block @ query).max(1).sum(-1)
+        total = np.empty(len(self.index.ids), np.float32)
+        query = np.ascontiguousarray(queries, dtype=np.float32)
+        step = 32768  # clips per block: one (Q, block x SLOTS) product, slots last
+        for start in range(0, len(total), step):
+            stop = min(start + step, len(total))
+            cosine = query @ slots[start * SLOTS : stop * SLOTS].T  # 3x faster than slots @ q.T
+            total[start:stop] = cosine.reshape(len(query), stop - start, SLOTS).max(2).sum(0)
         if live is not None:
             total[~live] = -np.inf
         count = min(count, int(np.isfinite(total).sum()))
