@@ -127,3 +127,33 @@ def test_slots_cover_each_distinct_cell_key():
     assert slots.shape == (1, 4, 8) and np.isfinite(slots).all()
     best = (slots[0] @ keys.numpy().T).max(0)
     assert np.allclose(best, 1.0, atol=2e-3)  # every distinct key has its own slot
+
+
+def test_slots_after_an_add_are_computed_for_the_new_clips_only(matcher_index, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    from test_grow import build
+
+    from mcsan.search.grow import add_to_index
+
+    retriever = _late_retriever(matcher_index)
+    ids = VideoIndex.load(matcher_index["index"]).live_ids()
+    grown = tmp_path / "grown"
+    build(matcher_index, ids[:30], grown)
+    first = Searcher(VideoIndex.load(grown), retriever).late.slots().copy()
+    add_to_index(grown, ids[30:], retriever)
+    computed = []
+    real = late_module.clip_slots
+    monkeypatch.setattr(late_module, "clip_slots",
+                        lambda rows, *a, **k: computed.append(len(rows)) or real(rows, *a, **k))
+    after = Searcher(VideoIndex.load(grown), retriever).late.slots()
+    assert sum(computed) == len(ids) - 30  # the build's 30 clips came from the cache
+    assert np.array_equal(after[: len(first)], first)
+    fresh = tmp_path / "fresh"
+    build(matcher_index, ids, fresh)  # the same clips built at once: the same slots
+    assert np.allclose(Searcher(VideoIndex.load(fresh), retriever).late.slots(), after,
+                       atol=1e-3)  # fmt: skip
+    shutil.copy(grown / SLOT_FILE, fresh / SLOT_FILE)  # another index's cache is not used
+    shutil.copy(grown / (SLOT_FILE + ".json"), fresh / (SLOT_FILE + ".json"))
+    computed.clear()
+    Searcher(VideoIndex.load(fresh), retriever).late.slots()
+    assert sum(computed) == len(ids)

@@ -15,8 +15,9 @@ generation, then exact scoring):
 2. exact scoring of the union: the fused score from the index's vectors, the late terms
    from the store, ``first`` as in evaluation.
 
-Slots are computed from the store on first use and cached beside it (``late_slots.npy``,
-rebuilt when the store changes). Below :data:`EXACT_CLIPS` clips every clip is scored
+Slots are computed from the store on first use and cached beside it (``late_slots.npy``);
+after ``mcsan index --add`` only the new segment's clips are computed (the cache records
+the store files it came from; removed clips keep their rows and are never candidates). Below :data:`EXACT_CLIPS` clips every clip is scored
 exactly and no candidates are generated, so search equals evaluation there.
 """
 
@@ -32,7 +33,8 @@ import torch
 from mcsan.core.errors import OutputError
 from mcsan.core.io import atomic_path, atomic_write_json
 from mcsan.search.index import VideoIndex
-from mcsan.search.matcher_store import to_video
+from mcsan.search.index_identity import META_NAME
+from mcsan.search.matcher_store import MATCHER_PREFIX, to_video
 from mcsan.search.segments import prefetch
 
 log = logging.getLogger(__name__)
@@ -99,26 +101,55 @@ class LateFirstStage:
         return self._slots
 
     def _slot_key(self) -> dict[str, Any]:
-        return {"rows": len(self.index.ids), "version": self.index.version, "slots": SLOTS,
-                "checkpoint": self.index.checkpoint_sha256, "matcher": self.index.matcher_info}
+        """What the cached slots were computed from: the checkpoint, the store layout, and
+        the store's segment files as meta.json records them (size, end hash) when it does
+        (else the row count and index version, matched exactly)."""
+        files = None
+        if self.index.directory is not None:
+            try:
+                recorded = json.loads((self.index.directory / META_NAME).read_text()).get("files")
+            except (OSError, ValueError):
+                recorded = None
+            if recorded:
+                files = {n: e for n, e in recorded.items() if n.startswith(MATCHER_PREFIX)}
+        key: dict[str, Any] = {"slots": SLOTS, "checkpoint": self.index.checkpoint_sha256,
+                               "matcher": self.index.matcher_info, "rows": len(self.index.ids)}
+        return {**key, "files": files} if files else {**key, "version": self.index.version}
+
+    def _reusable_rows(self, key: dict[str, Any]) -> np.ndarray | None:
+        """The cached slots of the rows whose store files are unchanged (an index only
+        appends segments, so they are its first rows); None when nothing can be reused."""
+        directory = self.index.directory
+        if directory is None or not (directory / SLOT_FILE).is_file():
+            return None
+        try:
+            meta = json.loads((directory / (SLOT_FILE + ".json")).read_text())
+            cached = np.load(directory / SLOT_FILE, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        same = all(meta.get(k) == key[k] for k in ("slots", "checkpoint", "matcher"))
+        if not same or len(cached) != meta.get("rows") or meta["rows"] > key["rows"]:
+            return None
+        if "files" in key and meta.get("files"):
+            kept = all(key["files"].get(name) == entry for name, entry in meta["files"].items())
+            return cached if kept else None
+        return cached if meta == key else None
 
     def _load_or_build_slots(self) -> np.ndarray:
         directory = self.index.directory
         key = self._slot_key()
-        if directory is not None and (directory / SLOT_FILE).is_file():
-            try:
-                meta = json.loads((directory / (SLOT_FILE + ".json")).read_text())
-                if meta == key:
-                    return np.load(directory / SLOT_FILE, mmap_mode="r")
-            except (OSError, ValueError):
-                pass
+        cached = self._reusable_rows(key)
+        if cached is not None and len(cached) == key["rows"]:
+            return cached
         key_dim = int(self.index.matcher_info["key_dim"])  # type: ignore[index]
         total = len(self.index.ids)
         out = np.zeros((total, SLOTS, key_dim), np.float16)
-        for start in range(0, total, _CHUNK):
+        done = 0 if cached is None else len(cached)
+        out[:done] = cached[:done] if cached is not None else out[:0]
+        for start in range(done, total, _CHUNK):
             rows = np.arange(start, min(start + _CHUNK, total))
             out[rows] = clip_slots(self.index.matcher[rows], key_dim)
-        log.info("late interaction: slots of %d clips computed", total)
+        log.info("late interaction: slots of %d clips computed (%d reused)", total - done, done)
         if directory is not None:
             try:
                 with atomic_path(directory / SLOT_FILE) as tmp, open(tmp, "wb") as handle:
