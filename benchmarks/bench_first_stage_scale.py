@@ -5,8 +5,9 @@ test captions (every clip is a candidate): t2v R@1/5/10 and the share of the ora
 (the oracle over the same captions, :mod:`mcsan.world.oracle`) of
 
 - the fused score (MCSAN's four levels);
-- the first stage ``fused + w * late`` for each ``--late-weights`` (the matcher's entity and
-  action terms over every clip, :mod:`mcsan.evaluate.first_stage`);
+- the first stage ``fused + w * late`` for each ``--late-weights``, with the matcher's entity
+  and action terms over every clip, and with all three (relation too; then ``late`` is the
+  whole matcher score) (:mod:`mcsan.evaluate.first_stage`);
 - re-ranking the top ``--fraction`` of the fused score (today's two stages) and of the first
   stage, by ``fused + weight * match`` (the checkpoint's weight), with the first stage's
   recall there;
@@ -94,10 +95,13 @@ def evaluate(name: str, checkpoint: str, dataset: str, n_captions: int, fraction
                  "clips": len(videos), "shortlist": size, "weight": weight, "oracle": oracle,
                  "rows": {}}  # fmt: skip
     out["rows"]["fused"] = t2v_recalls(fused, own)
-    firsts = {0.0: fused, **{w: fused + w * late for w in late_weights}}
-    for w, first in firsts.items():
-        label = "fused" if w == 0 else f"first stage (late weight {w:g})"
-        if w:
+    firsts = {"fused": fused,
+              **{f"first stage (entity, action; late weight {w:g})": fused + w * late
+                 for w in late_weights},
+              **{f"first stage (entity, action, relation; late weight {w:g})": fused + w * match
+                 for w in late_weights}}  # fmt: skip
+    for label, first in firsts.items():
+        if label != "fused":
             out["rows"][label] = t2v_recalls(first, own)
         row = t2v_recalls(reranked(fused, first, match, weight, size), own)
         kth = -np.sort(-first, axis=1)[:, size - 1]
