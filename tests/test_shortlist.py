@@ -47,7 +47,8 @@ def test_the_policy_is_frozen_and_replaced_not_changed():
 
 def test_built_from_the_rerank_section_and_old_keys_still_read():
     world = ShortlistPolicy.from_config(load_config("world").rerank)
-    assert world == ShortlistPolicy(top_k=100, fraction=None, weight=2.0, late_weight=2.0)
+    assert world == ShortlistPolicy(top_k=100, fraction=None, weight=2.0, late_weight=4.0,
+                                   late_terms=("entity", "action", "relation"))
     assert world.late and not ShortlistPolicy().late
     assert ShortlistPolicy.from_config(load_config(None).rerank) == ShortlistPolicy()
     old = config_from_dict({"model": {"rerank": True, "rerank_top_k": 7, "rerank_weight": 0.5}})
