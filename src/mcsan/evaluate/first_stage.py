@@ -8,9 +8,11 @@ same way (docs/RELATIONS_RESULTS.md). The binding matcher's entity and action te
 does: colour and shape must meet in one cell, an agent's cells must move as the verb says.
 Nothing in them needs the shortlist, so the first stage can score every clip with them:
 
-    first = fused + late_weight * late,   late = mean of the caption's entity / action terms
+    first = fused + late_weight * late,   late = mean of the caption's ``late_terms``
 
-(a caption with neither term keeps its fused score). The second stage re-orders the first
+(``rerank.late_terms``: entity and action by default; the relation term, which grounds two
+phrases and reads their geometry, may be added; a caption with none keeps its fused
+score). The second stage re-orders the first
 stage's shortlist by ``fused + weight * match`` (:mod:`mcsan.evaluate.shortlist`). Search
 scores the same ``first`` on its candidates (:mod:`mcsan.search.late`).
 """

@@ -2,13 +2,14 @@
 
 Evaluation scores every clip by ``first = fused + late_weight * late``
 (:mod:`mcsan.evaluate.first_stage`): ``late`` is the binding matcher's entity and action
-terms, read from the clip's stored cell keys and changes (the index's matcher store,
+terms (``rerank.late_terms``), read from the clip's stored cell keys and changes (the index's matcher store,
 :mod:`mcsan.search.matcher_store`). Scoring every clip of a large index that way per query
 is too slow, so search does what late-interaction retrievers do (ColBERT's candidate
 generation, then exact scoring):
 
 1. candidates: the fused index's top ``pool`` clips, and the clips whose *slots* best match
-   the caption's phrase queries (entity phrases, action agents). A clip's slots are
+   the caption's phrase queries (entity phrases, action agents, relation subjects and
+   objects). A clip's slots are
    :data:`SLOTS` unit vectors summarising its ``frames x cells`` keys (spherical k-means;
    one object's cells across frames fall in one slot); a clip's candidate score is the sum
    over phrases of its best slot's cosine (MaxSim);
