@@ -1,9 +1,9 @@
 """The first stage's late interaction in search (``rerank.late_weight`` > 0).
 
 Evaluation scores every clip by ``first = fused + late_weight * late``
-(:mod:`mcsan.evaluate.first_stage`): ``late`` is the binding matcher's entity and action
-terms (``rerank.late_terms``), read from the clip's stored cell keys and changes (the index's matcher store,
-:mod:`mcsan.search.matcher_store`). Scoring every clip of a large index that way per query
+(:mod:`mcsan.evaluate.first_stage`): ``late`` is the mean of the binding matcher's
+``rerank.late_terms``, read from the clip's stored cell keys and changes (the index's
+matcher store, :mod:`mcsan.search.matcher_store`). Scoring every clip of a large index that way per query
 is too slow, so search does what late-interaction retrievers do (ColBERT's candidate
 generation, then exact scoring):
 
