@@ -15,6 +15,7 @@ from mcsan.apps.demo.plots import (
     plot_validation,
     twin_kinds,
 )
+from mcsan import LEVELS
 from mcsan.apps.demo.settings import DemoResult
 from mcsan.core.io import atomic_write_text
 from mcsan.evaluate.ceiling import with_oracle_row
@@ -217,7 +218,8 @@ def write_report(result: DemoResult) -> Path:
                     "recall. One training seed per model: the tables carry no seed-to-seed "
                     "spread (`mcsan ablate --seeds N` gives mean +/- sd).")  # fmt: skip
     if "mcsan" in result.variants:
-        per_level = result.variants["mcsan"].metrics["test"]["metrics"]
+        per_level = {name: row for name, row in result.variants["mcsan"].metrics["test"]
+                     ["metrics"].items() if name == "fused" or name in LEVELS}  # fmt: skip
         sections.append("## MCSAN per level (test)\n\nEach level's similarity alone, and fused.\n\n"
                         + metrics_markdown(per_level)
                         + "\n\n![recall per level](plots/recall_per_level.png)")  # fmt: skip
