@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from mcsan import LEVELS
 from mcsan.apps.demo.plots import (
     chance_recalls,
     plot_levels,
@@ -15,7 +16,6 @@ from mcsan.apps.demo.plots import (
     plot_validation,
     twin_kinds,
 )
-from mcsan import LEVELS
 from mcsan.apps.demo.settings import DemoResult
 from mcsan.core.io import atomic_write_text
 from mcsan.evaluate.ceiling import with_oracle_row
