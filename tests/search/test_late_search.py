@@ -157,3 +157,18 @@ def test_slots_after_an_add_are_computed_for_the_new_clips_only(matcher_index, t
     computed.clear()
     Searcher(VideoIndex.load(fresh), retriever).late.slots()
     assert sum(computed) == len(ids)
+
+
+def test_a_serving_batch_ranks_as_one_query(matcher_index, monkeypatch):
+    from mcsan.search.batching import BatchedEncoder
+
+    monkeypatch.setattr(late_module, "EXACT_CLIPS", 0)  # slot candidates, batched phrase queries
+    index = VideoIndex.load(matcher_index["index"])
+    retriever = _late_retriever(matcher_index, weight=2.0)
+    alone = Searcher(index, retriever)
+    served = Searcher(index, BatchedEncoder(retriever))
+    for query in QUERIES:
+        a, b = alone.answer(query, k=8, mode="model"), served.answer(query, k=8, mode="model")
+        assert [h.video_id for h in a.hits] == [h.video_id for h in b.hits]
+        assert [h.late_score for h in a.hits] == pytest.approx([h.late_score for h in b.hits],
+                                                               abs=1e-6)  # fmt: skip
