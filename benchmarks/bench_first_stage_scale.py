@@ -9,8 +9,8 @@ test captions (every clip is a candidate): t2v R@1/5/10 and the share of the ora
   and action terms over every clip, and with all three (relation too; then ``late`` is the
   whole matcher score) (:mod:`mcsan.evaluate.first_stage`);
 - re-ranking the top ``--fraction`` of the fused score (today's two stages) and of the first
-  stage, by ``fused + weight * match`` (the checkpoint's weight), with the first stage's
-  recall there;
+  stage, by ``fused + weight * match`` (the checkpoint's weight; the library's
+  :func:`~mcsan.evaluate.shortlist.shortlist_orders`), with the first stage's recall there;
 - the binding matcher over every clip (``fused + weight * match``, no shortlist): the ceiling
   of any shortlist.
 
@@ -42,16 +42,6 @@ def t2v_recalls(scores: np.ndarray, own: np.ndarray) -> dict[str, float]:
     return {f"t2v_r{k}": float(100.0 * np.mean(rank <= k)) for k in (1, 5, 10)}
 
 
-def reranked(fused: np.ndarray, first: np.ndarray, match: np.ndarray, weight: float,
-             size: int) -> np.ndarray:  # fmt: skip
-    """Scores whose order re-ranks each row's top ``size`` of ``first`` by ``fused + weight *
-    match`` ahead of the rest (kept in ``first`` order), as :mod:`mcsan.evaluate.shortlist`."""
-    kth = -np.sort(-first, axis=1)[:, size - 1 : size]
-    inside = first >= kth
-    lift = 2.0 * (np.abs(first).max() + np.abs(fused).max() + weight * np.abs(match).max()) + 1.0
-    return np.where(inside, fused + weight * match + lift, first)
-
-
 def evaluate(name: str, checkpoint: str, dataset: str, n_captions: int, fraction: float,
              late_weights: list[float]) -> dict:  # fmt: skip
     """Every row of the module docstring for one checkpoint."""
@@ -59,6 +49,7 @@ def evaluate(name: str, checkpoint: str, dataset: str, n_captions: int, fraction
     from mcsan.evaluate.embed import embed_captions, embed_videos
     from mcsan.evaluate.first_stage import late_scores
     from mcsan.evaluate.reranked import encode_match_text, encode_match_video, fused_scores
+    from mcsan.evaluate.shortlist import ShortlistPolicy, shortlist_orders
     from mcsan.inference.retriever import Retriever
     from mcsan.world.oracle import world_oracle
 
@@ -103,7 +94,9 @@ def evaluate(name: str, checkpoint: str, dataset: str, n_captions: int, fraction
     for label, first in firsts.items():
         if label != "fused":
             out["rows"][label] = t2v_recalls(first, own)
-        row = t2v_recalls(reranked(fused, first, match, weight, size), own)
+        policy = ShortlistPolicy(top_k=size, weight=weight)
+        t2v, _ = shortlist_orders(fused, lambda r, c: match[r, c], policy, first)
+        row = t2v_recalls(t2v, own)
         kth = -np.sort(-first, axis=1)[:, size - 1]
         row["first_stage_recall"] = float(100.0 * np.mean(first[np.arange(len(own)), own] >= kth))
         out["rows"][f"{label} -> re-ranked top {size}"] = row

@@ -185,12 +185,12 @@ class Retriever:
         relation subjects and objects): a (Q_i, key_dim) float32 array of unit rows per
         caption (Q_i may be 0)."""
         text = self.match_text(captions)
+        width = int(self.model.matcher.key.out_features)
         out = []
         for row in range(len(captions)):
             parts = [query[row][text.masks[term][row]] for term in self.late_terms
                      if term in text.parts
                      for query in text.parts[term][: 2 if term == "relation" else 1]]  # fmt: skip
-            width = int(self.model.matcher.key.out_features)
             out.append(torch.cat(parts).numpy() if parts else np.zeros((0, width), np.float32))
         return out
 

@@ -146,7 +146,8 @@ class LateFirstStage:
         total = len(self.index.ids)
         out = np.zeros((total, SLOTS, key_dim), np.float16)
         done = 0 if cached is None else len(cached)
-        out[:done] = cached[:done] if cached is not None else out[:0]
+        if cached is not None:
+            out[:done] = cached
         for start in range(done, total, _CHUNK):
             rows = np.arange(start, min(start + _CHUNK, total))
             out[rows] = clip_slots(self.index.matcher[rows], key_dim)
@@ -201,8 +202,3 @@ class LateFirstStage:
     def phrase_queries(self, text: str) -> np.ndarray:
         """(Q, key_dim): the caption's phrase queries of the late terms."""
         return self.encoder.late_queries([text])[0]
-
-
-def first_scores(fused: np.ndarray, late: np.ndarray, weight: float) -> np.ndarray:
-    """``fused + weight * late`` (float32, as the index's scores)."""
-    return (np.asarray(fused, np.float32) + np.float32(weight) * np.asarray(late, np.float32))

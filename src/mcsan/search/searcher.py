@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from mcsan.core.errors import SearchError
+from mcsan.evaluate.first_stage import first_stage_scores
 from mcsan.inference.encoder import Encoder
 from mcsan.search.batching import BatchedEncoder
 from mcsan.search.concepts import ConceptBank, ConceptQuery, default_bank
@@ -23,7 +24,7 @@ from mcsan.search.honesty import (
     unknown_words,
 )
 from mcsan.search.index import SearchResult, VideoIndex
-from mcsan.search.late import SLOT_CANDIDATES, LateFirstStage, first_scores
+from mcsan.search.late import SLOT_CANDIDATES, LateFirstStage
 from mcsan.search.modes import (
     CANDIDATES,
     EVIDENCE_FLOOR,
@@ -272,7 +273,7 @@ class Searcher:
         levels = self.index.contributions({lv: encoded[lv][0] for lv in self.index.levels}, rows)
         fused = np.sum([levels[lv] for lv in self.index.levels], axis=0, dtype=np.float32)
         scores = late.late(text, rows)
-        first = first_scores(fused, scores, late.weight)
+        first = first_stage_scores(fused, scores, late.weight).astype(np.float32)
         top = np.lexsort((rows, -first))[:pool]
         result = SearchResult(rows[top], first[top], {lv: s[top] for lv, s in levels.items()})
         return result, fused[top], scores[top]
