@@ -11,7 +11,14 @@ import pytest
 from mcsan.core.errors import DataError
 from mcsan.data.native import CaptionRecord, write_captions
 from mcsan.evaluate.shortlist import ShortlistPolicy
-from mcsan.inference.twins import TwinPair, mentions_change, read_twins, twin_accuracy, twin_kind
+from mcsan.inference.twins import (
+    TwinPair,
+    mentions_change,
+    read_twins,
+    twin_accuracies,
+    twin_accuracy,
+    twin_kind,
+)
 
 
 class TableScorer:
@@ -180,6 +187,30 @@ def test_first_stage_adds_the_late_terms_and_reranking_keeps_fused_plus_match(
     # re-ranked = fused + weight x match (the match has the late terms already): a zero
     # match leaves the fused decisions
     assert twin_accuracy(scorer, tmp_path, features, "reranked")["entity"]["accuracy"] == 0.0
+
+
+def test_several_scores_at_once_equal_each_alone_and_share_the_matcher(
+        tmp_path: Path) -> None:  # fmt: skip
+    _write(tmp_path, TWINS[:1], TRUTH)
+    c1, c2 = "a red ball", "a red ball is moving left"
+    table = {(c1, "a"): 0.5, (c1, "a_e"): 0.6, (c2, "a"): 0.5, (c2, "a_e"): 0.6}
+    late = {(c1, "a"): 0.3, (c1, "a_e"): 0.2, (c2, "a"): 0.2, (c2, "a_e"): 0.25}
+    match = {(c1, "a"): 0.4, (c1, "a_e"): 0.3, (c2, "a"): 0.31, (c2, "a_e"): 0.3}
+    features = _features(["a", "a_e"])
+    scores = ("fused", "first", "reranked", "match")
+    scorer = MatcherTableScorer(table, match, late)
+    scorer.shortlist = ShortlistPolicy(weight=2.0, late_weight=2.0)
+    together = twin_accuracies(scorer, tmp_path, features, scores)
+    assert scorer.pairs_asked == 8  # 4 pairs for the late terms, 4 for the whole matcher
+    for score in scores:
+        assert together[score] == twin_accuracy(scorer, tmp_path, features, score)
+    # a first stage with all the matcher's terms is the matcher's mean: scored once
+    scorer.match_terms = scorer.late_terms
+    scorer.pairs_asked = 0
+    shared = twin_accuracies(scorer, tmp_path, features, scores)
+    assert scorer.pairs_asked == 4
+    assert shared["reranked"] == together["reranked"]
+    assert shared["first"]["entity"]["accuracy"] == 50.0  # c1 by 0.5 + 2 x 0.4 vs 0.6 + 2 x 0.3
 
 
 def test_twin_table_shows_each_score_with_intervals() -> None:

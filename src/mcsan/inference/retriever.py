@@ -173,6 +173,12 @@ class Retriever:
                                   self.config.data.max_frames, device=self.device)  # fmt: skip
 
     @property
+    def match_terms(self) -> tuple[str, ...]:
+        """The binding matcher's terms (its re-ranking score is their mean; empty without a
+        matcher)."""
+        return tuple(self.model.matcher.terms) if self.has_matcher else ()
+
+    @property
     def late_terms(self) -> tuple[str, ...]:
         """The matcher's terms the first stage adds (:attr:`shortlist`'s ``late_terms`` the
         matcher has; empty without a matcher)."""

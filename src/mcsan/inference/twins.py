@@ -92,6 +92,18 @@ def twin_accuracy(
     Returns ``{level: {"accuracy": percent, "pairs": n_decisions, "twins": n_twins}}``, plus
     ``focused_accuracy`` and ``focused_pairs`` when the caption ground truth is available.
     """
+    return twin_accuracies(encoder, root, features, (score,))[score]
+
+
+def twin_accuracies(
+    encoder: Encoder,
+    root: str | os.PathLike[str],
+    features: Mapping[str, Mapping[str, np.ndarray]],
+    scores: tuple[str, ...],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`twin_accuracy` for each of ``scores``: the clips and captions are encoded once
+    and the matcher scores each (caption, clip) pair once per set of terms (the first stage
+    with all the matcher's terms and the re-ranked score share them)."""
     pairs = read_twins(root)
     captions: dict[str, list[str]] = defaultdict(list)
     for record in read_captions(root):
@@ -116,27 +128,38 @@ def twin_accuracy(
     for vid in originals:
         rows[vid] = list(range(start, start + len(captions[vid])))
         start += len(captions[vid])
-    scores = encoder.score(encoder.encode_captions(texts), video_emb)
-    if score in MATCHER_SCORES:
-        fused = _with_matcher(encoder, score, scores["fused"], texts,
-                              [features[vid] for vid in clip_ids],
-                              [(r, column[vid]) for pair in pairs if pair.original_id in rows
-                               for r in rows[pair.original_id]
-                               for vid in (pair.original_id, pair.twin_id)])  # fmt: skip
-    elif score not in scores:
-        raise DataError(f"no {score!r} score; the model scores {sorted(scores)}")
-    else:
-        fused = scores[score]
+    level_scores = encoder.score(encoder.encode_captions(texts), video_emb)
+    matcher = _PairMatcher(encoder, texts, [features[vid] for vid in clip_ids],
+                           [(r, column[vid]) for pair in pairs if pair.original_id in rows
+                            for r in rows[pair.original_id]
+                            for vid in (pair.original_id, pair.twin_id)])  # fmt: skip
     truth = _read_truth(Path(root))
+    results = {}
+    for score in scores:
+        if score in MATCHER_SCORES:
+            chosen = matcher.scores(score, level_scores["fused"])
+        elif score not in level_scores:
+            raise DataError(f"no {score!r} score; the model scores {sorted(level_scores)}")
+        else:
+            chosen = level_scores[score]
+        results[score] = _decisions(pairs, rows, column, chosen, captions, truth)
+    return results
 
+
+def _decisions(pairs: list[TwinPair], rows: Mapping[str, list[int]],
+               column: Mapping[str, int], scores: np.ndarray,
+               captions: Mapping[str, list[str]],
+               truth: Mapping[str, list[dict[str, Any]]] | None
+               ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The accuracies (:func:`_accuracies`) of ``scores`` (captions x clips) on the pairs."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for pair in pairs:
         if pair.original_id not in rows:
             continue
         r = rows[pair.original_id]
-        wins = fused[r, column[pair.original_id]] > fused[r, column[pair.twin_id]]
+        wins = scores[r, column[pair.original_id]] > scores[r, column[pair.twin_id]]
         focus = None
-        known = truth[pair.original_id] if truth is not None else []
+        known = truth.get(pair.original_id, []) if truth is not None else []
         if [t.get("caption") for t in known] == captions[pair.original_id]:
             focus = np.array([mentions_change(t, pair) for t in known], bool)
         for level in (pair.level, f"{pair.level}/{twin_kind(pair)}", "all"):
@@ -169,27 +192,43 @@ def _accuracies(counts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, 
     return results
 
 
-def _with_matcher(encoder: Encoder, score: str, fused: np.ndarray, texts: list[str],
-                  clips: list[Mapping[str, np.ndarray]],
-                  needed: list[tuple[int, int]]) -> np.ndarray:  # fmt: skip
-    """``fused`` with the (caption, clip) entries the twin decisions read replaced by the
-    re-ranked, first-stage (or match) score."""
-    match_pairs = getattr(encoder, "match_pairs", None)
-    if match_pairs is None or not getattr(encoder, "has_matcher", False):
-        raise DataError(f"score {score!r} needs a model with a binding matcher "
-                        "(train with --set model.rerank=true)")  # fmt: skip
-    rows, cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
-    policy = encoder.shortlist
-    out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
-    late_terms = getattr(encoder, "late_terms", ())
-    if score == "first":
-        if policy.late and late_terms:
-            out[rows, cols] += policy.late_weight * match_pairs(texts, clips, rows, cols,
-                                                                late_terms)  # fmt: skip
+class _PairMatcher:
+    """The :data:`MATCHER_SCORES` of the (caption, clip) pairs the twin decisions read,
+    each set of matcher terms scored once."""
+
+    def __init__(self, encoder: Encoder, texts: list[str],
+                 clips: list[Mapping[str, np.ndarray]], needed: list[tuple[int, int]]
+                 ) -> None:  # fmt: skip
+        self.encoder, self.texts, self.clips = encoder, texts, clips
+        self.rows, self.cols = (np.array(x, dtype=np.int64) for x in zip(*needed, strict=True))
+        self._by_terms: dict[tuple[str, ...] | None, np.ndarray] = {}
+
+    def _match(self, terms: tuple[str, ...] | None) -> np.ndarray:
+        """The mean of ``terms`` (None: all the matcher's) per needed pair, computed once."""
+        if terms is not None and set(terms) == set(getattr(self.encoder, "match_terms", ())):
+            terms = None  # the same mean as the whole matcher's
+        if terms not in self._by_terms:
+            self._by_terms[terms] = self.encoder.match_pairs(self.texts, self.clips, self.rows,
+                                                             self.cols, terms)  # fmt: skip
+        return self._by_terms[terms]
+
+    def scores(self, score: str, fused: np.ndarray) -> np.ndarray:
+        """``fused`` with the needed entries replaced by the re-ranked, first-stage (or
+        match) score."""
+        encoder = self.encoder
+        if not getattr(encoder, "has_matcher", False):
+            raise DataError(f"score {score!r} needs a model with a binding matcher "
+                            "(train with --set model.rerank=true)")  # fmt: skip
+        policy = encoder.shortlist
+        out = np.zeros_like(fused) if score == "match" else np.array(fused, copy=True)
+        if score == "first":
+            late_terms = tuple(getattr(encoder, "late_terms", ()))
+            if policy.late and late_terms:
+                out[self.rows, self.cols] += policy.late_weight * self._match(late_terms)
+            return out
+        weight = 1.0 if score == "match" else policy.weight
+        out[self.rows, self.cols] += weight * self._match(None)
         return out
-    weight = 1.0 if score == "match" else policy.weight
-    out[rows, cols] += weight * match_pairs(texts, clips, rows, cols)
-    return out
 
 
 def evaluate_twins(
@@ -218,7 +257,7 @@ def evaluate_twin_scores(
     ids = sorted({vid for p in read_twins(root) for vid in (p.original_id, p.twin_id)})
     with FeatureStore.open(feature_path(root, retriever.feature_set)) as store:
         features = store.read_all(ids)
-    return {score: twin_accuracy(retriever, root, features, score) for score in scores}
+    return twin_accuracies(retriever, root, features, scores)
 
 
 def wilson_interval(right: float, n: int, z: float = 1.96) -> tuple[float, float]:
