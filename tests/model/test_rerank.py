@@ -52,6 +52,8 @@ def test_late_scores_are_the_late_terms_of_every_pair() -> None:
     assert late.shape == (4, 5)
     assert np.allclose(late[rows, cols], paired.numpy(), atol=1e-6)
     assert not np.allclose(late, full.numpy(), atol=1e-3)  # the relation term is left out
+    every = late_scores(model, text, video, terms=model.matcher.terms)
+    assert np.allclose(every, full.numpy(), atol=1e-6)  # all terms: the re-ranking's match
     fused = np.arange(20.0).reshape(4, 5)
     assert np.array_equal(first_stage_scores(fused, late, 0.0), fused)
     assert np.allclose(first_stage_scores(fused, late, 2.0), fused + 2.0 * late)

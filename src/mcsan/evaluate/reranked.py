@@ -150,8 +150,13 @@ def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
     late = (late_scores(model, text, video, device, policies[0].late_terms)
             if any(p.late for p in policies) else None)  # fmt: skip
 
-    def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return pair_scores(model, text, video, rows, cols, device)
+    late_terms = set(policies[0].late_terms) & set(model.matcher.terms) if policies else set()
+    if late is not None and late_terms == set(model.matcher.terms):
+        def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            return late[rows, cols]  # the late terms are all the matcher's: the same mean
+    else:
+        def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            return pair_scores(model, text, video, rows, cols, device)
 
     firsts = {p.late_weight: first_stage_scores(fused, late, p.late_weight) for p in policies}
     first_row = None
