@@ -172,3 +172,23 @@ def test_a_serving_batch_ranks_as_one_query(matcher_index, monkeypatch):
         assert [h.video_id for h in a.hits] == [h.video_id for h in b.hits]
         assert [h.late_score for h in a.hits] == pytest.approx([h.late_score for h in b.hits],
                                                                abs=1e-6)  # fmt: skip
+
+
+def test_late_terms_that_are_the_whole_matcher_are_reused_by_the_second_stage(matcher_index):
+    index = VideoIndex.load(matcher_index["index"])
+    retriever = matcher_index["retriever"]
+    terms = retriever.match_terms
+    retriever = retriever.with_shortlist(retriever.shortlist.replaced(
+        weight=1.5, late_weight=2.0, late_terms=terms))  # fmt: skip
+    searcher = Searcher(index, retriever)
+    assert searcher.late is not None and searcher.late.is_match
+    reused = [searcher.answer(q, k=len(index), mode="model") for q in QUERIES]
+    searcher.late.is_match = False  # the second stage scores its shortlist itself
+    scored = [searcher.answer(q, k=len(index), mode="model") for q in QUERIES]
+    for one, other in zip(reused, scored, strict=True):
+        assert [h.video_id for h in one.hits] == [h.video_id for h in other.hits]
+        matched = [h for h in one.hits if h.match_score is not None]
+        assert matched and all(h.match_score == pytest.approx(h.late_score, abs=1e-6)
+                               for h in matched)  # fmt: skip
+        assert [h.match_score for h in matched] == pytest.approx(
+            [h.match_score for h in other.hits if h.match_score is not None], abs=1e-5)

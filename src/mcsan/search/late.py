@@ -86,6 +86,9 @@ class LateFirstStage:
         self.encoder = encoder
         self.weight = float(weight)
         self.terms = tuple(encoder.late_terms)
+        self.is_match = set(self.terms) == set(getattr(encoder, "match_terms", ()))
+        """Whether the late terms are all the matcher's: then a clip's late score is its match
+        score, and the second stage reads it instead of scoring the shortlist again."""
         self._slots: np.ndarray | None = None
 
     @property

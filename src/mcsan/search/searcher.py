@@ -244,7 +244,10 @@ class Searcher:
             short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
             with _timed(timings, "second_stage"):
-                match, problem = reranker.try_match(text, ids)
+                if late_part is not None and self.late is not None and self.late.is_match:
+                    match, problem = late_part[:short], None  # the same mean of the same terms
+                else:
+                    match, problem = reranker.try_match(text, ids)
             warnings.extend([problem] if problem else [])
             if match is not None:
                 order[:short] = reorder_shortlist(found.rows[:short], fused_part[:short],
