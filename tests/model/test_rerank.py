@@ -141,6 +141,28 @@ def test_no_grid_stream_still_scores() -> None:
     assert scores.shape == (2, 2) and torch.isfinite(scores).all()
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+def test_one_cell_action_term_equals_grounding_in_that_cell(pairs: bool) -> None:
+    streams = {"frame": (24,)}  # frame-level features: one cell per frame
+    model = make_model(tiny_config(rerank=True, rerank_dim=8), streams=streams)
+    text = model.match_text(make_text([3, 5, 4], 15))
+    video = model.match_video(make_video(3, 4, [4, 2, 3], 16, streams))
+    assert video.keys.shape[-2] == 1
+    matcher = model.matcher
+    if pairs:
+        text = text.rows(torch.tensor([0, 1, 2, 2]))
+        video = video.rows(torch.tensor([2, 0, 1, 2]))
+    parts = text.parts["action"]
+    frames = video.mask[..., None, :] if pairs else video.mask[None][..., None, :]
+    fast = matcher._action_match(parts, video, frames, pairs)
+    grounded = matcher._grounded_action_match(parts, video, frames, pairs)
+    assert fast.shape == grounded.shape
+    assert torch.allclose(fast, grounded, atol=1e-6)
+    fast_grad = torch.autograd.grad(fast.sum(), matcher.motion[0].weight, retain_graph=True)[0]
+    grounded_grad = torch.autograd.grad(grounded.sum(), matcher.motion[0].weight)[0]
+    assert torch.allclose(fast_grad, grounded_grad, atol=1e-5)
+
+
 def test_the_match_loss_trains_every_matcher_parameter() -> None:
     model = make_model(tiny_config(rerank=True, rerank_dim=8))
     text_batch, video_batch = make_text([4, 5, 6], 12), make_video(3, 4, [4, 3, 4], 13)

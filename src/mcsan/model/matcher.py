@@ -322,8 +322,43 @@ class BindingMatcher(nn.Module):
         _, match = self._ground(parts[0], video, pairs)
         return _masked_mean(match, frames, -1)
 
+    def _role_motions(self, weights: tuple[torch.Tensor, ...], video: MatcherVideo,
+                      pairs: bool) -> list[torch.Tensor]:  # fmt: skip
+        """``role_motion`` of the change of the cells each of ``weights`` attends, (..., N, T,
+        ROLE_MOTION). Dense: the linear map commutes with the attention's weighted sum (the
+        weights sum to 1), so it maps each clip's cells once and the attention mixes
+        ROLE_MOTION numbers per cell instead of the change's; paired (a cell per pair, not
+        per clip) it maps the attended change."""
+        if pairs:
+            return [self.role_motion(self._moved(w, video, True)) for w in weights]
+        roles = self.role_motion(video.change)  # (Nv, T, G, ROLE_MOTION)
+        return [torch.einsum("ijntg,jtgr->ijntr", w, roles) for w in weights]
+
     def _action_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                       frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
+        if video.keys.shape[-2] == 1:  # frame-level features: one cell, the same for any agent
+            motion = self._clip_motion(video)  # (Nv or P, dim)
+            verbs = parts[1]
+            if pairs:
+                return (motion[:, None] * verbs).sum(-1)
+            return torch.einsum("ind,jd->ijn", verbs, motion)
+        return self._grounded_action_match(parts, video, frames, pairs)
+
+    def _clip_motion(self, video: MatcherVideo) -> torch.Tensor:
+        """The action term's motion of clips with one cell: attention over one cell is 1, so
+        whatever a caption names is grounded there, its change is the cell's and its step 0;
+        the per-frame network runs once per clip instead of once per (caption, item, clip):
+        the same values as :meth:`_grounded_action_match`, (Nv, dim)."""
+        moved = video.change[:, :, 0]  # (Nv, T, motion)
+        still = moved.new_zeros(*moved.shape[:-1], 3)  # step (2) and its norm (1): 0
+        motion = self.motion(torch.cat([moved, still], -1))
+        motion = _masked_mean(motion, video.mask[..., None], -2)
+        return F.normalize(self.motion_out(motion), dim=-1)
+
+    def _grounded_action_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
+                               frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
+        """The action term: the agent grounded in the cells per frame, the motion of the
+        attended cells through a per-frame network, its mean against the verb."""
         agents, verbs = parts
         weights, _ = self._ground(agents, video, pairs)
         moved = self._moved(weights, video, pairs)
@@ -360,8 +395,7 @@ class BindingMatcher(nn.Module):
             offset, distance, closing, subject_step, object_step,
             subject_step.norm(dim=-1, keepdim=True), object_step.norm(dim=-1, keepdim=True),
             subject_match[..., None], object_match[..., None], subject_at, when,
-            self.role_motion(self._moved(subject_weights, video, pairs)),
-            self.role_motion(self._moved(object_weights, video, pairs)),
+            *self._role_motions((subject_weights, object_weights), video, pairs),
         ], dim=-1)  # fmt: skip
         per_frame = self.geometry(features)
         late = (when[..., :1] >= 0.5) & frames[..., None]
