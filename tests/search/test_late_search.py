@@ -159,16 +159,24 @@ def test_slots_after_an_add_are_computed_for_the_new_clips_only(matcher_index, t
     assert sum(computed) == len(ids)
 
 
-def test_a_serving_batch_ranks_as_one_query(matcher_index, monkeypatch):
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_serving_batch_ranks_as_one_query(matcher_index, monkeypatch, exact):
+    from concurrent.futures import ThreadPoolExecutor
+
     from mcsan.search.batching import BatchedEncoder
 
-    monkeypatch.setattr(late_module, "EXACT_CLIPS", 0)  # slot candidates, batched phrase queries
+    if not exact:  # slot candidates, batched phrase queries
+        monkeypatch.setattr(late_module, "EXACT_CLIPS", 0)
     index = VideoIndex.load(matcher_index["index"])
     retriever = _late_retriever(matcher_index, weight=2.0)
     alone = Searcher(index, retriever)
-    served = Searcher(index, BatchedEncoder(retriever))
-    for query in QUERIES:
-        a, b = alone.answer(query, k=8, mode="model"), served.answer(query, k=8, mode="model")
+    encoder = BatchedEncoder(retriever)
+    served = Searcher(index, encoder)
+    assert served.late is not None and served.late.exact == exact
+    with ThreadPoolExecutor(len(QUERIES)) as pool:  # concurrent: one dense pass for several
+        answers = list(pool.map(lambda q: served.answer(q, k=8, mode="model"), QUERIES))
+    for query, b in zip(QUERIES, answers, strict=True):
+        a = alone.answer(query, k=8, mode="model")
         assert [h.video_id for h in a.hits] == [h.video_id for h in b.hits]
         assert [h.late_score for h in a.hits] == pytest.approx([h.late_score for h in b.hits],
                                                                abs=1e-6)  # fmt: skip

@@ -186,6 +186,15 @@ class Retriever:
             return ()
         return tuple(t for t in self.shortlist.late_terms if t in self.model.matcher.terms)
 
+    def late_every(self, captions: Sequence[str], video: Any) -> np.ndarray:
+        """The first stage's late terms (:attr:`late_terms`) of each caption against every
+        clip of ``video`` (read by :meth:`match_clips` or from a matcher store): (captions,
+        clips) float32, as evaluation scores them (:func:`mcsan.evaluate.first_stage.late_scores`)."""
+        from mcsan.evaluate.first_stage import late_scores
+
+        return late_scores(self.model, self.match_text(captions), video, self.device,
+                           self.late_terms)  # fmt: skip
+
     def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
         """Each caption's phrase queries of the late terms (entity phrases, action agents,
         relation subjects and objects): a (Q_i, key_dim) float32 array of unit rows per

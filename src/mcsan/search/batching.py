@@ -112,7 +112,8 @@ class BatchedEncoder:
         self.encoder = encoder
         self.batcher = MicroBatcher({"encode": self._encode_many, "search": self._search_many,
                                      "match": self._match_many, "rows": self._rows_many,
-                                     "late": self._match_many, "queries": self._queries_many},
+                                     "late": self._match_many, "queries": self._queries_many,
+                                     "every": self._every_many},
                                     max_batch)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
@@ -131,6 +132,24 @@ class BatchedEncoder:
         kind = "match" if terms is None else "late"
         return self.batcher.submit(kind, (list(captions), video, np.asarray(caption_rows),
                                           np.asarray(clip_rows), terms))  # fmt: skip
+
+    def late_every(self, captions: Sequence[str], video: Any) -> np.ndarray:
+        """As the encoder's, batched with other threads' calls on the same clips (one dense
+        pass for every waiting caption)."""
+        return self.batcher.submit("every", (list(captions), video))
+
+    def _every_many(self, requests: list[tuple[list[str], Any]]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(requests)
+        videos = {id(video): video for _, video in requests}  # one after a reload
+        for key, video in videos.items():
+            numbers = [n for n, (_, v) in enumerate(requests) if id(v) == key]
+            scores = self.encoder.late_every([c for n in numbers for c in requests[n][0]], video)
+            start = 0
+            for number in numbers:
+                size = len(requests[number][0])
+                out[number] = scores[start : start + size]
+                start += size
+        return out  # type: ignore[return-value]
 
     def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
         """As the encoder's, batched with other threads' calls."""
