@@ -197,8 +197,9 @@ class LateFirstStage:
         return self._clips
 
     def late(self, text: str, rows: np.ndarray) -> np.ndarray:
-        """The late terms of ``text`` against the clips at ``rows``, from the store (exact
-        mode: one dense pass over every clip held in memory, batched with other queries)."""
+        """The late terms of ``text`` against the clips at ``rows``, one dense pass (the
+        caption against every clip) per chunk of the store's rows (exact mode: over every
+        clip held in memory, batched with other queries)."""
         if not len(rows):
             return np.zeros(0, np.float32)
         if self.exact:
@@ -209,9 +210,7 @@ class LateFirstStage:
             part = np.asarray(rows[start : start + _CHUNK], np.int64)
             prefetch(self.index.matcher, part)
             video = to_video(self.index.matcher[part], key_dim)
-            every = np.arange(len(part))
-            out[start : start + len(part)] = self.encoder.match_encoded(
-                [text], video, np.zeros_like(every), every, self.terms)
+            out[start : start + len(part)] = self.encoder.late_every([text], video)[0]
         return out
 
     def phrase_queries(self, text: str) -> np.ndarray:
