@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,7 @@ class LateFirstStage:
         score, and the second stage reads it instead of scoring the shortlist again."""
         self._slots: np.ndarray | None = None
         self._clips: Any = None  # every stored clip as the matcher reads it (exact mode)
+        self._clips_lock = threading.Lock()  # request threads: read the store once
 
     @property
     def exact(self) -> bool:
@@ -191,10 +193,11 @@ class LateFirstStage:
     def every_clip(self) -> Any:
         """Every stored clip as the matcher reads it (float32, held in memory: 40 KB a clip
         at the demo's sizes, so at most ~170 MB below :data:`EXACT_CLIPS`)."""
-        if self._clips is None or len(self._clips.mask) != len(self.index.matcher):
-            key_dim = int(self.index.matcher_info["key_dim"])  # type: ignore[index]
-            self._clips = to_video(np.array(self.index.matcher[:]), key_dim)  # a writable copy
-        return self._clips
+        with self._clips_lock:
+            if self._clips is None or len(self._clips.mask) != len(self.index.matcher):
+                key_dim = int(self.index.matcher_info["key_dim"])  # type: ignore[index]
+                self._clips = to_video(np.array(self.index.matcher[:]), key_dim)  # writable
+            return self._clips
 
     def late(self, text: str, rows: np.ndarray) -> np.ndarray:
         """The late terms of ``text`` against the clips at ``rows``, one dense pass (the
