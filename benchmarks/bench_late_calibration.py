@@ -11,8 +11,9 @@ collection's clips, and standardised per caption (z-score, rescaled by the mean 
 
 Both variants use only a caption's own scores against the evaluated clips (no other
 caption's), but that collection is the test gallery: a deployment would take the statistics
-over its own collection. Centring is a per-caption constant (t2v and search unchanged);
-the z-score also rescales, so t2v moves slightly.
+over its own collection. ``--reference-split train`` takes them over another split's clips
+instead (no test clip: nothing transductive). Centring is a per-caption constant (t2v and
+search unchanged); the z-score also rescales, so t2v moves slightly.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_late_calibration.py CKPT --dataset WORLD \
         [--cache scores.npz] [--out results.json]
@@ -33,8 +34,10 @@ TERMS = ("entity", "action", "relation")
 KEYS = ("t2v_r1", "t2v_r5", "t2v_r10", "v2t_r1", "v2t_r5", "v2t_r10", "rsum")
 
 
-def score_split(checkpoint: str, dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fused, late over all three terms, caption -> clip) of the test split, dense."""
+def score_split(checkpoint: str, dataset: str, reference: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """(fused, late over all three terms, caption -> clip) of the test split, dense, and the
+    test captions' late scores against the ``reference`` split's clips (None without)."""
     from mcsan.data.loading.dataset import RetrievalData
     from mcsan.evaluate.embed import embed_captions, embed_videos
     from mcsan.evaluate.first_stage import late_scores
@@ -45,7 +48,8 @@ def score_split(checkpoint: str, dataset: str) -> tuple[np.ndarray, np.ndarray, 
     model = retriever.model
     cfg = dataclasses.replace(retriever.config.data, root=str(Path(dataset).resolve()),
                               parse_cache=None)  # fmt: skip
-    data = RetrievalData.load(cfg, ("test",), vocab=retriever.vocab,
+    splits = ("test",) if reference is None else ("test", reference)
+    data = RetrievalData.load(cfg, splits, vocab=retriever.vocab,
                               attributes=retriever.attributes,
                               feature_set=retriever.feature_set, streams=retriever.streams)  # fmt: skip
     captions, videos, caption_video = data.split_view("test")
@@ -54,18 +58,31 @@ def score_split(checkpoint: str, dataset: str) -> tuple[np.ndarray, np.ndarray, 
     video = embed_videos(model, clips, data.streams, data.max_frames, 64, "cpu", desc="clips")
     weights = {level: float(w) for level, w in model.level_weights().items()}
     fused = fused_scores(text, video, weights)
-    late = late_scores(model, encode_match_text(model, captions, 256, "cpu"),
-                       encode_match_video(model, clips, data.streams, data.max_frames, 64, "cpu"),
-                       "cpu", TERMS)  # fmt: skip
-    return fused, late, np.asarray(caption_video)
+    matcher_text = encode_match_text(model, captions, 256, "cpu")
+
+    def late_against(items: list) -> np.ndarray:
+        matcher_video = encode_match_video(model, items, data.streams, data.max_frames, 64, "cpu")
+        return late_scores(model, matcher_text, matcher_video, "cpu", TERMS)
+
+    reference_late = None
+    if reference is not None:
+        reference_late = late_against(data.video_features(data.split_view(reference)[1]))
+    return fused, late_against(clips), np.asarray(caption_video), reference_late
 
 
-def variants(late: np.ndarray) -> dict[str, np.ndarray]:
-    """``late`` as it is, centred per caption, standardised per caption."""
-    mean = late.mean(1, keepdims=True)
-    spread = late.std(1, keepdims=True) + 1e-6
-    return {"as is": late, "centred per caption": late - mean,
-            "z-scored per caption": (late - mean) / spread * float(spread.mean())}  # fmt: skip
+def variants(late: np.ndarray, reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``late`` as it is, centred per caption, standardised per caption (statistics over the
+    evaluated clips, and with ``reference``, the caption's scores against other clips,
+    over those instead)."""
+    out = {"as is": late}
+    for where, basis in (("", late), (" (reference clips)", reference)):
+        if basis is None:
+            continue
+        mean = basis.mean(1, keepdims=True)
+        spread = basis.std(1, keepdims=True) + 1e-6
+        out[f"centred per caption{where}"] = late - mean
+        out[f"z-scored per caption{where}"] = (late - mean) / spread * float(spread.mean())
+    return out
 
 
 def main() -> None:
@@ -77,6 +94,8 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.01, help="shortlist share")
     parser.add_argument("--top-k", type=int, default=None, help="shortlist size (replaces "
                         "--fraction; the demo's 100)")
+    parser.add_argument("--reference-split", help="also take each caption's statistics over "
+                        "this split's clips (e.g. train): no test clip in them")
     parser.add_argument("--cache", help="npz of the dense scores (written, or read if there)")
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args()
@@ -86,11 +105,13 @@ def main() -> None:
     from mcsan.evaluate.shortlist import ShortlistPolicy
 
     started = time.perf_counter()
-    if args.cache and Path(args.cache).is_file():
+    reference = None
+    if args.cache and Path(args.cache).is_file() and not args.reference_split:
         with np.load(args.cache) as cached:
             fused, late, caption_video = cached["fused"], cached["late"], cached["cv"]
     else:
-        fused, late, caption_video = score_split(args.checkpoint, args.dataset)
+        fused, late, caption_video, reference = score_split(args.checkpoint, args.dataset,
+                                                            args.reference_split)  # fmt: skip
         if args.cache:
             np.savez(args.cache, fused=fused, late=late, cv=caption_video)
     shortlist = {"top_k": args.top_k, "fraction": None} if args.top_k else \
@@ -98,7 +119,7 @@ def main() -> None:
     policy = ShortlistPolicy(**shortlist, weight=args.weight, late_weight=args.late_weight,
                              late_terms=TERMS)  # fmt: skip
     rows = {"fused": retrieval_metrics(fused, caption_video)}
-    for name, value in variants(late).items():
+    for name, value in variants(late, reference).items():
         first = fused.astype(np.float64) + args.late_weight * value
         rows[f"first stage, late {name}"] = retrieval_metrics(first, caption_video)
         rows[f"first stage, late {name} -> re-ranked"] = reranked_metrics(
