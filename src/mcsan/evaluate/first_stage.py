@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.model.matcher import MatcherText, MatcherVideo
+from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 
 LATE_PAIRS = 8192
 """(caption, clip) pairs scored at once: each holds ``items x T x G`` attention weights."""

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from mcsan.data.loading.collate import EncodedCaption, collate_text, collate_video
 from mcsan.evaluate.protocol import RECALL_KS, retrieval_metrics
 from mcsan.evaluate.shortlist import ShortlistPolicy, first_stage_recall, shortlist_orders
-from mcsan.model.matcher import MatcherText, MatcherVideo
+from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 
 PAIR_CHUNK = 2048
 """Pairs scored at once (each holds a clip's cells: ~T * G * d floats)."""

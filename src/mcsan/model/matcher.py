@@ -18,15 +18,15 @@ only loosely. This matcher reads a caption's parse and a clip's grid cells *toge
 
 The score of a (caption, clip) pair is the mean of the terms the caption has (each a cosine,
 in [-1, 1]); a term exists only for a level the model has, so the ``no-relation`` ablation
-has no relation term. It costs one cross-attention per pair, so it ranks a shortlist: the
-top-k clips of the fused score (:mod:`mcsan.evaluate.reranked`), never the whole collection.
+has no relation term. It costs one cross-attention per pair: as the second stage it ranks a
+shortlist (:mod:`mcsan.evaluate.reranked`); the first stage's late interaction scores every
+clip with its terms (:mod:`mcsan.evaluate.first_stage`). Its inputs: :mod:`.matcher_inputs`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from torch import nn
 
 from mcsan.core.batch import TextBatch, VideoBatch
 from mcsan.model.cells import cell_coordinates
+from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 from mcsan.model.text_encoder import action_agents, phrase_ends, span_means
 
 MATCH_TERMS = ("entity", "action", "relation")
@@ -43,45 +44,6 @@ LATE_TERMS = ("entity", "action")
 """The terms a first stage can score over a whole collection (late interaction): each reads
 only a clip's stored cell keys and changes and one phrase query at a time (the relation
 term grounds two phrases and runs a per-frame network over their geometry: second stage)."""
-
-
-@dataclass
-class MatcherVideo:
-    """A clip as the matcher reads it: unit cell keys, cell changes, frame mask."""
-
-    keys: torch.Tensor  # (B, T, G, d)
-    change: torch.Tensor  # (B, T, G, d)
-    mask: torch.Tensor  # (B, T) bool
-
-    def rows(self, index: torch.Tensor) -> MatcherVideo:
-        """The clips at ``index``."""
-        return MatcherVideo(self.keys[index], self.change[index], self.mask[index])
-
-    def to(self, device: torch.device | str) -> MatcherVideo:
-        """The clips on ``device``."""
-        return MatcherVideo(self.keys.to(device), self.change.to(device), self.mask.to(device))
-
-
-@dataclass
-class MatcherText:
-    """A caption's parts as the matcher reads them (unit queries and unit targets).
-
-    ``parts[term]`` holds the query tensors of each item and ``masks[term]`` (B, N) which
-    items are real: entity (phrase,), action (agent, verb), relation (subject, object,
-    predicate); each tensor (B, N, d)."""
-
-    parts: dict[str, tuple[torch.Tensor, ...]]
-    masks: dict[str, torch.Tensor]
-
-    def rows(self, index: torch.Tensor) -> MatcherText:
-        """The captions at ``index``."""
-        return MatcherText({k: tuple(p[index] for p in v) for k, v in self.parts.items()},
-                           {k: m[index] for k, m in self.masks.items()})  # fmt: skip
-
-    def to(self, device: torch.device | str) -> MatcherText:
-        """The captions on ``device``."""
-        return MatcherText({k: tuple(p.to(device) for p in v) for k, v in self.parts.items()},
-                           {k: m.to(device) for k, m in self.masks.items()})  # fmt: skip
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:

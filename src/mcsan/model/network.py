@@ -11,7 +11,8 @@ from torch import nn
 from mcsan.core.batch import TextBatch, VideoBatch
 from mcsan.model.attribute_heads import AttributeHeads
 from mcsan.model.layers import LevelProjection
-from mcsan.model.matcher import MATCH_TERMS, BindingMatcher, MatcherText, MatcherVideo
+from mcsan.model.matcher import MATCH_TERMS, BindingMatcher
+from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 from mcsan.model.model_config import ModelConfig
 from mcsan.model.scoring import LevelOutput, level_similarities, retrieval_embeddings
 from mcsan.model.text_encoder import TextEncoder

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcsan.model.matcher import MatcherText, MatcherVideo
+from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 
 MATCHER_PREFIX = "matcher"
 STORE_DTYPE = "float16"

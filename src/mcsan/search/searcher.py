@@ -243,11 +243,10 @@ class Searcher:
         if reranker is not None:
             short = min(reranker.top_k, len(found.rows))
             ids = [self.index.ids[row] for row in found.rows[:short]]
-            with _timed(timings, "second_stage"):
-                if late_part is not None and self.late is not None and self.late.is_match:
-                    match, problem = late_part[:short], None  # the same mean of the same terms
-                else:
-                    match, problem = reranker.try_match(text, ids)
+            reuse = late_part is not None and self.late is not None and self.late.is_match
+            with _timed(timings, "second_stage"):  # late of all the matcher's terms = match
+                match, problem = ((late_part[:short], None) if reuse
+                                  else reranker.try_match(text, ids))  # fmt: skip
             warnings.extend([problem] if problem else [])
             if match is not None:
                 order[:short] = reorder_shortlist(found.rows[:short], fused_part[:short],
