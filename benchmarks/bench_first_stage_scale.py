@@ -91,10 +91,10 @@ def evaluate(name: str, checkpoint: str, dataset: str, n_captions: int, fraction
                  for w in late_weights},
               **{f"first stage (entity, action, relation; late weight {w:g})": fused + w * match
                  for w in late_weights}}  # fmt: skip
+    policy = ShortlistPolicy(top_k=size, weight=weight)
     for label, first in firsts.items():
         if label != "fused":
             out["rows"][label] = t2v_recalls(first, own)
-        policy = ShortlistPolicy(top_k=size, weight=weight)
         t2v, _ = shortlist_orders(fused, lambda r, c: match[r, c], policy, first)
         row = t2v_recalls(t2v, own)
         kth = -np.sort(-first, axis=1)[:, size - 1]

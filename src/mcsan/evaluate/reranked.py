@@ -150,13 +150,11 @@ def evaluate_reranked(model: Any, captions: Sequence[EncodedCaption],
     late = (late_scores(model, text, video, device, policies[0].late_terms)
             if any(p.late for p in policies) else None)  # fmt: skip
 
-    late_terms = set(policies[0].late_terms) & set(model.matcher.terms) if policies else set()
-    if late is not None and late_terms == set(model.matcher.terms):
-        def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return late[rows, cols]  # the late terms are all the matcher's: the same mean
-    else:
-        def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return pair_scores(model, text, video, rows, cols, device)
+    # late terms that are all the matcher's give the same mean as its match score
+    reuse = late is not None and set(policies[0].late_terms) >= set(model.matcher.terms)
+
+    def match(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return late[rows, cols] if reuse else pair_scores(model, text, video, rows, cols, device)
 
     firsts = {p.late_weight: first_stage_scores(fused, late, p.late_weight) for p in policies}
     first_row = None

@@ -134,9 +134,9 @@ class BatchedEncoder:
                                           np.asarray(clip_rows), terms))  # fmt: skip
 
     def late_every(self, captions: Sequence[str], video: Any) -> np.ndarray:
-        """As the encoder's, on the worker thread with other threads' calls: one caption at a
-        time (its tensors against a whole index stay small; several captions in one pass
-        ran 2-5x slower per caption on 1,918 clips), the captions parsed together."""
+        """As the encoder's, on the worker thread with other threads' calls, one request at a
+        time (beside 30 request threads, one pass for all their captions over 1,918 clips was
+        slower than one caption at a time: BENCHMARKS.md)."""
         return self.batcher.submit("every", (list(captions), video))
 
     def _every_many(self, requests: list[tuple[list[str], Any]]) -> list[np.ndarray]:

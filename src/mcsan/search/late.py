@@ -202,7 +202,7 @@ class LateFirstStage:
     def late(self, text: str, rows: np.ndarray) -> np.ndarray:
         """The late terms of ``text`` against the clips at ``rows``, one dense pass (the
         caption against every clip) per chunk of the store's rows (exact mode: over every
-        clip held in memory, batched with other queries)."""
+        clip held in memory)."""
         if not len(rows):
             return np.zeros(0, np.float32)
         if self.exact:
