@@ -6,10 +6,12 @@ Kinds (``mcsan index --index-type``):
   clip's row number stays its label). The default below :data:`FLAT_BELOW` clips.
 - ``ivf``: IVF with flat lists (``nlist`` about sqrt(N), ``nprobe`` lists probed per query),
   from :data:`FLAT_BELOW` clips while the fused vectors fit in :data:`RAM_FRACTION` of RAM.
-- ``ivfpq``: IVF whose lists hold product-quantised codes (``dim / 16`` bytes per clip): for
-  collections whose vectors do not fit in RAM. Its approximate scores only pick candidates:
-  search takes :data:`PQ_POOL` times the asked number and orders them by the exact fused
-  score from the (memory-mapped) embeddings.
+- ``ivfpq``: IVF whose lists hold product-quantised codes: ``dim / 16`` sub-quantisers of 4
+  bits (FAISS fast scan, ``dim / 32`` bytes per clip), for collections whose vectors do not
+  fit in RAM. Its approximate scores only pick candidates: search takes :data:`PQ_POOL`
+  times the asked number and orders them by the exact fused score from the (memory-mapped)
+  embeddings, so the codes need only be good enough to keep the true hits in that pool
+  (measured, BENCHMARKS.md: recall is set by which lists are probed, not by the codes).
 
 - ``qdrant``: the fused vectors in a Qdrant collection, embedded or on a cluster
   (:mod:`mcsan.search.qdrant_backend`); never chosen by ``auto``.
@@ -37,9 +39,12 @@ META_KINDS = {"flat": "flat", "ivf": "ivf_flat", "ivfpq": "ivf_pq", "qdrant": "q
 FLAT_BELOW = 100_000
 RAM_FRACTION = 0.5
 PQ_POOL = 4
-PQ_BYTES_PER_DIMS = 16
+PQ_DIMS_PER_CODE = 16
 TRAIN_POINTS_PER_LIST = 39
-TRAIN_SAMPLE_PER_LIST = 64
+TRAIN_SAMPLE_PER_LIST = 256
+"""Training points per IVF list (FAISS's own cap, ``max_points_per_centroid``). Fewer left
+the lists blurred: 2M random clustered clips, 1,414 lists, nprobe 64 reached recall@100 0.817
+with 64 points a list and 0.936 with 256 (BENCHMARKS.md)."""
 
 
 def default_nlist(rows: int) -> int:
@@ -49,14 +54,18 @@ def default_nlist(rows: int) -> int:
     return max(1, min(int(round(math.sqrt(rows))), rows // TRAIN_POINTS_PER_LIST))
 
 
-def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: nlist/16 rounded up to a multiple of 16, at least 16.
+def default_nprobe(nlist: int, kind: str = "ivf") -> int:
+    """Lists probed per query: nlist/16 (``ivfpq``: nlist/8) rounded up to a multiple of 16,
+    at least 16.
 
     Measured (BENCHMARKS.md, search section, 1M x 1024): nprobe 64 of 1000 lists gives
-    recall@10 0.959 at p50 44 ms on 2 cores; 100k and 10k reach recall 1.0 with 16-32.
+    recall@10 0.959 at p50 44 ms on 2 cores; 100k and 10k reach recall 1.0 with 16-32. Fast-scan
+    codes cost little to scan (2M clips, 1,414 lists: 256 probed in 1.9 ms), and recall@100
+    of a large collection needs more lists (0.890 at 64, 0.911 at 128 with 8 training points
+    per topic of the benchmark's data).
     """
     step = 16
-    wanted = -(-(nlist // 16) // step) * step
+    wanted = -(-(nlist // (8 if kind == "ivfpq" else 16)) // step) * step
     return max(1, min(nlist, max(step, wanted)))
 
 
@@ -90,10 +99,12 @@ def choose_kind(rows: int, dim: int, requested: str = "auto") -> str:
     return kind
 
 
-def pq_bytes(dim: int) -> int:
-    """Bytes per clip of an IVF-PQ code: ``dim / 16``, a divisor of ``dim``."""
-    target = max(1, dim // PQ_BYTES_PER_DIMS)
-    return next(m for m in range(target, 0, -1) if dim % m == 0)
+def pq_codes(dim: int) -> str:
+    """The FAISS code of an IVF-PQ list entry: ``dim / 16`` sub-quantisers (a divisor of
+    ``dim``) of 4 bits scanned with SIMD (fast scan) when that count is even, else of 8 bits."""
+    target = max(1, dim // PQ_DIMS_PER_CODE)
+    count = next(m for m in range(target, 0, -1) if dim % m == 0)
+    return f"PQ{count}x4fs" if count % 2 == 0 else f"PQ{count}x8"
 
 
 def make_index(kind: str, dim: int, rows: int, sample: Callable[[np.ndarray], np.ndarray],
@@ -111,8 +122,8 @@ def make_index(kind: str, dim: int, rows: int, sample: Callable[[np.ndarray], np
 
         return QdrantVectors.new(dim), None
     nlist = nlist or default_nlist(rows)
-    nprobe = nprobe or default_nprobe(nlist)
-    codes = f"PQ{pq_bytes(dim)}x8" if kind == "ivfpq" else "Flat"
+    nprobe = nprobe or default_nprobe(nlist, kind)
+    codes = pq_codes(dim) if kind == "ivfpq" else "Flat"
     index = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
     index.cp.min_points_per_centroid = 1  # tiny collections: no warning on stderr
