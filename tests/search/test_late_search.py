@@ -200,3 +200,28 @@ def test_late_terms_that_are_the_whole_matcher_are_reused_by_the_second_stage(ma
                                for h in matched)  # fmt: skip
         assert [h.match_score for h in matched] == pytest.approx(
             [h.match_score for h in other.hits if h.match_score is not None], abs=1e-5)
+
+
+def test_waiting_late_passes_on_the_same_clips_run_as_one(matcher_index):
+    from mcsan.search.batching import BatchedEncoder
+
+    index = VideoIndex.load(matcher_index["index"])
+    retriever = _late_retriever(matcher_index)
+    clips = Searcher(index, retriever).late.every_clip()
+    other = to_video(index.matcher[np.arange(3)], index.matcher_info["key_dim"])
+    passes = []
+
+    class Counted:  # the real retriever, its dense passes counted
+        def __getattr__(self, name):
+            return getattr(retriever, name)
+
+        def late_every(self, captions, video):
+            passes.append((len(captions), video is clips))
+            return retriever.late_every(captions, video)
+
+    encoder = BatchedEncoder(Counted())
+    requests = [([QUERIES[0]], clips), ([QUERIES[1], QUERIES[2]], other), ([QUERIES[2]], clips)]
+    served = encoder._every_many(requests)
+    assert sorted(passes) == [(2, False), (2, True)]  # one pass per set of clips
+    for (captions, video), got in zip(requests, served, strict=True):
+        np.testing.assert_allclose(got, retriever.late_every(captions, video), atol=1e-6)

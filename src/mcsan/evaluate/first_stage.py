@@ -27,8 +27,10 @@ import torch
 
 from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 
-LATE_PAIRS = 8192
-"""(caption, clip) pairs scored at once: each holds ``items x T x G`` attention weights."""
+LATE_PAIRS = 131_072
+"""(caption, clip) pairs scored at once (64 captions against 2,048 clips): the matcher grounds
+each distinct phrase of the block once (:mod:`mcsan.model.grounding`), so larger blocks
+share more; each distinct phrase holds ``clips x T x G`` attention weights."""
 
 
 @torch.no_grad()
@@ -48,7 +50,9 @@ def late_scores(model: Any, text: MatcherText, video: MatcherVideo,
     rows_at_once = max(1, LATE_PAIRS // clips_at_once)
     for clip_start in range(0, n_video, clips_at_once):
         part = slice(clip_start, clip_start + clips_at_once)
-        clips = MatcherVideo(video.keys[part], video.change[part], video.mask[part]).to(device)
+        clips = (video if clips_at_once == n_video  # all at once: what was derived is kept
+                 else MatcherVideo(video.keys[part], video.change[part], video.mask[part]))
+        clips = clips.to(device)
         for start in range(0, n_text, rows_at_once):
             rows = torch.arange(start, min(start + rows_at_once, n_text))
             value = matcher.score(text.rows(rows).to(device), clips, terms=terms)

@@ -34,7 +34,9 @@ from torch import nn
 
 from mcsan.core.batch import TextBatch, VideoBatch
 from mcsan.model.cells import cell_coordinates
+from mcsan.model.grounding import Grounded, shared_groundings
 from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
+from mcsan.model.matcher_inputs import masked_mean as _masked_mean
 from mcsan.model.text_encoder import action_agents, phrase_ends, span_means
 
 MATCH_TERMS = ("entity", "action", "relation")
@@ -55,12 +57,6 @@ def _previous(x: torch.Tensor, time_dim: int) -> torch.Tensor:
     first = x.narrow(time_dim, 0, 1)
     rest = x.narrow(time_dim, 0, x.shape[time_dim] - 1)
     return torch.cat([first, rest], dim=time_dim)
-
-
-def _masked_mean(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
-    """Mean of ``values`` over ``dim`` weighted by 0/1 ``weights`` (broadcastable)."""
-    weights = weights.to(values.dtype)
-    return (values * weights).sum(dim) / weights.expand_as(values).sum(dim).clamp_min(1e-6)
 
 
 def _same_words(tokens: torch.Tensor, spans: torch.Tensor, mask: torch.Tensor,
@@ -215,7 +211,11 @@ class BindingMatcher(nn.Module):
         weights and (Nt, Nv, N, T) match; paired: row p of each -> (P, N, T, G), (P, N, T).
         """
         spec = "pnd,ptgd->pntg" if pairs else "ind,jtgd->ijntg"
-        cosine = torch.einsum(spec, queries, video.keys)
+        return self.attend(torch.einsum(spec, queries, video.keys))
+
+    def attend(self, cosine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention over the cells (the last dim) of phrase-cell ``cosine`` and the match
+        it attends."""
         weights = (cosine * self.sharpness.exp()).softmax(dim=-1)
         return weights, (weights * cosine).sum(-1)
 
@@ -261,50 +261,69 @@ class BindingMatcher(nn.Module):
         (R,), values (R, Nv) or with pairs (R,))}``."""
         frames = video.mask if pairs else video.mask[None]  # (P, T) or (1, Nv, T)
         frames = frames[..., None, :]  # broadcast over a caption's items
-        found = {}
+        chosen = {}
         for term in self.terms if terms is None else terms:
             if term not in text.parts:
                 continue
             # only the captions that name something at this term (often a quarter of them)
             rows = torch.nonzero(text.masks[term].any(-1))[:, 0]
-            if not len(rows):
-                continue
-            parts = tuple(part[rows] for part in text.parts[term])
+            if len(rows):
+                chosen[term] = (rows, tuple(part[rows] for part in text.parts[term]))
+        grounded: dict[str, tuple[Grounded, ...]] = {}
+        if not pairs and not torch.is_grad_enabled():  # inference: each phrase grounded once
+            grounded = shared_groundings(self, {t: self._grounded_parts(t, parts, video)
+                                                for t, (_, parts) in chosen.items()}, video)
+        found = {}
+        for term, (rows, parts) in chosen.items():
             items = text.masks[term][rows]
             match = getattr(self, f"_{term}_match")
             if not pairs or len(rows) == len(video.mask):  # all pairs: no copy of the clips
-                value = match(parts, video, frames, pairs)
+                value = match(parts, video, frames, pairs, grounded.get(term) or None)
             else:
                 value = _pairs_by_runs(match, parts, video, frames, rows)
             found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
         return found
 
-    def _entity_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                      frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
-        _, match = self._ground(parts[0], video, pairs)
-        return _masked_mean(match, frames, -1)
+    @staticmethod
+    def _grounded_parts(term: str, parts: tuple[torch.Tensor, ...], video: MatcherVideo
+                        ) -> tuple[torch.Tensor, ...]:  # fmt: skip
+        """The query tensors of ``term``'s parts that are grounded in the cells (an action's
+        agent only on a grid: one cell needs no grounding)."""
+        if term == "action":
+            return parts[:1] if video.keys.shape[-2] > 1 else ()
+        return parts[:2] if term == "relation" else parts[:1]
 
-    def _role_motions(self, weights: tuple[torch.Tensor, ...], video: MatcherVideo,
-                      pairs: bool) -> list[torch.Tensor]:  # fmt: skip
-        """``role_motion`` of the change of the cells each of ``weights`` attends, (..., N, T,
-        ROLE_MOTION). Dense: the linear map commutes with the attention's weighted sum (the
-        weights sum to 1), so it maps each clip's cells once and the attention mixes
-        ROLE_MOTION numbers per cell instead of the change's; paired (a cell per pair, not
-        per clip) it maps the attended change."""
+    def _entity_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
+                      frames: torch.Tensor, pairs: bool,
+                      found: tuple[Grounded, ...] | None = None) -> torch.Tensor:  # fmt: skip
+        if found:
+            return found[0].seen
+        return _masked_mean(self._ground(parts[0], video, pairs)[1], frames, -1)
+
+    def _grounded(self, queries: torch.Tensor, video: MatcherVideo, pairs: bool) -> Grounded:
+        """A relation role's grounding: the attended match, the track, and ``role_motion`` of
+        the change of the attended cells (..., N, T, ROLE_MOTION). Dense: the linear map
+        commutes with the attention's weighted sum (the weights sum to 1), so it maps each
+        clip's cells once and the attention mixes ROLE_MOTION numbers per cell instead of the
+        change's; paired (a cell per pair, not per clip) it maps the attended change."""
+        weights, match = self._ground(queries, video, pairs)
+        position, step = self._track(weights)
         if pairs:
-            return [self.role_motion(self._moved(w, video, True)) for w in weights]
-        roles = self.role_motion(video.change)  # (Nv, T, G, ROLE_MOTION)
-        return [torch.einsum("ijntg,jtgr->ijntr", w, roles) for w in weights]
+            roles = self.role_motion(self._moved(weights, video, True))
+        else:
+            roles = torch.einsum("ijntg,jtgr->ijntr", weights, self.role_motion(video.change))
+        return Grounded(match=match, position=position, step=step, roles=roles)
 
     def _action_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                      frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
+                      frames: torch.Tensor, pairs: bool,
+                      found: tuple[Grounded, ...] | None = None) -> torch.Tensor:  # fmt: skip
         if video.keys.shape[-2] == 1:  # frame-level features: one cell, the same for any agent
             motion = self._clip_motion(video)  # (Nv or P, dim)
             verbs = parts[1]
             if pairs:
                 return (motion[:, None] * verbs).sum(-1)
             return torch.einsum("ind,jd->ijn", verbs, motion)
-        return self._grounded_action_match(parts, video, frames, pairs)
+        return self._grounded_action_match(parts, video, frames, pairs, found)
 
     def _clip_motion(self, video: MatcherVideo) -> torch.Tensor:
         """The action term's motion of clips with one cell: attention over one cell is 1, so
@@ -318,35 +337,48 @@ class BindingMatcher(nn.Module):
         return F.normalize(self.motion_out(motion), dim=-1)
 
     def _grounded_action_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                               frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
+                               frames: torch.Tensor, pairs: bool,
+                               found: tuple[Grounded, ...] | None = None) -> torch.Tensor:  # fmt: skip
         """The action term: the agent grounded in the cells per frame, the motion of the
         attended cells through a per-frame network, its mean against the verb."""
         agents, verbs = parts
-        weights, _ = self._ground(agents, video, pairs)
-        moved = self._moved(weights, video, pairs)
-        _, step = self._track(weights)
-        motion = self.motion(torch.cat([moved, step, step.norm(dim=-1, keepdim=True)], -1))
-        motion = F.normalize(self.motion_out(_masked_mean(motion, frames[..., None], -2)), dim=-1)
+        if found:
+            motion = found[0].motion
+        else:
+            weights, _ = self._ground(agents, video, pairs)
+            motion = self.agent_motion(self._moved(weights, video, pairs),
+                                       self._track(weights)[1], frames)  # fmt: skip
         return (motion * (verbs if pairs else verbs[:, None])).sum(-1)
 
+    def agent_motion(self, moved: torch.Tensor, step: torch.Tensor, frames: torch.Tensor
+                     ) -> torch.Tensor:  # fmt: skip
+        """A grounded agent's unit motion (..., dim): the change of the attended cells and
+        the step of its position per frame (..., T, ·) through the per-frame network, their
+        mean over the clip's ``frames``."""
+        motion = self.motion(torch.cat([moved, step, step.norm(dim=-1, keepdim=True)], -1))
+        return F.normalize(self.motion_out(_masked_mean(motion, frames[..., None], -2)), dim=-1)
+
     def _relation_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                        frames: torch.Tensor, pairs: bool) -> torch.Tensor:  # fmt: skip
-        geometry, found = self.relation_geometry(parts, video, frames, pairs, with_presence=True)
+                        frames: torch.Tensor, pairs: bool,
+                        found: tuple[Grounded, ...] | None = None) -> torch.Tensor:  # fmt: skip
+        geometry, present = self.relation_geometry(parts, video, frames, pairs, True, found)
         predicates = parts[2]
         value = (geometry * (predicates if pairs else predicates[:, None])).sum(-1)
-        return 0.5 * (value + found) if self.presence else value
+        return 0.5 * (value + present) if self.presence else value
 
     def relation_geometry(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
-                          frames: torch.Tensor, pairs: bool, with_presence: bool = False
+                          frames: torch.Tensor, pairs: bool, with_presence: bool = False,
+                          found: tuple[Grounded, ...] | None = None
                           ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Unit vector of what the grounded subject and object do over time: (..., N, d);
         ``with_presence``: also how well both are found, the mean of their attended cosines
-        over the clip's frames (..., N)."""
-        subjects, objects, _ = parts
-        subject_weights, subject_match = self._ground(subjects, video, pairs)
-        object_weights, object_match = self._ground(objects, video, pairs)
-        subject_at, subject_step = self._track(subject_weights)
-        object_at, object_step = self._track(object_weights)
+        over the clip's frames (..., N). ``found``: the subjects' and objects' groundings
+        (:func:`~mcsan.model.grounding.shared_groundings`), else grounded here."""
+        subject, object_ = found or (self._grounded(parts[0], video, pairs),
+                                     self._grounded(parts[1], video, pairs))  # fmt: skip
+        subject_match, object_match = subject.match, object_.match
+        subject_at, subject_step, object_at, object_step = (subject.position, subject.step,
+                                                            object_.position, object_.step)
         offset = object_at - subject_at
         distance = offset.norm(dim=-1, keepdim=True)
         closing = distance - _previous(distance, -2)
@@ -357,7 +389,7 @@ class BindingMatcher(nn.Module):
             offset, distance, closing, subject_step, object_step,
             subject_step.norm(dim=-1, keepdim=True), object_step.norm(dim=-1, keepdim=True),
             subject_match[..., None], object_match[..., None], subject_at, when,
-            *self._role_motions((subject_weights, object_weights), video, pairs),
+            subject.roles, object_.roles,
         ], dim=-1)  # fmt: skip
         per_frame = self.geometry(features)
         late = (when[..., :1] >= 0.5) & frames[..., None]

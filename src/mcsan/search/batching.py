@@ -134,13 +134,22 @@ class BatchedEncoder:
                                           np.asarray(clip_rows), terms))  # fmt: skip
 
     def late_every(self, captions: Sequence[str], video: Any) -> np.ndarray:
-        """As the encoder's, on the worker thread with other threads' calls, one request at a
-        time (beside 30 request threads, one pass for all their captions over 1,918 clips was
-        slower than one caption at a time: BENCHMARKS.md)."""
+        """As the encoder's, batched with other threads' calls on the same clips: one pass
+        for all their captions (the matcher grounds each distinct phrase of the pass once)."""
         return self.batcher.submit("every", (list(captions), video))
 
     def _every_many(self, requests: list[tuple[list[str], Any]]) -> list[np.ndarray]:
-        return [self.encoder.late_every(captions, video) for captions, video in requests]
+        out: list[np.ndarray | None] = [None] * len(requests)
+        clips = {id(video): video for _, video in requests}  # one after a reload
+        for key, video in clips.items():
+            numbers = [n for n, (_, v) in enumerate(requests) if id(v) == key]
+            texts = [text for n in numbers for text in requests[n][0]]
+            scores = self.encoder.late_every(texts, video)
+            start = 0
+            for n in numbers:
+                out[n] = scores[start : start + len(requests[n][0])]
+                start += len(requests[n][0])
+        return out  # type: ignore[return-value]
 
     def late_queries(self, captions: Sequence[str]) -> list[np.ndarray]:
         """As the encoder's, batched with other threads' calls."""
