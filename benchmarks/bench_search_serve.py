@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=30)
     parser.add_argument("--concurrent", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     args = parser.parse_args()
     from mcsan.data.native import read_captions
 
@@ -102,7 +103,8 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "mcsan", "serve", "--index", args.index,
-                               "--port", str(port)], env=dict(os.environ))  # fmt: skip
+                               "--port", str(port), "--threads", str(args.threads)],
+                              env=dict(os.environ))  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -135,7 +137,7 @@ def main() -> None:
         server.wait(30)
     load = os.getloadavg()[0]
     print(f"`benchmarks/bench_search_serve.py {args.index} --concurrent {args.concurrent} "
-          f"--rounds {args.rounds}`, {platform.machine()}, {os.cpu_count()} cores, load "
+          f"--rounds {args.rounds} --threads {args.threads}`, {platform.machine()}, {os.cpu_count()} cores, load "
           f"average {load:.1f} at the end, {date.today()}\n")
     print("| setting | requests | p50 ms | p95 ms | errors | encode ms | first stage ms | "
           "second stage ms | server total ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")

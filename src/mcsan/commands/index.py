@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--remove", nargs="+", metavar="ID", help="remove these video ids from the index --out"
     )
     source.add_argument(
+        "--compact", action="store_true",
+        help="rewrite the index --out without its removed clips and retrain its FAISS index "
+        "(same kind; --index-type auto re-chooses by size); nothing is re-encoded",
+    )
+    source.add_argument(
         "--merge", nargs="+", metavar="PART",
         help="join shard indexes (built with --shard i/N) into --out; the FAISS index is "
         "built once over all of them, nothing is re-encoded",
@@ -62,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.add or args.remove:
         return _change(args)
+    if args.compact:
+        from mcsan.search.compact import compact_index
+
+        summary = compact_index(args.out, args.index_type)
+        print(f"compacted {summary.out}: {summary.videos} videos kept, {summary.removed} "
+              f"removed rows dropped, FAISS index retrained, in {summary.seconds:.1f} s")
+        return 0
     if args.merge:
         from mcsan.search.index_shards import merge_indexes
 

@@ -9,8 +9,9 @@ forgets them and meta.json marks their rows removed. Each change writes a new in
 beside the old one that hard-links the kept segments, and swaps it in: a killed add or
 remove leaves the old index as it was. The result ranks like a fresh build of the same clips
 (a flat index exactly; an IVF index keeps its trained lists, so it is as approximate as the
-build was; rebuild when a collection has changed a lot). Removed rows stay on disk until a
-rebuild.
+build was). Removed rows stay on disk, and added clips join lists trained on the first build,
+until ``mcsan index --compact`` (:mod:`mcsan.search.compact`) rewrites the live clips and
+retrains the FAISS index, with nothing re-encoded.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,27 @@ def _check_parts(parts: Sequence[VideoIndex], names: Sequence[str]) -> None:
             seen[video_id] = name
 
 
+def faiss_over(embeddings: Mapping[str, Any], weights: Mapping[str, float], rows: np.ndarray,
+               index_type: str | None = None) -> tuple[Any, str, int | None]:  # fmt: skip
+    """A FAISS index trained on and holding the fused vectors of ``rows`` of ``embeddings``
+    (labelled by row), its kind (chosen by their count unless ``index_type``) and nprobe;
+    (None, "flat", None) without levels."""
+    levels = tuple(embeddings)
+    if not levels:
+        return None, "flat", None
+    dim = sum(int(e.shape[1]) for e in embeddings.values())
+    scale, _ = fuse_scales(levels, weights)
+    kind = choose_kind(len(rows), dim, index_type or "auto")
+    faiss_index, nprobe = make_index(
+        kind, dim, len(rows),
+        lambda picked: fuse({lv: e[rows[picked]] for lv, e in embeddings.items()}, levels, scale))
+    for start in range(0, len(rows), ADD_CHUNK_ROWS):
+        chunk = rows[start : start + ADD_CHUNK_ROWS]
+        faiss_index.add_with_ids(
+            fuse({lv: e[chunk] for lv, e in embeddings.items()}, levels, scale), chunk)
+    return faiss_index, kind, nprobe
+
+
 def merge_indexes(directories: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                   index_type: str | None = None) -> VideoIndex:  # fmt: skip
     """Join the shard indexes in ``directories`` into one index saved at ``out``."""
@@ -82,21 +104,8 @@ def merge_indexes(directories: Sequence[str | os.PathLike[str]], out: str | os.P
         ids += part.ids
         paths += part.paths
     embeddings = {lv: rows_of(b) for lv, b in blocks.items()}
-    live = np.array([v is not None for v in ids], bool)
-    faiss_index, kind, nprobe = None, "flat", None
-    if first.levels:
-        dim = sum(int(e.shape[1]) for e in embeddings.values())
-        scale, _ = fuse_scales(first.levels, first.weights)
-        rows = np.flatnonzero(live)
-        kind = choose_kind(len(rows), dim, index_type or "auto")
-        faiss_index, nprobe = make_index(
-            kind, dim, len(rows),
-            lambda picked: fuse({lv: e[rows[picked]] for lv, e in embeddings.items()},
-                                first.levels, scale))  # fmt: skip
-        for start in range(0, len(rows), ADD_CHUNK_ROWS):
-            chunk = rows[start : start + ADD_CHUNK_ROWS]
-            faiss_index.add_with_ids(
-                fuse({lv: e[chunk] for lv, e in embeddings.items()}, first.levels, scale), chunk)
+    live = np.flatnonzero(np.array([v is not None for v in ids], bool))
+    faiss_index, kind, nprobe = faiss_over(embeddings, first.weights, live, index_type)
     concepts = None
     if first.concepts is not None:
         probs = np.concatenate([np.asarray(p.concepts.probs) for p in parts], axis=1)
