@@ -56,6 +56,11 @@ def test_shared_groundings_score_as_each_term_grounding_its_own(monkeypatch, cel
         torch.testing.assert_close(value, each[term], atol=1e-6, rtol=0)
     relation_rows = found["relation"][0].tolist()
     assert relation_rows == [0, 2, 3, 6]  # only the captions that name a relation
+    with torch.no_grad():  # a pass with nothing to ground (one cell: the action term alone)
+        alone = matcher.term_scores(text, video, terms=("action",))
+    with torch.enable_grad():
+        reference = matcher.term_scores(text, video, terms=("action",))
+    torch.testing.assert_close(alone["action"][1], reference["action"][1].detach())
 
 
 def test_derived_cell_values_follow_the_module():

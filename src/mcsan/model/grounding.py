@@ -47,7 +47,10 @@ def shared_groundings(matcher: torch.nn.Module, queries: Mapping[str, tuple[torc
     """For each term's query tensors (R, N, d) in ``queries``, their groundings in every clip
     of ``video`` as (R, Nv, N, T, ...) :class:`Grounded`; each distinct query row is grounded
     once."""
-    flat = torch.cat([q.reshape(-1, q.shape[-1]) for parts in queries.values() for q in parts])
+    tensors = [q.reshape(-1, q.shape[-1]) for parts in queries.values() for q in parts]
+    if not tensors:  # nothing grounded (e.g. only the action term of one-cell clips)
+        return {term: () for term in queries}
+    flat = torch.cat(tensors)
     _, inverse = torch.unique(flat, dim=0, return_inverse=True)
     count = int(inverse.max()) + 1 if len(inverse) else 0
     first = torch.full((count,), len(flat), dtype=torch.long)
