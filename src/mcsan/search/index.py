@@ -41,7 +41,7 @@ from mcsan.search.faiss_kinds import (
 )
 from mcsan.search.faiss_threads import faiss_search
 from mcsan.search.fusion import fuse, fuse_scales
-from mcsan.search.segments import release
+from mcsan.search.segments import prefetch, release
 
 ADD_CHUNK_ROWS = 65_536
 
@@ -189,7 +189,7 @@ class VideoIndex:
             kind = choose_kind(count, dim, index_type or ("ivf" if approx else "flat"))
             index, nprobe = make_index(
                 kind, dim, count,
-                lambda rows: fuse({lv: arrays[lv][rows] for lv in levels}, levels, video_scale),
+                lambda rows: training_sample(arrays, levels, video_scale, rows),
                 nlist=nlist, nprobe=nprobe, seed=seed,
             )
             add_rows(index, arrays, levels, video_scale, 0)
@@ -277,6 +277,9 @@ class VideoIndex:
         order = np.argsort(rows)
         sorted_rows = rows[order]
         level_scores: dict[str, np.ndarray] = {}
+        if self.kind == "ivf_pq":  # a collection beyond RAM: its rows read in parallel
+            for level in self.levels:
+                prefetch(self.embeddings[level], sorted_rows)
         for level in self.levels:
             vectors = np.asarray(self.embeddings[level][sorted_rows], dtype=np.float32)
             contribution = np.empty(len(rows), np.float32)
@@ -307,6 +310,17 @@ class VideoIndex:
         from mcsan.search.index_files import load_index
 
         return load_index(cls, directory, mmap)
+
+
+def training_sample(arrays: Mapping[str, Any], levels: Sequence[str], video_scale: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The fused vectors of ``rows`` of ``arrays`` (to train FAISS on), the mapped pages the
+    read touched unmapped again (a sample spread over a collection beyond RAM touches most of
+    its pages: at 10M clips the build's resident memory reached 21.9 GB without this)."""
+    sample = fuse({lv: arrays[lv][rows] for lv in levels}, levels, video_scale)
+    for level in levels:
+        release(arrays[level])
+    return sample
 
 
 def add_rows(index: Any, arrays: Mapping[str, Any], levels: Sequence[str],

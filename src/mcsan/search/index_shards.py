@@ -21,7 +21,7 @@ import numpy as np
 from mcsan.core.errors import SearchError
 from mcsan.search.concept_index import ConceptScores
 from mcsan.search.faiss_kinds import META_KINDS, choose_kind, make_index
-from mcsan.search.index import ADD_CHUNK_ROWS, VideoIndex, fuse, fuse_scales
+from mcsan.search.index import ADD_CHUNK_ROWS, VideoIndex, fuse, fuse_scales, training_sample
 from mcsan.search.index_files import segment_files
 from mcsan.search.segments import blocks_of, rows_of
 
@@ -67,7 +67,7 @@ def faiss_over(embeddings: Mapping[str, Any], weights: Mapping[str, float], rows
     kind = choose_kind(len(rows), dim, index_type or "auto")
     faiss_index, nprobe = make_index(
         kind, dim, len(rows),
-        lambda picked: fuse({lv: e[rows[picked]] for lv, e in embeddings.items()}, levels, scale))
+        lambda picked: training_sample(embeddings, levels, scale, rows[picked]))
     for start in range(0, len(rows), ADD_CHUNK_ROWS):
         chunk = rows[start : start + ADD_CHUNK_ROWS]
         faiss_index.add_with_ids(
