@@ -41,6 +41,22 @@ came for ``GATHER_GAP`` seconds, at most ``GATHER_MOST`` in all (a query after a
 never waits; the first after a batch of several waits ``GATHER_GAP`` at most)."""
 
 
+def one_blas_thread() -> Any:
+    """Put numpy's and FAISS's BLAS (OpenBLAS) on one thread in this process, for serving:
+    request threads score their candidates with small numpy products, and OpenBLAS's threaded
+    ones called from 30 threads at once spin-waited on the 2 cores (30 concurrent late-stage
+    queries, in-process: rounds of 2.1-3.4 s, against ~0.5 s when they did not collide;
+    BENCHMARKS.md). Returns the limiter (``restore_original_limits()`` undoes it); None
+    without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the search extra installs it
+        log.warning("threadpoolctl is missing: numpy's BLAS keeps its threads, concurrent "
+                    "queries may spin-wait (pip install threadpoolctl)")  # fmt: skip
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class MicroBatcher:
     """Runs ``handlers[kind](items)`` on one worker thread for the items queued together."""
 

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mcsan.core.errors import MCSANError
 from mcsan.inference.encoder import Encoder
-from mcsan.search.batching import BatchedEncoder
+from mcsan.search.batching import BatchedEncoder, one_blas_thread
 from mcsan.search.concepts import ConceptBank
 from mcsan.search.honesty import concept_domain_line
 from mcsan.search.index import VideoIndex
@@ -241,6 +241,7 @@ def create_app(
     Requests run in parallel threads; their model work is batched on one worker
     (:mod:`mcsan.search.batching`). The index is reloaded when it changes on disk."""
     searcher = open_searcher(index_dir, checkpoint, retriever, bank)
+    one_blas_thread()  # request threads' numpy products must not spin-wait on each other
     if searcher.retriever is not None:
         searcher = Searcher(searcher.index, BatchedEncoder(searcher.retriever), searcher._bank,
                             where=f"index {index_dir}")  # fmt: skip
