@@ -101,3 +101,19 @@ def test_a_failing_batch_fails_each_of_its_requests():
         assert list(pool.map(lambda i: batcher.submit("double", i), range(4, 12))) == [
             2 * i for i in range(4, 12)]
     assert batcher.batches >= 3
+
+
+def test_a_server_keeps_numpy_blas_on_one_thread(matcher_index):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before  # numpy's OpenBLAS at least
+    try:
+        create_app(matcher_index["index"], retriever=matcher_index["retriever"])
+        assert blas_threads() == [1] * len(before)  # request threads' products do not spin
+    finally:
+        threadpool_limits(limits=max(before), user_api="blas")
+    assert blas_threads() == before
