@@ -4,12 +4,12 @@ Scoring captions against every clip (the first stage's late interaction) grounds
 phrase query in every clip's cells: a pass over all their keys per query. The same phrase
 is often grounded by several terms (an entity phrase is usually also an action's agent or a
 relation's subject) and several captions of a batch share phrases, so a pass grounds each
-distinct query once, in one product over the keys, keeps only the small per-frame results
-the terms read (how well the phrase is found, the motion of a grounded agent, the attended
-match, position, step and role motion per frame of a relation's roles) and hands each term
-its rows of them. What depends only on the phrase and the clip is computed per distinct
-phrase, not per caption: an action's motion runs its per-frame network once per agent. The values are
-those of grounding each term's queries on its own (tests/model/test_grounding.py).
+distinct query once, in one product over the keys, and keeps only the small results the
+terms read: how well the phrase is found, a grounded agent's motion, and per frame a
+relation role's attended match, position, step and role motion. What depends only on the
+phrase and the clip is computed once per distinct phrase (an action's per-frame network
+runs once per agent, not per caption naming it), then each term gets its rows of it. The
+values are those of grounding each term's queries on its own (tests/model/test_grounding.py).
 """
 
 from __future__ import annotations
