@@ -42,6 +42,15 @@ NEEDS = {"entity": ("seen",), "action": ("motion",), "relation": ("match", "step
 """The products each term reads (``position`` comes with ``step``)."""
 
 
+def grounded_parts(term: str, parts: tuple[torch.Tensor, ...], video: MatcherVideo
+                   ) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """The query tensors of ``term``'s parts that are grounded in the cells (an action's
+    agent only on a grid: one cell needs no grounding)."""
+    if term == "action":
+        return parts[:1] if video.keys.shape[-2] > 1 else ()
+    return parts[:2] if term == "relation" else parts[:1]
+
+
 def shared_groundings(matcher: torch.nn.Module, queries: Mapping[str, tuple[torch.Tensor, ...]],
                       video: MatcherVideo) -> dict[str, tuple[Grounded, ...]]:  # fmt: skip
     """For each term's query tensors (R, N, d) in ``queries``, their groundings in every clip

@@ -34,7 +34,7 @@ from torch import nn
 
 from mcsan.core.batch import TextBatch, VideoBatch
 from mcsan.model.cells import cell_coordinates
-from mcsan.model.grounding import Grounded, shared_groundings
+from mcsan.model.grounding import Grounded, grounded_parts, shared_groundings
 from mcsan.model.matcher_inputs import MatcherText, MatcherVideo
 from mcsan.model.matcher_inputs import masked_mean as _masked_mean
 from mcsan.model.text_encoder import action_agents, phrase_ends, span_means
@@ -271,7 +271,7 @@ class BindingMatcher(nn.Module):
                 chosen[term] = (rows, tuple(part[rows] for part in text.parts[term]))
         grounded: dict[str, tuple[Grounded, ...]] = {}
         if not pairs and not torch.is_grad_enabled():  # inference: each phrase grounded once
-            grounded = shared_groundings(self, {t: self._grounded_parts(t, parts, video)
+            grounded = shared_groundings(self, {t: grounded_parts(t, parts, video)
                                                 for t, (_, parts) in chosen.items()}, video)
         found = {}
         for term, (rows, parts) in chosen.items():
@@ -283,15 +283,6 @@ class BindingMatcher(nn.Module):
                 value = _pairs_by_runs(match, parts, video, frames, rows)
             found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
         return found
-
-    @staticmethod
-    def _grounded_parts(term: str, parts: tuple[torch.Tensor, ...], video: MatcherVideo
-                        ) -> tuple[torch.Tensor, ...]:  # fmt: skip
-        """The query tensors of ``term``'s parts that are grounded in the cells (an action's
-        agent only on a grid: one cell needs no grounding)."""
-        if term == "action":
-            return parts[:1] if video.keys.shape[-2] > 1 else ()
-        return parts[:2] if term == "relation" else parts[:1]
 
     def _entity_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                       frames: torch.Tensor, pairs: bool,
