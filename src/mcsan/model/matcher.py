@@ -261,20 +261,14 @@ class BindingMatcher(nn.Module):
         (R,), values (R, Nv) or with pairs (R,))}``."""
         frames = video.mask if pairs else video.mask[None]  # (P, T) or (1, Nv, T)
         frames = frames[..., None, :]  # broadcast over a caption's items
-        chosen = {}
-        for term in self.terms if terms is None else terms:
-            if term not in text.parts:
-                continue
-            # only the captions that name something at this term (often a quarter of them)
-            rows = torch.nonzero(text.masks[term].any(-1))[:, 0]
-            if len(rows):
-                chosen[term] = (rows, tuple(part[rows] for part in text.parts[term]))
+        named = self._named(text, terms)
         grounded: dict[str, tuple[Grounded, ...]] = {}
         if not pairs and not torch.is_grad_enabled():  # inference: each phrase grounded once
-            grounded = shared_groundings(self, {t: grounded_parts(t, parts, video)
-                                                for t, (_, parts) in chosen.items()}, video)
+            grounded = shared_groundings(self, {t: grounded_parts(t, tuple(
+                p[rows] for p in text.parts[t]), video) for t, rows in named}, video)  # fmt: skip
         found = {}
-        for term, (rows, parts) in chosen.items():
+        for term, rows in named:  # training: as before, each term grounds its own phrases
+            parts = tuple(part[rows] for part in text.parts[term])
             items = text.masks[term][rows]
             match = getattr(self, f"_{term}_match")
             if not pairs or len(rows) == len(video.mask):  # all pairs: no copy of the clips
@@ -284,6 +278,17 @@ class BindingMatcher(nn.Module):
             found[term] = (rows, _masked_mean(value, items if pairs else items[:, None], -1))
         return found
 
+    def _named(self, text: MatcherText, terms: Sequence[str] | None
+               ) -> list[tuple[str, torch.Tensor]]:  # fmt: skip
+        """(term, rows of the captions naming something at it: often a quarter) per term."""
+        named = []
+        for term in self.terms if terms is None else terms:
+            if term in text.parts:
+                rows = torch.nonzero(text.masks[term].any(-1))[:, 0]
+                if len(rows):
+                    named.append((term, rows))
+        return named
+
     def _entity_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                       frames: torch.Tensor, pairs: bool,
                       found: tuple[Grounded, ...] | None = None) -> torch.Tensor:  # fmt: skip
@@ -291,19 +296,17 @@ class BindingMatcher(nn.Module):
             return found[0].seen
         return _masked_mean(self._ground(parts[0], video, pairs)[1], frames, -1)
 
-    def _grounded(self, queries: torch.Tensor, video: MatcherVideo, pairs: bool) -> Grounded:
-        """A relation role's grounding: the attended match, the track, and ``role_motion`` of
-        the change of the attended cells (..., N, T, ROLE_MOTION). Dense: the linear map
-        commutes with the attention's weighted sum (the weights sum to 1), so it maps each
-        clip's cells once and the attention mixes ROLE_MOTION numbers per cell instead of the
-        change's; paired (a cell per pair, not per clip) it maps the attended change."""
-        weights, match = self._ground(queries, video, pairs)
-        position, step = self._track(weights)
+    def _role_motions(self, weights: tuple[torch.Tensor, ...], video: MatcherVideo,
+                      pairs: bool) -> list[torch.Tensor]:  # fmt: skip
+        """``role_motion`` of the change of the cells each of ``weights`` attends, (..., N, T,
+        ROLE_MOTION). Dense: the linear map commutes with the attention's weighted sum (the
+        weights sum to 1), so it maps each clip's cells once and the attention mixes
+        ROLE_MOTION numbers per cell instead of the change's; paired (a cell per pair, not
+        per clip) it maps the attended change."""
         if pairs:
-            roles = self.role_motion(self._moved(weights, video, True))
-        else:
-            roles = torch.einsum("ijntg,jtgr->ijntr", weights, self.role_motion(video.change))
-        return Grounded(match=match, position=position, step=step, roles=roles)
+            return [self.role_motion(self._moved(w, video, True)) for w in weights]
+        roles = self.role_motion(video.change)  # (Nv, T, G, ROLE_MOTION)
+        return [torch.einsum("ijntg,jtgr->ijntr", w, roles) for w in weights]
 
     def _action_match(self, parts: tuple[torch.Tensor, ...], video: MatcherVideo,
                       frames: torch.Tensor, pairs: bool,
@@ -343,9 +346,8 @@ class BindingMatcher(nn.Module):
 
     def agent_motion(self, moved: torch.Tensor, step: torch.Tensor, frames: torch.Tensor
                      ) -> torch.Tensor:  # fmt: skip
-        """A grounded agent's unit motion (..., dim): the change of the attended cells and
-        the step of its position per frame (..., T, ·) through the per-frame network, their
-        mean over the clip's ``frames``."""
+        """A grounded agent's unit motion (..., dim): the attended cells' change and the step
+        per frame (..., T, ·) through the per-frame network, averaged over ``frames``."""
         motion = self.motion(torch.cat([moved, step, step.norm(dim=-1, keepdim=True)], -1))
         return F.normalize(self.motion_out(_masked_mean(motion, frames[..., None], -2)), dim=-1)
 
@@ -365,11 +367,15 @@ class BindingMatcher(nn.Module):
         ``with_presence``: also how well both are found, the mean of their attended cosines
         over the clip's frames (..., N). ``found``: the subjects' and objects' groundings
         (:func:`~mcsan.model.grounding.shared_groundings`), else grounded here."""
-        subject, object_ = found or (self._grounded(parts[0], video, pairs),
-                                     self._grounded(parts[1], video, pairs))  # fmt: skip
-        subject_match, object_match = subject.match, object_.match
-        subject_at, subject_step, object_at, object_step = (subject.position, subject.step,
-                                                            object_.position, object_.step)
+        if found:
+            subject_match, object_match = found[0].match, found[1].match
+            subject_at, subject_step = found[0].position, found[0].step
+            object_at, object_step = found[1].position, found[1].step
+        else:
+            subject_weights, subject_match = self._ground(parts[0], video, pairs)
+            object_weights, object_match = self._ground(parts[1], video, pairs)
+            subject_at, subject_step = self._track(subject_weights)
+            object_at, object_step = self._track(object_weights)
         offset = object_at - subject_at
         distance = offset.norm(dim=-1, keepdim=True)
         closing = distance - _previous(distance, -2)
@@ -380,7 +386,8 @@ class BindingMatcher(nn.Module):
             offset, distance, closing, subject_step, object_step,
             subject_step.norm(dim=-1, keepdim=True), object_step.norm(dim=-1, keepdim=True),
             subject_match[..., None], object_match[..., None], subject_at, when,
-            subject.roles, object_.roles,
+            *((found[0].roles, found[1].roles) if found else
+              self._role_motions((subject_weights, object_weights), video, pairs)),
         ], dim=-1)  # fmt: skip
         per_frame = self.geometry(features)
         late = (when[..., :1] >= 0.5) & frames[..., None]
