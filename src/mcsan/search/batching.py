@@ -57,6 +57,15 @@ def one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _by_object(requests: Sequence[Sequence[Any]], position: int) -> list[tuple[Any, list[int]]]:
+    """The requests grouped by the object at ``position`` (the same store or clips; several
+    after an index reload): (object, request numbers) in first-seen order."""
+    groups: dict[int, tuple[Any, list[int]]] = {}
+    for number, request in enumerate(requests):
+        groups.setdefault(id(request[position]), (request[position], []))[1].append(number)
+    return list(groups.values())
+
+
 class MicroBatcher:
     """Runs ``handlers[kind](items)`` on one worker thread for the items queued together."""
 
@@ -156,9 +165,7 @@ class BatchedEncoder:
 
     def _every_many(self, requests: list[tuple[list[str], Any]]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(requests)
-        clips = {id(video): video for _, video in requests}  # one after a reload
-        for key, video in clips.items():
-            numbers = [n for n, (_, v) in enumerate(requests) if id(v) == key]
+        for video, numbers in _by_object(requests, 1):
             texts = [text for n in numbers for text in requests[n][0]]
             scores = self.encoder.late_every(texts, video)
             start = 0
@@ -215,9 +222,7 @@ class BatchedEncoder:
 
     def _rows_many(self, requests: list[tuple[Any, ...]]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(requests)
-        stores = {id(request[0]): request[0] for request in requests}  # one after a reload
-        for key, store in stores.items():
-            numbers = [n for n, request in enumerate(requests) if id(request[0]) == key]
+        for store, numbers in _by_object(requests, 0):
             scores = match_rows(self.encoder, store, requests[numbers[0]][1],
                                 [requests[n][2:] for n in numbers])  # fmt: skip
             for number, score in zip(numbers, scores, strict=True):

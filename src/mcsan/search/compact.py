@@ -51,7 +51,7 @@ def _copy_rows(source: object, rows: np.ndarray, path: Path) -> np.ndarray:
 def compact_index(directory: str | os.PathLike[str], index_type: str | None = None
                   ) -> ChangeSummary:  # fmt: skip
     """Rewrite the index in ``directory`` with its live clips only, its FAISS index retrained
-(of the same kind unless ``index_type``: ``auto`` chooses by the number of clips)."""
+    (of the same kind unless ``index_type``: ``auto`` chooses by the number of clips)."""
     started = time.perf_counter()
     directory = Path(directory)
     index = VideoIndex.load(directory)

@@ -27,7 +27,7 @@ def fuse(
     embeddings: Mapping[str, np.ndarray],
     levels: Sequence[str],
     scales: np.ndarray,
-    rows: slice | None = None,
+    rows: slice | np.ndarray | None = None,
 ) -> np.ndarray:
     """Concatenate ``scales[l] * embeddings[l][rows]`` over levels into (N, sum d_l) float32."""
     parts = []

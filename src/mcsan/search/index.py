@@ -324,12 +324,15 @@ def training_sample(arrays: Mapping[str, Any], levels: Sequence[str], video_scal
 
 
 def add_rows(index: Any, arrays: Mapping[str, Any], levels: Sequence[str],
-             video_scale: np.ndarray, first_row: int) -> None:  # fmt: skip
-    """Add the fused vectors of ``arrays`` to the FAISS ``index``, labelled ``first_row`` on."""
-    count = len(arrays[levels[0]]) if levels else 0
+             video_scale: np.ndarray, first_row: int, rows: np.ndarray | None = None
+             ) -> None:  # fmt: skip
+    """Add the fused vectors of ``arrays`` (only ``rows`` of them, when given) to the FAISS
+    ``index``, each labelled ``first_row`` + its row."""
+    count = (len(arrays[levels[0]]) if levels else 0) if rows is None else len(rows)
     for start in range(0, count, ADD_CHUNK_ROWS):
-        block = fuse(arrays, levels, video_scale, slice(start, start + ADD_CHUNK_ROWS))
-        labels = np.arange(first_row + start, first_row + start + len(block), dtype=np.int64)
-        index.add_with_ids(block, labels)
+        stop = min(start + ADD_CHUNK_ROWS, count)
+        part = np.arange(start, stop) if rows is None else rows[start:stop]
+        block = fuse(arrays, levels, video_scale, slice(start, stop) if rows is None else part)
+        index.add_with_ids(block, (first_row + part).astype(np.int64))
         for level in levels:
             release(arrays[level])

@@ -21,7 +21,7 @@ import numpy as np
 from mcsan.core.errors import SearchError
 from mcsan.search.concept_index import ConceptScores
 from mcsan.search.faiss_kinds import META_KINDS, choose_kind, make_index
-from mcsan.search.index import ADD_CHUNK_ROWS, VideoIndex, fuse, fuse_scales, training_sample
+from mcsan.search.index import VideoIndex, add_rows, fuse_scales, training_sample
 from mcsan.search.index_files import segment_files
 from mcsan.search.segments import blocks_of, rows_of
 
@@ -68,10 +68,7 @@ def faiss_over(embeddings: Mapping[str, Any], weights: Mapping[str, float], rows
     faiss_index, nprobe = make_index(
         kind, dim, len(rows),
         lambda picked: training_sample(embeddings, levels, scale, rows[picked]))
-    for start in range(0, len(rows), ADD_CHUNK_ROWS):
-        chunk = rows[start : start + ADD_CHUNK_ROWS]
-        faiss_index.add_with_ids(
-            fuse({lv: e[chunk] for lv, e in embeddings.items()}, levels, scale), chunk)
+    add_rows(faiss_index, embeddings, levels, scale, 0, rows)
     return faiss_index, kind, nprobe
 
 
